@@ -1,0 +1,209 @@
+"""The streaming core: send one request upstream and relay the answer without holding it.
+
+Contract of :func:`forward`:
+
+* Base URLs are tried in order. A failure before the upstream's response headers (connect
+  error, TLS error, connection closed, timeout) or a 502/503/504 moves on to the next base URL;
+  when none is left the last error is raised as a :class:`~gateway.errors.GatewayError`.
+* An upstream error status (4xx, 5xx) becomes :class:`~gateway.errors.UpstreamStatus`: the
+  status and its ``Warning`` headers reach the client, the upstream's body does not.
+* A 2xx answer is relayed: status, end-to-end headers, then the body chunk by chunk as it
+  arrives. Each write waits until the client's socket has room (backpressure), and the
+  upstream socket is paused while our read buffer is full, so memory per stream stays bounded
+  whatever the size of the study and the speed of the client.
+* Once the response has started, an upstream failure — including a multipart body that ends
+  without its closing boundary — aborts the client's connection (no terminating chunk) and
+  marks the exchange ``aborted``: a truncated body never ends like a complete one.
+* A client that goes away (write error or cancellation) ends the exchange ``aborted`` with
+  cause ``client``; leaving ``async with`` closes the upstream connection, so the upstream
+  stops sending too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+from aiohttp import web
+
+from gateway.errors import (
+    GatewayError,
+    RedirectNotFollowed,
+    UpstreamStatus,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from gateway.exchange import Exchange, Outcome
+from gateway.headers import request_headers, response_headers
+from gateway.rewrite import PrefixRewriter, is_rewritable
+from gateway.upstream import UpstreamPool
+from routing.rad160 import ResourceKind
+from routing.registry import Route
+
+__all__ = ["forward"]
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_FAILOVER_STATUSES = frozenset({502, 503, 504})
+_EPILOGUE_ALLOWANCE = 256
+
+
+async def forward(
+    request: web.Request,
+    route: Route,
+    exchange: Exchange,
+    *,
+    pool: UpstreamPool,
+    resource: ResourceKind,
+    public_prefix: str | None,
+) -> web.StreamResponse:
+    """Relay ``request`` along ``route``; see the module docstring for the full contract.
+
+    ``public_prefix`` is what the upstream's base URL becomes in rewritten metadata (None:
+    no rewriting).
+    """
+    upstream = route.upstream
+    exchange.upstream = upstream.name
+    headers = request_headers(request.headers, resource, exchange.request_id)
+    failure: GatewayError | None = None
+    with pool.lease(upstream) as session:
+        for base, url in route.urls():
+            exchange.attempts += 1
+            exchange.upstream_url = url
+            try:
+                answer = await session.get(url, headers=headers, allow_redirects=False)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failure = _classify(upstream.name, exc)
+                _note_failure(exchange, failure)
+                continue
+            async with answer:
+                exchange.upstream_status = answer.status
+                failure = _refusal(upstream.name, answer)
+                if failure is None:
+                    rewriter = None
+                    if public_prefix and is_rewritable(answer.headers.get("Content-Type", "")):
+                        rewriter = PrefixRewriter(base.encode(), public_prefix.encode())
+                    return await _relay(request, answer, exchange, rewriter)
+                _note_failure(exchange, failure)
+                if answer.status not in _FAILOVER_STATUSES:
+                    raise failure
+    assert failure is not None  # at least one base URL was tried
+    raise failure
+
+
+def _refusal(upstream: str, answer: aiohttp.ClientResponse) -> GatewayError | None:
+    """The error for a non-2xx answer, or None when the answer is to be relayed."""
+    status = answer.status
+    if 200 <= status < 300:
+        return None
+    if status in _REDIRECTS:
+        return RedirectNotFollowed(upstream, status)
+    warnings = tuple(answer.headers.getall("Warning", ()))
+    return UpstreamStatus(upstream, status, warnings)
+
+
+def _classify(upstream: str, exc: BaseException) -> GatewayError:
+    match exc:
+        case aiohttp.ConnectionTimeoutError():
+            return UpstreamTimeout(upstream, "connect")
+        case aiohttp.SocketTimeoutError() | TimeoutError():
+            return UpstreamTimeout(upstream, "read")
+        case aiohttp.ClientSSLError():
+            return UpstreamUnavailable(upstream, "tls")
+        case aiohttp.ClientConnectorError():
+            return UpstreamUnavailable(upstream, "connect")
+        case aiohttp.ServerDisconnectedError() | aiohttp.ClientOSError():
+            return UpstreamUnavailable(upstream, "closed")
+        case _:
+            return UpstreamUnavailable(upstream, "protocol")
+
+
+def _note_failure(exchange: Exchange, failure: GatewayError) -> None:
+    reason = getattr(failure, "reason", None)
+    if isinstance(failure, UpstreamStatus):
+        reason = "status"
+    elif isinstance(failure, RedirectNotFollowed):
+        reason = "redirect"
+    exchange.error = reason or failure.slug
+
+
+async def _relay(
+    request: web.Request,
+    answer: aiohttp.ClientResponse,
+    exchange: Exchange,
+    rewriter: PrefixRewriter | None,
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=answer.status, headers=response_headers(answer.headers))
+    if rewriter is None and answer.content_length is not None:
+        response.content_length = answer.content_length
+    closing = _closing_delimiter(answer.headers)
+    await response.prepare(request)
+    exchange.status = answer.status
+    exchange.mark_first_byte()
+
+    content = answer.content
+    write = response.write
+    sent = 0
+    last = previous = b""
+    try:
+        # The hot loop: one readany() and one write() per buffered block, no copies and no
+        # other per-chunk work. The closing-boundary check needs only the last two blocks.
+        if rewriter is None:
+            while chunk := await content.readany():
+                await write(chunk)
+                sent += len(chunk)
+                previous, last = last, chunk
+        else:
+            while chunk := await content.readany():
+                out = rewriter.feed(chunk)
+                await write(out)
+                sent += len(out)
+                previous, last = last, chunk
+            out = rewriter.flush()
+            await write(out)
+            sent += len(out)
+    except ConnectionResetError:  # first: aiohttp's write error is also a ClientError
+        _abort(request, exchange, "client")
+        return response
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        _abort(request, exchange, "read-timeout" if isinstance(exc, TimeoutError) else "truncated")
+        return response
+    finally:
+        exchange.bytes_sent = sent
+    if closing is not None and not _ends_with(previous, last, closing):
+        _abort(request, exchange, "truncated")
+        return response
+    await response.write_eof()
+    exchange.outcome = Outcome.COMPLETE
+    return response
+
+
+def _closing_delimiter(headers: Mapping[str, str]) -> bytes | None:
+    """``--boundary--`` for a multipart answer (RFC 2046 §5.1.1), else None."""
+    content_type = headers.get("Content-Type", "")
+    if not content_type.lower().startswith("multipart/"):
+        return None
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "boundary":
+            return b"--" + value.strip().strip('"').encode("latin-1") + b"--"
+    return None
+
+
+def _ends_with(previous: bytes, last: bytes, closing: bytes) -> bool:
+    """Whether the body's last bytes hold the closing delimiter (a short epilogue is allowed)."""
+    window = len(closing) + _EPILOGUE_ALLOWANCE
+    tail = last[-window:] if len(last) >= window else previous[-(window - len(last)) :] + last
+    return closing in tail
+
+
+def _abort(request: web.Request, exchange: Exchange, reason: str) -> None:
+    """Cut the client connection without the terminating chunk, so truncation is visible.
+
+    The handler then returns the prepared response; aiohttp's final ``write_eof`` meets a
+    closed transport and writes nothing.
+    """
+    exchange.outcome = Outcome.ABORTED
+    exchange.error = reason
+    transport = request.transport
+    if transport is not None:
+        transport.abort()

@@ -1,0 +1,24 @@
+"""Every key under which the application and requests keep state (design.md §9 rule 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gateway.exchange import Exchange, ExchangeSink
+from gateway.metrics import Metrics
+from gateway.reload import RegistryHolder
+from gateway.settings import ServerSettings
+from gateway.upstream import UpstreamPool
+
+__all__ = ["EXCHANGE", "HOLDER", "METRICS", "POOL", "READINESS", "SETTINGS", "SINKS"]
+
+SETTINGS = web.AppKey("settings", ServerSettings)
+HOLDER = web.AppKey("registry_holder", RegistryHolder)
+METRICS = web.AppKey("metrics", Metrics)
+POOL = web.AppKey("upstream_pool", UpstreamPool)
+SINKS = web.AppKey("exchange_sinks", list[ExchangeSink])
+
+EXCHANGE = web.RequestKey("exchange", Exchange)
+READINESS = web.AppKey("readiness_checks", list[Callable[[], str | None]])

@@ -1,0 +1,146 @@
+"""Prometheus metrics, registered on an injected ``CollectorRegistry``.
+
+Names carry the ``mado_gateway_`` prefix and base units; counters end in ``_total``. Label
+values come only from bounded sets — route kinds, resource kinds, status codes, configured
+upstream names, fixed reason words — never an OID, a UID or a URL (those are PHI-adjacent and
+unbounded). Known label combinations are created at start so a dashboard sees zeros, not gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from gateway.exchange import Exchange, Outcome
+
+__all__ = ["LOOKUP_RESULTS", "UPSTREAM_ERROR_REASONS", "Metrics"]
+
+_PREFIX = "mado_gateway"
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_TTFB_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+LOOKUP_RESULTS = (
+    "relay",
+    "source",
+    "retrieve-url",
+    "unknown-community",
+    "unknown-source",
+    "retrieve-url-refused",
+    "invalid",
+)
+UPSTREAM_ERROR_REASONS = (
+    "connect",
+    "tls",
+    "closed",
+    "protocol",
+    "connect-timeout",
+    "read-timeout",
+    "status",
+    "redirect",
+    "truncated",
+)
+ROUTE_KINDS = ("relay", "source", "retrieve-url", "none")
+
+
+class Metrics:
+    """Every metric the gateway exports; one instance per process, created at start."""
+
+    def __init__(self, registry: CollectorRegistry, *, version: str) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            f"{_PREFIX}_requests",
+            "Requests answered, by route kind, resource kind and HTTP status.",
+            ("route", "resource", "status"),
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            f"{_PREFIX}_request_duration_seconds",
+            "Time from request start to the last byte sent (or the abort).",
+            ("route", "resource"),
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.time_to_first_byte = Histogram(
+            f"{_PREFIX}_time_to_first_byte_seconds",
+            "Time from request start to the first body byte relayed to the client.",
+            ("route", "upstream"),
+            buckets=_TTFB_BUCKETS,
+            registry=registry,
+        )
+        self.relayed_bytes = Counter(
+            f"{_PREFIX}_relayed_bytes",
+            "Body bytes relayed from upstreams to clients.",
+            ("route", "upstream"),
+            registry=registry,
+        )
+        self.upstream_requests = Counter(
+            f"{_PREFIX}_upstream_requests",
+            "Requests sent to upstreams, by upstream and status class (or 'error').",
+            ("upstream", "status_class"),
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            f"{_PREFIX}_upstream_errors",
+            "Upstream failures by reason; a failover attempt counts once per base URL tried.",
+            ("upstream", "reason"),
+            registry=registry,
+        )
+        self.stream_aborts = Counter(
+            f"{_PREFIX}_stream_aborts",
+            "Responses aborted after the first byte, by cause (upstream or client).",
+            ("route", "cause"),
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            f"{_PREFIX}_in_flight_requests",
+            "Requests being served now.",
+            registry=registry,
+        )
+        self.lookups = Counter(
+            f"{_PREFIX}_routing_lookups",
+            "Routing decisions by result.",
+            ("result",),
+            registry=registry,
+        )
+        self.reloads = Counter(
+            f"{_PREFIX}_registry_reloads",
+            "Configuration reloads by result.",
+            ("result",),
+            registry=registry,
+        )
+        self.reload_ok = Gauge(
+            f"{_PREFIX}_registry_last_reload_successful",
+            "1 if the last configuration (re)load succeeded, 0 if the gateway kept an older one.",
+            registry=registry,
+        )
+        self.build = Info(f"{_PREFIX}_build", "Gateway version.", registry=registry)
+        self.build.info({"version": version})
+        for result in LOOKUP_RESULTS:
+            self.lookups.labels(result)
+        for result in ("success", "failure"):
+            self.reloads.labels(result)
+        self.reload_ok.set(1)
+
+    def known_upstreams(self, names: Iterable[str]) -> None:
+        """Create the per-upstream series for a (re)loaded configuration."""
+        for name in names:
+            for reason in UPSTREAM_ERROR_REASONS:
+                self.upstream_errors.labels(name, reason)
+
+    def observe(self, exchange: Exchange) -> None:
+        """The metrics sink: count one finished exchange."""
+        route = exchange.route_kind
+        self.requests.labels(route, exchange.resource, str(exchange.status)).inc()
+        if exchange.duration_s is not None:
+            self.request_duration.labels(route, exchange.resource).observe(exchange.duration_s)
+        upstream = exchange.upstream
+        if upstream is None:
+            return
+        if exchange.first_byte_s is not None:
+            self.time_to_first_byte.labels(route, upstream).observe(exchange.first_byte_s)
+        if exchange.bytes_sent:
+            self.relayed_bytes.labels(route, upstream).inc(exchange.bytes_sent)
+        if exchange.outcome is Outcome.ABORTED:
+            cause = exchange.error or "unknown"
+            self.stream_aborts.labels(route, cause if cause == "client" else "upstream").inc()

@@ -1,0 +1,94 @@
+"""The XC-WADO Retrieve [RAD-160] handler, for both gateway roles.
+
+One request, in order: take the raw path below the endpoint, parse and validate it
+(:mod:`routing.rad160`; nothing upstream is touched before every UID and OID has passed),
+resolve it with the current registry (:mod:`routing.registry`), then relay it
+(:mod:`gateway.forward`). Whether this gateway acts as the initiating or the responding
+gateway is the registry's decision, made from the homeCommunityId.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.exchange import Exchange
+from gateway.forward import forward
+from gateway.keys import EXCHANGE, HOLDER, METRICS, POOL, SETTINGS
+from routing.errors import (
+    InvalidIdentifier,
+    InvalidRequestPath,
+    RetrieveUrlRefused,
+    UnknownCommunity,
+    UnknownSource,
+)
+from routing.rad160 import Rad160Request, parse_rad160
+from routing.registry import Route, RouteKind
+
+__all__ = ["add_routes"]
+
+_LOOKUP_FAILURES: tuple[tuple[type[Exception], str], ...] = (
+    (UnknownCommunity, "unknown-community"),
+    (UnknownSource, "unknown-source"),
+    (RetrieveUrlRefused, "retrieve-url-refused"),
+)
+
+
+def add_routes(app: web.Application, base_path: str) -> None:
+    app.router.add_get(base_path + "/{tail:.*}", retrieve, allow_head=False)
+
+
+async def retrieve(request: web.Request) -> web.StreamResponse:
+    exchange = request[EXCHANGE]
+    settings = request.app[SETTINGS]
+    metrics = request.app[METRICS]
+    registry = request.app[HOLDER].registry
+
+    raw_path = request.rel_url.raw_path
+    prefix = settings.base_path + "/"
+    try:
+        if not raw_path.startswith(prefix):
+            raise InvalidRequestPath("path is not below the gateway endpoint")
+        rad160 = parse_rad160(raw_path[len(prefix) :], request.rel_url.raw_query_string)
+    except (InvalidIdentifier, InvalidRequestPath):
+        metrics.lookups.labels("invalid").inc()
+        raise
+    _describe(exchange, rad160)
+
+    try:
+        route = registry.resolve(rad160)
+    except Exception as exc:
+        for error_type, result in _LOOKUP_FAILURES:
+            if isinstance(exc, error_type):
+                metrics.lookups.labels(result).inc()
+        raise
+    metrics.lookups.labels(route.kind.value).inc()
+    exchange.route_kind = route.kind.value
+
+    return await forward(
+        request,
+        route,
+        exchange,
+        pool=request.app[POOL],
+        resource=rad160.kind,
+        public_prefix=_public_prefix(request, route, rad160),
+    )
+
+
+def _describe(exchange: Exchange, rad160: Rad160Request) -> None:
+    exchange.resource = rad160.kind.value
+    exchange.home_community_id = rad160.home_community_id
+    exchange.retrieve_location_uid = rad160.retrieve_location_uid
+    exchange.study_uid = rad160.study
+    exchange.series_uid = rad160.series
+    exchange.instance_uid = rad160.instance
+
+
+def _public_prefix(request: web.Request, route: Route, rad160: Rad160Request) -> str:
+    """What the upstream's base URL becomes in metadata: our URL for the same resource."""
+    settings = request.app[SETTINGS]
+    endpoint = settings.public_url or f"{request.scheme}://{request.host}{settings.base_path}/"
+    if route.kind is RouteKind.RELAY:
+        # The responding gateway already wrote its own endpoint followed by the
+        # homeCommunityId/… prefix; swapping its endpoint for ours is enough.
+        return endpoint
+    return endpoint + rad160.prefix

@@ -1,0 +1,411 @@
+"""Configuration documents (YAML or JSON) to :class:`~routing.model.Config`.
+
+Every problem is collected, not just the first, and each names its field path
+(``upstreams.pacs-a.base_urls[1]``) and the reason, so an operator fixes a file in one pass.
+Unknown fields are problems too: a misspelt ``read_idle_s`` must not silently fall back to
+the default. Sections owned by other packages (``server``, ``audit``) are passed over here and
+read by their owners with the same :class:`Fields` reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import yaml
+
+from routing.errors import ConfigError, ConfigProblem, InvalidIdentifier
+from routing.ids import HomeCommunityId, Oid
+from routing.model import (
+    Config,
+    Identity,
+    Limits,
+    Protocol,
+    Timeouts,
+    TlsProfile,
+    Upstream,
+    UrlPolicy,
+    origin_of,
+)
+
+__all__ = ["Fields", "load_config", "load_document", "parse_config", "parse_base_url"]
+
+T = TypeVar("T")
+_ROUTE_PROTOCOLS = {
+    "communities": frozenset({Protocol.XC_WADO}),
+    "sources": frozenset({Protocol.WADO_RS}),
+}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+class Fields:
+    """Typed reads from one mapping of a document; problems are recorded, never raised."""
+
+    def __init__(self, value: object, path: str, problems: list[ConfigProblem]) -> None:
+        self.path = path
+        self.problems = problems
+        self.valid = isinstance(value, Mapping)
+        if value is not None and not self.valid:
+            self.problem("", f"must be a mapping, not {_type_name(value)}")
+        self._data: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
+        self._seen: set[str] = set()
+
+    def problem(self, key: str, reason: str) -> None:
+        self.problems.append(ConfigProblem(path=self.child_path(key), reason=reason))
+
+    def child_path(self, key: str) -> str:
+        if not key:
+            return self.path
+        return f"{self.path}.{key}" if self.path else key
+
+    def raw(self, key: str) -> object:
+        self._seen.add(key)
+        return self._data.get(key)
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.raw(key)
+        if value is None:
+            if required:
+                self.problem(key, "is required")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            self.problem(key, "must be a non-empty string")
+            return default
+        return value.strip()
+
+    def number(self, key: str, default: float, *, positive: bool = True) -> float:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(key, f"must be a number, not {_type_name(value)}")
+            return default
+        if positive and value <= 0:
+            self.problem(key, "must be greater than 0")
+            return default
+        return float(value)
+
+    def integer(self, key: str, default: int, *, minimum: int = 1) -> int:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(key, f"must be a whole number, not {_type_name(value)}")
+            return default
+        if value < minimum:
+            self.problem(key, f"must be at least {minimum}")
+            return default
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.problem(key, "must be true or false")
+            return default
+        return value
+
+    def strings(self, key: str) -> list[tuple[str, str]]:
+        """A list of strings, each paired with its own field path."""
+        value = self.raw(key)
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            self.problem(key, "must be a list of strings")
+            return []
+        out = []
+        for index, item in enumerate(value):
+            path = f"{self.child_path(key)}[{index}]"
+            if isinstance(item, str) and item.strip():
+                out.append((path, item.strip()))
+            else:
+                self.problems.append(ConfigProblem(path=path, reason="must be a non-empty string"))
+        return out
+
+    def section(self, key: str) -> Fields:
+        return Fields(self.raw(key), self.child_path(key), self.problems)
+
+    def entries(self, key: str) -> Iterator[tuple[str, str, object]]:
+        """``(name, path, value)`` for each entry of a named mapping (``upstreams: {a: …}``)."""
+        value = self.raw(key)
+        if value is None:
+            return
+        if not isinstance(value, Mapping):
+            self.problem(key, "must be a mapping")
+            return
+        for name, item in value.items():
+            yield str(name), f"{self.child_path(key)}.{name}", item
+
+    def finish(self, also_known: Collection[str] = ()) -> None:
+        """Report every field that nobody read: almost always a typo."""
+        for key in self._data:
+            if key not in self._seen and key not in also_known:
+                self.problem(str(key), "unknown field")
+
+
+def load_document(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """Read a YAML or JSON file into a mapping. Raises :class:`ConfigError` naming the file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [ConfigProblem(path="", reason=exc.strerror or str(exc))], source
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigProblem(path="", reason="not UTF-8 text")], source) from None
+    try:
+        document = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        reason = f"cannot be parsed: {_first_line(exc)}"
+        raise ConfigError([ConfigProblem(path="", reason=reason)], source) from None
+    if not isinstance(document, Mapping):
+        reason = f"must be a mapping at the top level, not {_type_name(document)}"
+        raise ConfigError([ConfigProblem(path="", reason=reason)], source)
+    return document
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Load and validate a configuration file. Raises :class:`ConfigError` with every problem."""
+    return parse_config(load_document(path), source=str(path))
+
+
+def parse_config(
+    document: Mapping[str, Any],
+    *,
+    source: str = "configuration",
+    foreign_sections: Collection[str] = frozenset({"server", "audit", "logging"}),
+) -> Config:
+    """Validate a parsed document. Raises :class:`ConfigError` with every problem found."""
+    problems: list[ConfigProblem] = []
+    root = Fields(document, "", problems)
+    identity = _identity(root.section("self"))
+    declared = {name for name, _, _ in root.entries("upstreams")}
+    upstreams = _upstreams(root)
+    communities = _routes(root, "communities", HomeCommunityId, upstreams, declared)
+    sources = _routes(root, "sources", Oid, upstreams, declared)
+    url_policy = _url_policy(root.section("url_policy"))
+    root.finish(also_known=foreign_sections)
+
+    if identity is not None and identity.home_community_id in communities:
+        problems.append(
+            ConfigProblem(
+                path=f"communities.{identity.home_community_id}",
+                reason="is this gateway's own community (self.home_community_id)",
+            )
+        )
+    if problems or identity is None:
+        raise ConfigError(problems, source)
+    return Config(
+        identity=identity,
+        upstreams=upstreams,
+        communities=communities,
+        sources=sources,
+        url_policy=url_policy,
+    )
+
+
+def parse_base_url(value: str) -> str:
+    """Validate an absolute http(s) base URL and return it ending in ``/``.
+
+    Raises ``ValueError`` with a reason fit for an operator.
+    """
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in {"http", "https"}:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    try:
+        origin_of(value)
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return value if value.endswith("/") else value + "/"
+
+
+def _identity(fields: Fields) -> Identity | None:
+    if not fields.valid:
+        fields.problem("", "is required")
+        fields.finish()
+        return None
+    hcid = _identifier(fields, "home_community_id", HomeCommunityId)
+    audit_source_id = fields.text("audit_source_id", required=True)
+    site = fields.text("enterprise_site_id")
+    fields.finish()
+    if hcid is None or audit_source_id is None:
+        return None
+    return Identity(
+        home_community_id=hcid, audit_source_id=audit_source_id, enterprise_site_id=site
+    )
+
+
+def _upstreams(root: Fields) -> dict[str, Upstream]:
+    upstreams: dict[str, Upstream] = {}
+    entries = list(root.entries("upstreams"))
+    if not entries:
+        root.problem("upstreams", "must name at least one upstream")
+    for name, path, value in entries:
+        fields = Fields(value, path, root.problems)
+        if _NAME.fullmatch(name) is None:
+            fields.problem("", "name must be letters, digits, '.', '_' or '-' (at most 63)")
+        upstream = _upstream(name, fields)
+        if upstream is not None:
+            upstreams[name] = upstream
+    return upstreams
+
+
+def _upstream(name: str, fields: Fields) -> Upstream | None:
+    protocol_text = fields.text("protocol", required=True)
+    protocol = None
+    if protocol_text is not None:
+        try:
+            protocol = Protocol(protocol_text)
+        except ValueError:
+            choices = ", ".join(p.value for p in Protocol)
+            fields.problem("protocol", f"must be one of {choices}")
+    base_urls = []
+    for path, url in fields.strings("base_urls"):
+        try:
+            base_urls.append(parse_base_url(url))
+        except ValueError as exc:
+            fields.problems.append(ConfigProblem(path=path, reason=f"{url!r} {exc}"))
+    if not fields.has("base_urls"):
+        fields.problem("base_urls", "is required")
+    timeouts = _timeouts(fields.section("timeouts"))
+    limits = _limits(fields.section("limits"))
+    tls = _tls(fields.section("tls"))
+    fields.finish()
+    if protocol is None or not base_urls:
+        return None
+    return Upstream(
+        name=name,
+        protocol=protocol,
+        base_urls=tuple(base_urls),
+        tls=tls,
+        timeouts=timeouts,
+        limits=limits,
+    )
+
+
+def _timeouts(fields: Fields) -> Timeouts:
+    default = Timeouts()
+    value = Timeouts(
+        connect_s=fields.number("connect_s", default.connect_s),
+        read_idle_s=fields.number("read_idle_s", default.read_idle_s),
+    )
+    if fields.has("total_s"):
+        fields.raw("total_s")
+        fields.problem("total_s", "is not supported: streams have idle timeouts, never a deadline")
+    fields.finish()
+    return value
+
+
+def _limits(fields: Fields) -> Limits:
+    default = Limits()
+    value = Limits(
+        max_connections=fields.integer("max_connections", default.max_connections),
+        keepalive_s=fields.number("keepalive_s", default.keepalive_s),
+    )
+    fields.finish()
+    return value
+
+
+def _tls(fields: Fields) -> TlsProfile:
+    files = {}
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = fields.text(key)
+        if path is not None and not os.path.isfile(path):
+            fields.problem(key, f"file {path!r} does not exist")
+        files[key] = path
+    if (files["cert_file"] is None) != (files["key_file"] is None):
+        fields.problem("", "cert_file and key_file go together (mutual TLS needs both)")
+    fields.finish()
+    return TlsProfile(**files)
+
+
+def _routes(
+    root: Fields,
+    key: str,
+    id_type: Callable[[str], T],
+    upstreams: Mapping[str, Upstream],
+    declared: Collection[str],
+) -> dict[T, str]:
+    """Read ``communities`` or ``sources``: identifier -> name of an upstream that can serve it."""
+    allowed = _ROUTE_PROTOCOLS[key]
+    routes: dict[T, str] = {}
+    for raw_id, path, target in root.entries(key):
+        try:
+            identifier = id_type(raw_id)
+        except InvalidIdentifier as exc:
+            root.problems.append(ConfigProblem(path=path, reason=f"key is an {exc}"))
+            continue
+        if not isinstance(target, str):
+            root.problems.append(ConfigProblem(path=path, reason="must name an upstream"))
+            continue
+        if identifier in routes:
+            root.problems.append(
+                ConfigProblem(path=path, reason=f"duplicates {identifier} (another spelling)")
+            )
+            continue
+        upstream = upstreams.get(target)
+        if upstream is None:
+            # Only say "unknown" when the upstream is truly absent, not merely invalid.
+            if target not in declared:
+                root.problems.append(
+                    ConfigProblem(path=path, reason=f"unknown upstream {target!r}")
+                )
+            continue
+        if upstream.protocol not in allowed:
+            needed = " or ".join(sorted(allowed))
+            reason = f"upstream {target!r} speaks {upstream.protocol}; {key} need {needed}"
+            root.problems.append(ConfigProblem(path=path, reason=reason))
+            continue
+        routes[identifier] = target
+    return routes
+
+
+def _url_policy(fields: Fields) -> UrlPolicy:
+    origins = set()
+    for path, url in fields.strings("allowed_origins"):
+        try:
+            origins.add(origin_of(parse_base_url(url)))
+        except ValueError as exc:
+            fields.problems.append(ConfigProblem(path=path, reason=f"{url!r} {exc}"))
+    allow_upstreams = fields.flag("allow_upstream_origins", default=False)
+    fields.finish()
+    return UrlPolicy(allowed_origins=frozenset(origins), allow_upstream_origins=allow_upstreams)
+
+
+def _identifier(fields: Fields, key: str, id_type: Callable[[str], T]) -> T | None:
+    text = fields.text(key, required=True)
+    if text is None:
+        return None
+    try:
+        return id_type(text)
+    except InvalidIdentifier as exc:
+        fields.problem(key, str(exc))
+        return None
+
+
+def _type_name(value: object) -> str:
+    return {list: "a list", dict: "a mapping", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

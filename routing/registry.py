@@ -1,0 +1,149 @@
+"""The routing registry: from a validated RAD-160 request to exactly one route.
+
+Decision table (MADO Rev 1.1 Appendix XA; design.md §2):
+
+=====================================  ==========================================================
+homeCommunityId is another community   RELAY: the path from ``homeCommunityId/`` on and the query,
+                                       unchanged, to that community's responding gateway
+homeCommunityId is ours, retrieveurl   RETRIEVE_URL: ``studies/…`` below the Retrieve URL, when
+                                       the URL policy admits its origin; refused otherwise
+homeCommunityId is ours                SOURCE: ``studies/…`` below the base URL of the Imaging
+                                       Document Source configured for the Retrieve Location UID
+=====================================  ==========================================================
+
+Lookups are dictionary reads: O(1), no I/O. A registry never changes; reloading builds a new one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from routing.errors import RetrieveUrlRefused, UnknownCommunity, UnknownSource
+from routing.model import Config, Identity, Protocol, Upstream, origin_of
+from routing.rad160 import Rad160Request
+
+__all__ = ["RETRIEVE_URL_UPSTREAM", "Registry", "Route", "RouteKind", "normalise_retrieve_url"]
+
+RETRIEVE_URL_UPSTREAM = "retrieveurl"
+"""Upstream name (and metric label) for an allow-listed origin that is not a configured upstream."""
+
+
+class RouteKind(enum.StrEnum):
+    RELAY = "relay"
+    SOURCE = "source"
+    RETRIEVE_URL = "retrieve-url"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """Where one request goes: an upstream, the base URLs to try in order, and what to append."""
+
+    kind: RouteKind
+    upstream: Upstream
+    base_urls: tuple[str, ...]
+    path: str
+    query: str
+
+    def urls(self) -> Iterator[tuple[str, str]]:
+        """Yield ``(base_url, full_url)`` in failover order."""
+        suffix = f"{self.path}?{self.query}" if self.query else self.path
+        for base in self.base_urls:
+            yield base, base + suffix
+
+
+class Registry:
+    """Immutable routing tables built from one :class:`Config`."""
+
+    __slots__ = ("_by_origin", "config")
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        by_origin: dict[str, Upstream] = {}
+        for upstream in config.upstreams.values():
+            if upstream.protocol is Protocol.WADO_RS:
+                for origin in upstream.origins:
+                    by_origin.setdefault(origin, upstream)
+        self._by_origin = by_origin
+
+    @property
+    def identity(self) -> Identity:
+        return self.config.identity
+
+    def resolve(self, request: Rad160Request) -> Route:
+        """Route a RAD-160 request.
+
+        Raises :class:`UnknownCommunity`, :class:`UnknownSource` or :class:`RetrieveUrlRefused`.
+        """
+        if request.home_community_id != self.identity.home_community_id:
+            return self._relay(request)
+        if request.retrieve_url is not None:
+            return self._retrieve_url(request, request.retrieve_url)
+        name = self.config.sources.get(request.retrieve_location_uid)
+        if name is None:
+            raise UnknownSource(request.retrieve_location_uid)
+        upstream = self.config.upstreams[name]
+        return Route(
+            kind=RouteKind.SOURCE,
+            upstream=upstream,
+            base_urls=upstream.base_urls,
+            path=request.resource_path,
+            query=request.source_query,
+        )
+
+    def _relay(self, request: Rad160Request) -> Route:
+        name = self.config.communities.get(request.home_community_id)
+        if name is None:
+            raise UnknownCommunity(request.home_community_id)
+        upstream = self.config.upstreams[name]
+        return Route(
+            kind=RouteKind.RELAY,
+            upstream=upstream,
+            base_urls=upstream.base_urls,
+            path=request.relay_path,
+            query=request.raw_query,
+        )
+
+    def _retrieve_url(self, request: Rad160Request, retrieve_url: str) -> Route:
+        base = normalise_retrieve_url(retrieve_url)
+        origin = origin_of(base)
+        policy = self.config.url_policy
+        upstream = self._by_origin.get(origin) if policy.allow_upstream_origins else None
+        if upstream is None and origin not in policy.allowed_origins:
+            raise RetrieveUrlRefused(base, "origin not on the allow-list")
+        if upstream is None:
+            upstream = Upstream(
+                name=RETRIEVE_URL_UPSTREAM, protocol=Protocol.WADO_RS, base_urls=(base,)
+            )
+        return Route(
+            kind=RouteKind.RETRIEVE_URL,
+            upstream=upstream,
+            base_urls=(base,),
+            path=request.resource_path,
+            query=request.source_query,
+        )
+
+
+def normalise_retrieve_url(value: str) -> str:
+    """Turn a manifest's Retrieve URL into an absolute base URL ending in ``/``.
+
+    A value without a scheme (``hostname/dicom-web-rs/`` in MADO Figure XA-4) gets ``https://``.
+    Raises :class:`RetrieveUrlRefused` for other schemes, credentials, a query or a fragment.
+    """
+    text = value if "://" in value else f"https://{value}"
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in {"http", "https"}:
+        raise RetrieveUrlRefused(value, "scheme must be https or http")
+    if parts.username is not None or parts.password is not None:
+        raise RetrieveUrlRefused(value, "credentials in the URL")
+    if parts.query or parts.fragment:
+        raise RetrieveUrlRefused(value, "query or fragment in the URL")
+    try:
+        origin_of(text)
+    except ValueError:
+        raise RetrieveUrlRefused(value, "not an absolute URL") from None
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    return f"{scheme}://{parts.netloc}{path}"
