@@ -177,7 +177,7 @@ def _retrieve_url(raw_query: str) -> str | None:
         return None
     if len(values) > 1:
         raise InvalidRequestPath("retrieveurl given more than once")
-    value = values[0].strip()
+    value = values[0]
     if not value:
         raise InvalidRequestPath("retrieveurl is empty")
     if any(ord(char) < 0x21 or ord(char) == 0x7F for char in value):

@@ -1,0 +1,52 @@
+# mado-gateway — the two commands a newcomer runs on a fresh Debian machine, as root:
+#   make demo    a real cross-community retrieval: Orthanc -> gateway A -> gateway B -> you
+#   make test    lint, type check and the whole test suite against real peers
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := orthanc orthanc-dicomweb dicom3tools rsyslog rsyslog-gnutls prometheus curl
+
+.PHONY: demo test deps system-deps python-deps lint typecheck pytest bench clean
+
+demo: deps
+	$(PY) -m demo
+
+test: deps lint typecheck pytest
+
+deps: system-deps python-deps
+
+# Debian packages for the real peers. Installed only when missing, so a second run is quick.
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install:" $$missing >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+python-deps: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+lint:
+	$(VENV)/bin/ruff check .
+
+typecheck:
+	$(VENV)/bin/mypy --strict
+
+pytest:
+	$(PY) -m pytest -q
+
+bench: deps
+	$(PY) -m bench.stream
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-output

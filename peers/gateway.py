@@ -1,0 +1,121 @@
+"""A gateway as its own process (``python -m gateway serve``), as an operator would run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import yaml
+
+from peers.net import free_port, wait_http
+
+__all__ = ["GatewayProcess", "gateway_config"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def gateway_config(
+    *,
+    home_community_id: str,
+    port: int,
+    upstreams: dict[str, dict[str, Any]],
+    communities: dict[str, str] | None = None,
+    sources: dict[str, str] | None = None,
+    base_path: str = "/wado",
+    url_policy: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A configuration document for one gateway on 127.0.0.1:``port``."""
+    document: dict[str, Any] = {
+        "self": {
+            "home_community_id": home_community_id,
+            "audit_source_id": f"gateway-{home_community_id}",
+        },
+        "server": {"host": "127.0.0.1", "port": port, "base_path": base_path},
+        "upstreams": upstreams,
+        "communities": communities or {},
+        "sources": sources or {},
+    }
+    if url_policy is not None:
+        document["url_policy"] = url_policy
+    document.update(extra or {})
+    return document
+
+
+class GatewayProcess:
+    """``with GatewayProcess(folder, config) as gw: gw.endpoint`` — started, ready, stopped."""
+
+    def __init__(self, folder: Path, config: dict[str, Any], *, name: str = "gateway") -> None:
+        self.folder = folder
+        self.config = config
+        self.name = name
+        server = config.setdefault("server", {})
+        self.port: int = server.setdefault("port", free_port())
+        self.base_path: str = server.get("base_path", "/wado")
+        self.config_file = folder / f"{name}.yaml"
+        self.log_file = folder / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        """The XC-WADO endpoint, ending in ``/``."""
+        return f"{self.url}{self.base_path}/"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def write_config(self, config: dict[str, Any] | None = None) -> None:
+        self.config_file.write_text(yaml.safe_dump(config or self.config, sort_keys=False))
+
+    def __enter__(self) -> Self:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        log = self.log_file.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(self.config_file)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+        )
+        log.close()
+        try:
+            wait_http(f"{self.url}/readyz", alive=lambda: self.process and self.process.poll() is None)
+        except Exception as exc:
+            self.__exit__(None, None, None)
+            raise RuntimeError(f"{self.name} did not start:\n{self.log()}") from exc
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def send_signal(self, signum: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

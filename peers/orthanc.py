@@ -1,0 +1,118 @@
+"""Orthanc with its DICOMweb plugin (Debian ``orthanc``, ``orthanc-dicomweb``) as the
+Imaging Document Source, on loopback, with its own configuration and storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from peers.net import free_port, wait_http
+
+__all__ = ["OrthancServer", "find_orthanc"]
+
+_PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc")
+
+
+def find_orthanc() -> tuple[str, str]:
+    """Paths of the Orthanc binary and the DICOMweb plugin; ``RuntimeError`` if missing."""
+    binary = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+    plugin = next(
+        (
+            str(path)
+            for folder in _PLUGIN_DIRS
+            for path in sorted(Path(folder).glob("libOrthancDicomWeb.so*"))
+        ),
+        None,
+    )
+    if not os.path.exists(binary) or plugin is None:
+        raise RuntimeError(
+            "Orthanc with the DICOMweb plugin is not installed "
+            "(apt-get install orthanc orthanc-dicomweb; `make deps` does it)"
+        )
+    return binary, plugin
+
+
+class OrthancServer:
+    """A private Orthanc: ``with OrthancServer(folder) as orthanc: orthanc.dicomweb_url``."""
+
+    def __init__(self, folder: Path, *, port: int | None = None, name: str = "ids") -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.name = name
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        """The WADO-RS base URL, ending in ``/``."""
+        return f"{self.url}/dicom-web/"
+
+    def __enter__(self) -> Self:
+        binary, plugin = find_orthanc()
+        storage = self.folder / "storage"
+        storage.mkdir(parents=True, exist_ok=True)
+        config = {
+            "Name": self.name,
+            "StorageDirectory": str(storage),
+            "IndexDirectory": str(storage),
+            "HttpPort": self.port,
+            "DicomServerEnabled": False,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "HttpCompressionEnabled": False,
+            "StorageCompression": False,
+            "Plugins": [plugin],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
+        }
+        config_file = self.folder / "orthanc.json"
+        config_file.write_text(json.dumps(config, indent=2))
+        log = (self.folder / "orthanc.log").open("wb")
+        self.process = subprocess.Popen(
+            [binary, str(config_file)], stdout=log, stderr=subprocess.STDOUT, cwd=self.folder
+        )
+        log.close()
+        try:
+            wait_http(f"{self.url}/system", alive=lambda: self.process and self.process.poll() is None)
+        except Exception:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def upload(self, part10: bytes) -> None:
+        """Store one DICOM Part 10 object (Orthanc's REST API, POST /instances)."""
+        request = urllib.request.Request(
+            f"{self.url}/instances",
+            data=part10,
+            method="POST",
+            headers={"Content-Type": "application/dicom"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+
+    def upload_all(self, objects: list[bytes]) -> None:
+        for part10 in objects:
+            self.upload(part10)

@@ -1,0 +1,115 @@
+"""Synthetic DICOM studies made with pydicom, for loading into Orthanc.
+
+UIDs are derived from a seed (``2.25.`` UUID-style UIDs, PS3.5 §B.2), so a given seed always
+yields the same study, and pixel data is pseudo-random so no two instances share bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+__all__ = ["SyntheticInstance", "SyntheticStudy", "make_study"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyntheticInstance:
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    part10: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyntheticStudy:
+    study_uid: str
+    patient_id: str
+    instances: tuple[SyntheticInstance, ...]
+
+    @property
+    def series_uids(self) -> list[str]:
+        return list(dict.fromkeys(i.series_uid for i in self.instances))
+
+    def of_series(self, series_uid: str) -> list[SyntheticInstance]:
+        return [i for i in self.instances if i.series_uid == series_uid]
+
+
+def make_study(
+    *,
+    seed: str = "mado-demo",
+    patient_id: str = "MADO-0001",
+    issuer: str = "1.2.826.0.1.3680043.10.1234",
+    series_count: int = 2,
+    instances_per_series: int = 100,
+    rows: int = 128,
+    columns: int = 128,
+) -> SyntheticStudy:
+    """A CT study with ``series_count`` series of ``instances_per_series`` instances each."""
+    rng = random.Random(seed)
+    study_uid = _uid(seed, "study")
+    instances = []
+    for s in range(series_count):
+        series_uid = _uid(seed, f"series-{s}")
+        for n in range(instances_per_series):
+            ds = _instance(study_uid, series_uid, _uid(seed, f"sop-{s}-{n}"), n + 1)
+            ds.PatientID = patient_id
+            ds.IssuerOfPatientID = issuer
+            ds.SeriesNumber = s + 1
+            ds.Rows, ds.Columns = rows, columns
+            ds.PixelData = rng.randbytes(rows * columns * 2)
+            instances.append(
+                SyntheticInstance(
+                    series_uid=series_uid,
+                    sop_instance_uid=ds.SOPInstanceUID,
+                    sop_class_uid=ds.SOPClassUID,
+                    part10=_part10(ds),
+                )
+            )
+    return SyntheticStudy(study_uid=study_uid, patient_id=patient_id, instances=tuple(instances))
+
+
+def _uid(seed: str, name: str) -> str:
+    return str(generate_uid(prefix=None, entropy_srcs=[seed, name]))
+
+
+def _instance(study_uid: str, series_uid: str, sop_uid: str, number: int) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.InstanceNumber = number
+    ds.PatientName = "Demo^Patient"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyDate = "20260101"
+    ds.StudyTime = "120000"
+    ds.AccessionNumber = "ACC0001"
+    ds.StudyID = "1"
+    ds.Modality = "CT"
+    ds.Manufacturer = "mado-gateway test harness"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.RescaleIntercept = 0
+    ds.RescaleSlope = 1
+    return ds
+
+
+def _part10(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

@@ -1,0 +1,112 @@
+"""Routing decisions (routing.registry) for both gateway roles and both addressing modes."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from routing.errors import RetrieveUrlRefused, UnknownCommunity, UnknownSource
+from routing.loader import parse_config
+from routing.rad160 import parse_rad160
+from routing.registry import RETRIEVE_URL_UPSTREAM, Registry, RouteKind, normalise_retrieve_url
+
+STUDY = "1.2.840.113619.2.207.28521.42888.1640475282.450"
+
+DOCUMENT: dict[str, Any] = {
+    "self": {"home_community_id": "5.6.7.8", "audit_source_id": "rig-a"},
+    "upstreams": {
+        "rig-c": {"protocol": "xc-wado", "base_urls": ["https://rig.c.example.org/xc/"]},
+        "pacs": {
+            "protocol": "wado-rs",
+            "base_urls": ["https://document-source.example.org/pacs/wado-rs/", "https://backup.example.org/wado/"],
+        },
+    },
+    "communities": {"9.9.9": "rig-c"},
+    "sources": {"1.2.840.9.10.11.12": "pacs"},
+    "url_policy": {"allowed_origins": ["https://hostname"], "allow_upstream_origins": True},
+}
+
+
+def registry(**policy: Any) -> Registry:
+    document = copy.deepcopy(DOCUMENT)
+    if policy:
+        document["url_policy"] = policy
+    return Registry(parse_config(document))
+
+
+def request(hcid: str, tail: str = f"study/{STUDY}", query: str = "") -> Any:
+    return parse_rad160(f"homeCommunityId/{hcid}/RetrieveLocationUID/1.2.840.9.10.11.12/{tail}", query)
+
+
+def test_other_community_is_relayed_verbatim() -> None:
+    route = registry().resolve(request("urn:oid:9.9.9", f"study/{STUDY}/", "retrieveurl=x/y"))
+    assert route.kind is RouteKind.RELAY
+    assert route.upstream.name == "rig-c"
+    assert list(route.urls()) == [
+        (
+            "https://rig.c.example.org/xc/",
+            "https://rig.c.example.org/xc/homeCommunityId/urn:oid:9.9.9/RetrieveLocationUID/"
+            f"1.2.840.9.10.11.12/study/{STUDY}/?retrieveurl=x/y",
+        )
+    ]
+
+
+def test_own_community_goes_to_the_source_with_studies_and_failover_order() -> None:
+    route = registry().resolve(request("5.6.7.8"))
+    assert route.kind is RouteKind.SOURCE
+    assert [url for _, url in route.urls()] == [
+        f"https://document-source.example.org/pacs/wado-rs/studies/{STUDY}",  # MADO Figure XA-2 [3]
+        f"https://backup.example.org/wado/studies/{STUDY}",
+    ]
+
+
+def test_retrieve_url_mode_figure_xa4() -> None:
+    route = registry().resolve(request("5.6.7.8", query="retrieveurl=hostname/dicom-web-rs/"))
+    assert route.kind is RouteKind.RETRIEVE_URL
+    assert route.upstream.name == RETRIEVE_URL_UPSTREAM
+    assert [url for _, url in route.urls()] == [f"https://hostname/dicom-web-rs/studies/{STUDY}"]
+
+
+def test_retrieve_url_on_a_registered_upstream_origin_uses_that_upstream() -> None:
+    route = registry().resolve(request("5.6.7.8", query="retrieveurl=https://backup.example.org/other/"))
+    assert route.upstream.name == "pacs"
+    assert route.base_urls == ("https://backup.example.org/other/",)
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("https://evil.example.com/wado/", "allow-list"),
+        ("http://hostname/dicom-web-rs/", "allow-list"),  # scheme is part of the origin
+        ("https://hostname:8443/x/", "allow-list"),
+        ("https://trusted@hostname/x/", "credentials"),
+        ("ftp://hostname/x/", "scheme"),
+        ("https://hostname/x/?a=b", "query"),
+        ("https://:80/", "absolute"),
+    ],
+)
+def test_retrieve_urls_outside_the_policy_are_refused(value: str, rule: str) -> None:
+    with pytest.raises(RetrieveUrlRefused) as caught:
+        registry().resolve(request("5.6.7.8", query=f"retrieveurl={value}"))
+    assert rule in caught.value.rule
+
+
+def test_default_policy_refuses_every_retrieve_url() -> None:
+    strict = Registry(parse_config({k: v for k, v in DOCUMENT.items() if k != "url_policy"}))
+    with pytest.raises(RetrieveUrlRefused):
+        strict.resolve(request("5.6.7.8", query="retrieveurl=https://document-source.example.org/pacs/wado-rs/"))
+
+
+def test_unknown_community_and_source_name_the_identifier() -> None:
+    with pytest.raises(UnknownCommunity, match="1.1.1"):
+        registry().resolve(request("1.1.1"))
+    unknown = parse_rad160(f"homeCommunityId/5.6.7.8/RetrieveLocationUID/7.7.7/studies/{STUDY}")
+    with pytest.raises(UnknownSource, match="7.7.7"):
+        registry().resolve(unknown)
+
+
+def test_normalise_retrieve_url() -> None:
+    assert normalise_retrieve_url("hostname/dicom-web-rs") == "https://hostname/dicom-web-rs/"
+    assert normalise_retrieve_url("HTTPS://Host:8443/a/") == "https://Host:8443/a/"
