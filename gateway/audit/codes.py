@@ -1,0 +1,79 @@
+"""Coded values used in DICOM audit messages (PS3.15 A.5.1 ``CodedValueType``).
+
+Codes come from PS3.16: CID 400 (audit event IDs), CID 401 (event type codes), CID 402 (role
+IDs), CID 403 (security alert types), CID 404 (participant object ID types), and RFC 3881 for
+the Patient Number ID type. IHE transactions are coded in the ``IHE Transactions`` scheme, as
+IHE audit messages do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "APPLICATION",
+    "APPLICATION_ACTIVITY",
+    "APPLICATION_LAUNCHER",
+    "APPLICATION_START",
+    "APPLICATION_STOP",
+    "AUDIT_RECORDING_STARTED",
+    "AUDIT_RECORDING_STOPPED",
+    "DESTINATION_ROLE",
+    "INSTANCES_TRANSFERRED",
+    "NODE_AUTHENTICATION",
+    "PATIENT_NUMBER",
+    "RAD_107",
+    "RAD_160",
+    "SECURITY_ALERT",
+    "SECURITY_CONFIGURATION",
+    "SOURCE_ROLE",
+    "STUDY_INSTANCE_UID",
+    "URI",
+    "USE_OF_RESTRICTED_FUNCTION",
+    "Code",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A coded value: ``csd-code``, ``codeSystemName`` and ``originalText`` (display text)."""
+
+    code: str
+    scheme: str
+    text: str
+
+
+def _dcm(code: str, text: str) -> Code:
+    return Code(code, "DCM", text)
+
+
+# CID 400: audit event IDs.
+APPLICATION_ACTIVITY = _dcm("110100", "Application Activity")
+INSTANCES_TRANSFERRED = _dcm("110104", "DICOM Instances Transferred")
+SECURITY_ALERT = _dcm("110113", "Security Alert")
+
+# CID 401: event type codes of Application Activity.
+APPLICATION_START = _dcm("110120", "Application Start")
+APPLICATION_STOP = _dcm("110121", "Application Stop")
+
+# CID 403: security alert types.
+NODE_AUTHENTICATION = _dcm("110126", "Node Authentication")
+SECURITY_CONFIGURATION = _dcm("110129", "Security Configuration")
+USE_OF_RESTRICTED_FUNCTION = _dcm("110132", "Use of Restricted Function")
+AUDIT_RECORDING_STOPPED = _dcm("110133", "Audit Recording Stopped")
+AUDIT_RECORDING_STARTED = _dcm("110134", "Audit Recording Started")
+
+# CID 402: active participant roles.
+APPLICATION = _dcm("110150", "Application")
+APPLICATION_LAUNCHER = _dcm("110151", "Application Launcher")
+DESTINATION_ROLE = _dcm("110152", "Destination Role ID")
+SOURCE_ROLE = _dcm("110153", "Source Role ID")
+
+# CID 404 and RFC 3881: participant object ID types.
+STUDY_INSTANCE_UID = _dcm("110180", "Study Instance UID")
+PATIENT_NUMBER = Code("2", "RFC-3881", "Patient Number")
+URI = Code("12", "RFC-3881", "URI")
+
+# IHE transactions (RAD TF-2/3 and the XC-WADO supplement).
+RAD_160 = Code("RAD-160", "IHE Transactions", "Cross-Community WADO-RS Retrieve")
+RAD_107 = Code("RAD-107", "IHE Transactions", "WADO-RS Retrieve")
