@@ -64,6 +64,7 @@ class Exchange:
     outcome: Outcome = Outcome.FAILED
     error: str | None = None  # a bounded reason, never an upstream message
     attempts: int = 0
+    attempt_results: list[str] = field(default_factory=list)  # "2xx"…"5xx" or an error reason
     instances: list[InstanceSeen] = field(default_factory=list)
 
     def elapsed(self) -> float:

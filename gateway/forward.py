@@ -77,6 +77,7 @@ async def forward(
                 continue
             async with answer:
                 exchange.upstream_status = answer.status
+                exchange.attempt_results.append(f"{answer.status // 100}xx")
                 failure = _refusal(upstream.name, answer)
                 if failure is None:
                     rewriter = None
@@ -118,12 +119,13 @@ def _classify(upstream: str, exc: BaseException) -> GatewayError:
 
 
 def _note_failure(exchange: Exchange, failure: GatewayError) -> None:
-    reason = getattr(failure, "reason", None)
     if isinstance(failure, UpstreamStatus):
-        reason = "status"
+        exchange.error = "status"
     elif isinstance(failure, RedirectNotFollowed):
-        reason = "redirect"
-    exchange.error = reason or failure.slug
+        exchange.error = "redirect"
+    else:  # no answer at all: the attempt's result is the reason
+        exchange.error = getattr(failure, "reason", failure.slug)
+        exchange.attempt_results.append(exchange.error)
 
 
 async def _relay(
@@ -165,7 +167,7 @@ async def _relay(
         _abort(request, exchange, "client")
         return response
     except (aiohttp.ClientError, TimeoutError) as exc:
-        _abort(request, exchange, "read-timeout" if isinstance(exc, TimeoutError) else "truncated")
+        _abort(request, exchange, "stalled" if isinstance(exc, TimeoutError) else "truncated")
         return response
     finally:
         exchange.bytes_sent = sent
@@ -204,6 +206,8 @@ def _abort(request: web.Request, exchange: Exchange, reason: str) -> None:
     """
     exchange.outcome = Outcome.ABORTED
     exchange.error = reason
+    if reason != "client":
+        exchange.attempt_results.append(reason)
     transport = request.transport
     if transport is not None:
         transport.abort()

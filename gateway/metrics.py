@@ -38,8 +38,10 @@ UPSTREAM_ERROR_REASONS = (
     "read-timeout",
     "status",
     "redirect",
-    "truncated",
+    "truncated",  # in mid-body: the body ended or broke before it was complete
+    "stalled",  # in mid-body: no data for read_idle_s
 )
+_IN_STREAM = frozenset({"truncated", "stalled"})
 ROUTE_KINDS = ("relay", "source", "retrieve-url", "none")
 
 
@@ -137,6 +139,13 @@ class Metrics:
         upstream = exchange.upstream
         if upstream is None:
             return
+        for result in exchange.attempt_results:
+            if result.endswith("xx"):
+                self.upstream_requests.labels(upstream, result).inc()
+                continue
+            if result not in _IN_STREAM:  # that request got no answer at all
+                self.upstream_requests.labels(upstream, "error").inc()
+            self.upstream_errors.labels(upstream, result).inc()
         if exchange.first_byte_s is not None:
             self.time_to_first_byte.labels(route, upstream).observe(exchange.first_byte_s)
         if exchange.bytes_sent:
