@@ -1,0 +1,21 @@
+"""MADO imaging study manifests: read, validate, convert, create, and plan retrievals.
+
+Pure apart from reading and writing files: no aiohttp or asyncio import anywhere in the
+package. Modules, one concept each:
+
+``model``        the one manifest model (frozen dataclasses)
+``vocab``        SOP classes, codes and FHIR URLs the formats use
+``normalise``    OID prefixes, placeholder URLs, DICOM ↔ FHIR dates and times
+``kos_reader`` / ``kos_writer``     DICOM KOS manifest ↔ model
+``fhir_reader`` / ``fhir_writer``   FHIR Bundle manifest ↔ model
+``load``         files → model (format sniffing), model → files
+``validate``     MADO content requirements → :class:`~mado.report.Report`
+``convert``      KOS ↔ FHIR
+``kin``          Key Image Notes (KOS instances) → key-image flags
+``create``       Content Creator: WADO-RS metadata → KOS manifest
+``plan``         retrieval plans (whole study, series, key images)
+``cli``          ``manifest validate|convert|create`` subcommands
+``errors``       the package's one error tree
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,59 @@
+"""Errors raised by the manifest package.
+
+::
+
+    ManifestError
+     ├── UnreadableManifest   bytes that are not a readable DICOM file or JSON document
+     │                        (truncated, corrupt, empty, unknown format)
+     ├── NotAManifest         a readable document of the wrong kind: a DICOM object that is not a
+     │                        Key Object Selection document, a FHIR resource that is not a Bundle
+     │                        with an ImagingStudy
+     ├── InvalidManifest      a manifest whose content cannot be represented: an invalid UID, no
+     │                        Study Instance UID, a second study (MADO §6.X.2.13: one study only)
+     ├── CreationError        WADO-RS metadata from which no manifest can be built (Content Creator)
+     └── SelectionError       a retrieval selection that names nothing in the manifest
+
+Every message is one line that names the problem and, where there is one, the attribute path;
+the command line prints it as is. Nothing here knows about HTTP: the gateway maps these in
+its one error middleware if it ever serves them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CreationError",
+    "InvalidManifest",
+    "ManifestError",
+    "NotAManifest",
+    "SelectionError",
+    "UnreadableManifest",
+]
+
+
+class ManifestError(Exception):
+    """Base of every error the manifest package raises."""
+
+
+class UnreadableManifest(ManifestError):
+    """The input could not be parsed as DICOM Part 10 or JSON at all."""
+
+
+class NotAManifest(ManifestError):
+    """The input parsed, but it is not a MADO manifest of either format."""
+
+
+class InvalidManifest(ManifestError):
+    """A manifest with content the model cannot hold; ``path`` names the attribute."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class CreationError(ManifestError):
+    """No MADO manifest can be created from the metadata given."""
+
+
+class SelectionError(ManifestError):
+    """A retrieval selection (series UID, modality) matches nothing in the manifest."""
