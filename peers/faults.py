@@ -146,13 +146,13 @@ class FaultUpstream:
         await writer.drain()
 
     async def _big(self, writer: asyncio.StreamWriter, path: str) -> None:
-        """``big_blocks`` copies of ``big_block`` as one multipart part, as fast as the socket takes."""
-        head = f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-        tail = f"\r\n--{BOUNDARY}--\r\n".encode()
-        length = len(head) + len(self.big_block) * self.big_blocks + len(tail)
-        writer.write(_head("200 OK", {"Content-Type": MULTIPART, "Content-Length": str(length)}) + head)
+        """A study of ``big_blocks`` parts of ``big_block`` bytes, as fast as the socket takes."""
+        part = f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode() + self.big_block + b"\r\n"
+        tail = f"--{BOUNDARY}--\r\n".encode()
+        length = len(part) * self.big_blocks + len(tail)
+        writer.write(_head("200 OK", {"Content-Type": MULTIPART, "Content-Length": str(length)}))
         for _ in range(self.big_blocks):
-            writer.write(self.big_block)
+            writer.write(part)
             await writer.drain()
         writer.write(tail)
         await writer.drain()
@@ -160,3 +160,26 @@ class FaultUpstream:
     async def _not_found(self, writer: asyncio.StreamWriter, path: str) -> None:
         writer.write(_head("404 Not Found", {"Content-Length": "0"}))
         await writer.drain()
+
+
+async def _serve_forever(port: int, part_bytes: int, parts: int) -> None:
+    upstream = FaultUpstream(big_block=bytes(part_bytes), big_blocks=parts)
+    upstream._server = await asyncio.start_server(upstream._serve, "127.0.0.1", port)
+    async with upstream._server:
+        await upstream._server.serve_forever()
+
+
+def main() -> None:
+    """``python -m peers.faults --port P --part-bytes N --parts M``: a fast source for benchmarks."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--part-bytes", type=int, default=512 * 1024)
+    parser.add_argument("--parts", type=int, default=2048)
+    args = parser.parse_args()
+    asyncio.run(_serve_forever(args.port, args.part_bytes, args.parts))
+
+
+if __name__ == "__main__":
+    main()
