@@ -1,0 +1,1 @@
+"""``make demo``: a real cross-community retrieval, end to end, on this machine."""
