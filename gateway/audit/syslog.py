@@ -2,7 +2,7 @@
 
 ``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - BOM XML``:
 
-* PRI is facility 10 (security/authorization) × 8 + severity; ATNA uses severity 5 (notice),
+* PRI is facility 10 (security/authorization) * 8 + severity; ATNA uses severity 5 (notice),
   hence ``<85>`` (RFC 5424 §6.2.1; ITI TF-2 3.20).
 * MSGID ``IHE+RFC-3881`` (ITI-20), STRUCTURED-DATA nil (``-``).
 * MSG is the UTF-8 XML preceded by the byte order mark, the RFC 5424 §6.4 ``MSG-UTF8`` form.
