@@ -57,7 +57,17 @@ class Sampler:
 def start_source(parts: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "peers.faults", "--port", str(port), "--part-bytes", str(PART), "--parts", str(parts)],
+        [
+            sys.executable,
+            "-m",
+            "peers.faults",
+            "--port",
+            str(port),
+            "--part-bytes",
+            str(PART),
+            "--parts",
+            str(parts),
+        ],
         cwd=REPO,
     )
     base = f"http://127.0.0.1:{port}/"
@@ -74,7 +84,14 @@ def start_source(parts: int) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def curl(url: str, limit_bytes_per_s: int | None = None) -> dict[str, float]:
-    command = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_starttransfer} %{time_total}"]
+    command = [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{size_download} %{time_starttransfer} %{time_total}",
+    ]
     if limit_bytes_per_s:
         command += ["--limit-rate", str(limit_bytes_per_s)]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout.split()
@@ -120,7 +137,10 @@ def main() -> int:
 
 def run(gateway: GatewayProcess, big_base: str, runs: int) -> dict[str, object]:
     study = "studies/1.2.3.4"
-    through = {rluid: f"{gateway.endpoint}homeCommunityId/5.6.7.8/RetrieveLocationUID/{rluid}/{study}" for rluid in ("1.2.1", "1.2.2")}
+    through = {
+        rluid: f"{gateway.endpoint}homeCommunityId/5.6.7.8/RetrieveLocationUID/{rluid}/{study}"
+        for rluid in ("1.2.1", "1.2.2")
+    }
     direct_url = big_base + "big/" + study
     curl(through["1.2.1"])  # warm-up: connections, imports, page cache
     direct, via = [], []
@@ -147,21 +167,28 @@ def run(gateway: GatewayProcess, big_base: str, runs: int) -> dict[str, object]:
 def report(results: dict[str, object]) -> None:
     direct = results["direct"]
     via = results["gateway"]
-    assert isinstance(direct, list) and isinstance(via, list)
+    assert isinstance(direct, list)
+    assert isinstance(via, list)
 
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in rows)
 
     print("\n1 GiB study (2048 parts of 512 KiB), alternating runs, medians:")
-    print(f"  direct           {med(direct, 'mb_per_s'):8.1f} MB/s   time to first byte {med(direct, 'ttfb_s') * 1000:7.2f} ms")
-    print(f"  through gateway  {med(via, 'mb_per_s'):8.1f} MB/s   time to first byte {med(via, 'ttfb_s') * 1000:7.2f} ms")
+    print(
+        f"  direct           {med(direct, 'mb_per_s'):8.1f} MB/s   time to first byte {med(direct, 'ttfb_s') * 1000:7.2f} ms"
+    )
+    print(
+        f"  through gateway  {med(via, 'mb_per_s'):8.1f} MB/s   time to first byte {med(via, 'ttfb_s') * 1000:7.2f} ms"
+    )
     memory = results["memory"]
     assert isinstance(memory, dict)
     rate = results["slow_client_bytes_per_s"]
     assert isinstance(rate, int)
     print(f"\nslow client at a quarter of the direct speed ({rate / MB:.0f} MB/s):")
     for label, row in memory.items():
-        print(f"  {label:7s} peak RSS {row['peak_rss_mb']:6.1f} MB (idle before: {row['baseline_rss_mb']:5.1f} MB), {row['mb_per_s']:6.1f} MB/s")
+        print(
+            f"  {label:7s} peak RSS {row['peak_rss_mb']:6.1f} MB (idle before: {row['baseline_rss_mb']:5.1f} MB), {row['mb_per_s']:6.1f} MB/s"
+        )
     growth = memory["1GiB"]["peak_rss_mb"] - memory["100MiB"]["peak_rss_mb"]
     print(f"  peak RSS growth from 100 MiB to 1 GiB: {growth:+.1f} MB")
 

@@ -14,7 +14,6 @@ import shutil
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pydicom
 
@@ -47,8 +46,12 @@ def main() -> int:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     say("mado-gateway demo: community B retrieves a study held by community A\n")
-    study = make_study(seed="make-demo", series_count=2, instances_per_series=100, rows=256, columns=256)
-    say(f"1. Generated a CT study: {len(study.instances)} instances in {len(study.series_uids)} series,")
+    study = make_study(
+        seed="make-demo", series_count=2, instances_per_series=100, rows=256, columns=256
+    )
+    say(
+        f"1. Generated a CT study: {len(study.instances)} instances in {len(study.series_uids)} series,"
+    )
     say(f"   Study Instance UID {study.study_uid}")
 
     with OrthancServer(out / "orthanc", name="community-a-ids") as orthanc:
@@ -75,24 +78,36 @@ def main() -> int:
             communities={COMMUNITY_A: "community-a"},
         )
         folder = out / "gateways"
-        with GatewayProcess(folder, responding, name="responding-gateway-a") as gateway_a, GatewayProcess(
-            folder, initiating, name="initiating-gateway-b"
-        ) as gateway_b:
-            say(f"3. Responding gateway A: {gateway_a.endpoint}  (config {gateway_a.config_file.relative_to(REPO)})")
-            say(f"   Initiating gateway B: {gateway_b.endpoint}  (config {gateway_b.config_file.relative_to(REPO)})")
+        with (
+            GatewayProcess(folder, responding, name="responding-gateway-a") as gateway_a,
+            GatewayProcess(folder, initiating, name="initiating-gateway-b") as gateway_b,
+        ):
+            say(
+                f"3. Responding gateway A: {gateway_a.endpoint}  (config {gateway_a.config_file.relative_to(REPO)})"
+            )
+            say(
+                f"   Initiating gateway B: {gateway_b.endpoint}  (config {gateway_b.config_file.relative_to(REPO)})"
+            )
 
             url = (
                 f"{gateway_b.endpoint}homeCommunityId/{COMMUNITY_A}/RetrieveLocationUID/{RLUID}"
                 f"/studies/{study.study_uid}"
             )
             say("\n4. The XC-WADO Retrieve [RAD-160] a consumer in community B sends:\n")
-            say(f"   curl -o study.multipart -H {shlex.quote('Accept: ' + ACCEPT)} \\\n     {shlex.quote(url)}\n")
+            say(
+                f"   curl -o study.multipart -H {shlex.quote('Accept: ' + ACCEPT)} \\\n     {shlex.quote(url)}\n"
+            )
             content_type, body, seconds = fetch(url)
-            direct_type, direct_body, direct_seconds = fetch(f"{orthanc.dicomweb_url}studies/{study.study_uid}")
+            direct_type, direct_body, direct_seconds = fetch(
+                f"{orthanc.dicomweb_url}studies/{study.study_uid}"
+            )
 
     parts = split_multipart(body, content_type)
     stored = {i.sop_instance_uid: i.part10 for i in study.instances}
-    received = {pydicom.dcmread(io.BytesIO(p.body), stop_before_pixels=True).SOPInstanceUID: p.body for p in parts}
+    received = {
+        pydicom.dcmread(io.BytesIO(p.body), stop_before_pixels=True).SOPInstanceUID: p.body
+        for p in parts
+    }
     same_as_direct = body.replace(boundary_of(content_type).encode(), b"B") == direct_body.replace(
         boundary_of(direct_type).encode(), b"B"
     )
@@ -103,7 +118,9 @@ def main() -> int:
     say(f"   bytes:                    {len(body):,} through both gateways in {seconds:.2f} s")
     say(f"   direct from Orthanc:      {len(direct_body):,} bytes in {direct_seconds:.2f} s")
     say(f"   identical to a direct retrieval (boundary aside): {'yes' if same_as_direct else 'NO'}")
-    say(f"   every instance byte-identical to what was stored:  {'yes' if same_as_stored else 'NO'}")
+    say(
+        f"   every instance byte-identical to what was stored:  {'yes' if same_as_stored else 'NO'}"
+    )
     say(f"\nLogs of both gateways and Orthanc: {out.relative_to(REPO)}/")
     return 0 if same_as_direct and same_as_stored else 1
 

@@ -9,6 +9,7 @@ connections and request paths, so a test can prove that an upstream saw nothing.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import socket
 import struct
@@ -75,7 +76,10 @@ class FaultUpstream:
             path = request_line.split(" ")[1]
             self.paths.append(path)
             self.request_headers.append(
-                {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
+                {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (h.partition(":") for h in header_lines if h)
+                }
             )
             scenario = path.lstrip("/").split("/")[0]
             await getattr(self, f"_{scenario.replace('-', '_')}", self._not_found)(writer, path)
@@ -86,14 +90,24 @@ class FaultUpstream:
                 writer.close()
 
     async def _ok(self, writer: asyncio.StreamWriter, path: str) -> None:
-        writer.write(_head("200 OK", {"Content-Type": MULTIPART, "Content-Length": str(len(self.body)),
-                                      "Connection": "close"}))
+        writer.write(
+            _head(
+                "200 OK",
+                {
+                    "Content-Type": MULTIPART,
+                    "Content-Length": str(len(self.body)),
+                    "Connection": "close",
+                },
+            )
+        )
         writer.write(self.body)
         await writer.drain()
 
     async def _close_delimited(self, writer: asyncio.StreamWriter, path: str) -> None:
         # Like Orthanc: no Content-Length, no chunking; the end of the body is the close.
-        writer.write(_head("200 OK", {"Content-Type": MULTIPART, "Connection": "close"}) + self.body)
+        writer.write(
+            _head("200 OK", {"Content-Type": MULTIPART, "Connection": "close"}) + self.body
+        )
         await writer.drain()
 
     async def _truncated(self, writer: asyncio.StreamWriter, path: str) -> None:
@@ -103,7 +117,9 @@ class FaultUpstream:
         await writer.drain()
 
     async def _reset(self, writer: asyncio.StreamWriter, path: str) -> None:
-        writer.write(_head("200 OK", {"Content-Type": MULTIPART, "Content-Length": str(len(self.body))}))
+        writer.write(
+            _head("200 OK", {"Content-Type": MULTIPART, "Content-Length": str(len(self.body))})
+        )
         writer.write(self.body[: len(self.body) // 2])
         await writer.drain()
         await asyncio.sleep(0.05)
@@ -116,38 +132,79 @@ class FaultUpstream:
         await asyncio.sleep(self.stall_s)
 
     async def _stall_body(self, writer: asyncio.StreamWriter, path: str) -> None:
-        writer.write(_head("200 OK", {"Content-Type": MULTIPART, "Content-Length": str(len(self.body))}))
+        writer.write(
+            _head("200 OK", {"Content-Type": MULTIPART, "Content-Length": str(len(self.body))})
+        )
         writer.write(self.body[:1000])
         await writer.drain()
         await asyncio.sleep(self.stall_s)
 
     async def _status(self, writer: asyncio.StreamWriter, path: str) -> None:
         code = path.strip("/").split("/")[1]
-        reason = {"404": "Not Found", "406": "Not Acceptable", "410": "Gone", "500": "Internal Server Error",
-                  "503": "Service Unavailable", "302": "Found"}[code]
+        reason = {
+            "404": "Not Found",
+            "406": "Not Acceptable",
+            "410": "Gone",
+            "500": "Internal Server Error",
+            "503": "Service Unavailable",
+            "302": "Found",
+        }[code]
         body = b'{"secret": "internal upstream detail"}'
-        writer.write(_head(f"{code} {reason}", {"Content-Type": "application/json", "Content-Length": str(len(body)),
-                                                "Warning": "299 upstream: status " + code,
-                                                "Location": "http://127.0.0.1:1/elsewhere"}) + body)
+        writer.write(
+            _head(
+                f"{code} {reason}",
+                {
+                    "Content-Type": "application/json",
+                    "Content-Length": str(len(body)),
+                    "Warning": "299 upstream: status " + code,
+                    "Location": "http://127.0.0.1:1/elsewhere",
+                },
+            )
+            + body
+        )
         await writer.drain()
 
     async def _partial(self, writer: asyncio.StreamWriter, path: str) -> None:
-        writer.write(_head("206 Partial Content", {"Content-Type": MULTIPART, "Content-Length": str(len(self.body)),
-                                                   "Warning": "299 upstream: 2 instances not available"}))
+        writer.write(
+            _head(
+                "206 Partial Content",
+                {
+                    "Content-Type": MULTIPART,
+                    "Content-Length": str(len(self.body)),
+                    "Warning": "299 upstream: 2 instances not available",
+                },
+            )
+        )
         writer.write(self.body)
         await writer.drain()
 
     async def _metadata(self, writer: asyncio.StreamWriter, path: str) -> None:
         host = f"http://127.0.0.1:{self.port}/"
-        body = ('[{"7FE00010": {"vr": "OB", "BulkDataURI": "' + host + 'metadata/studies/1.2/series/1.3/'
-                'instances/1.4/bulk/7fe00010"}, "00081190": {"vr": "UR", "Value": ["' + host + 'metadata/studies/1.2"]}}]')
+        body = (
+            '[{"7FE00010": {"vr": "OB", "BulkDataURI": "'
+            + host
+            + "metadata/studies/1.2/series/1.3/"
+            'instances/1.4/bulk/7fe00010"}, "00081190": {"vr": "UR", "Value": ["'
+            + host
+            + 'metadata/studies/1.2"]}}]'
+        )
         data = body.encode()
-        writer.write(_head("200 OK", {"Content-Type": "application/dicom+json", "Content-Length": str(len(data))}) + data)
+        writer.write(
+            _head(
+                "200 OK",
+                {"Content-Type": "application/dicom+json", "Content-Length": str(len(data))},
+            )
+            + data
+        )
         await writer.drain()
 
     async def _big(self, writer: asyncio.StreamWriter, path: str) -> None:
         """A study of ``big_blocks`` parts of ``big_block`` bytes, as fast as the socket takes."""
-        part = f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode() + self.big_block + b"\r\n"
+        part = (
+            f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+            + self.big_block
+            + b"\r\n"
+        )
         tail = f"--{BOUNDARY}--\r\n".encode()
         length = len(part) * self.big_blocks + len(tail)
         writer.write(_head("200 OK", {"Content-Type": MULTIPART, "Content-Length": str(length)}))
@@ -170,9 +227,7 @@ async def _serve_forever(port: int, part_bytes: int, parts: int) -> None:
 
 
 def main() -> None:
-    """``python -m peers.faults --port P --part-bytes N --parts M``: a fast source for benchmarks."""
-    import argparse
-
+    """``python -m peers.faults --port P --part-bytes N --parts M``: a fast benchmark source."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--part-bytes", type=int, default=512 * 1024)

@@ -92,7 +92,9 @@ class GatewayProcess:
         )
         log.close()
         try:
-            wait_http(f"{self.url}/readyz", alive=lambda: self.process and self.process.poll() is None)
+            wait_http(
+                f"{self.url}/readyz", alive=lambda: self.process and self.process.poll() is None
+            )
         except Exception as exc:
             self.__exit__(None, None, None)
             raise RuntimeError(f"{self.name} did not start:\n{self.log()}") from exc

@@ -81,7 +81,9 @@ class OrthancServer:
         )
         log.close()
         try:
-            wait_http(f"{self.url}/system", alive=lambda: self.process and self.process.poll() is None)
+            wait_http(
+                f"{self.url}/system", alive=lambda: self.process and self.process.poll() is None
+            )
         except Exception:
             self.__exit__(None, None, None)
             raise

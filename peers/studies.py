@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 __all__ = ["SyntheticInstance", "SyntheticStudy", "make_study"]
 
@@ -49,7 +49,7 @@ def make_study(
     columns: int = 128,
 ) -> SyntheticStudy:
     """A CT study with ``series_count`` series of ``instances_per_series`` instances each."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test pixels, not secrets
     study_uid = _uid(seed, "study")
     instances = []
     for s in range(series_count):
@@ -79,7 +79,7 @@ def _uid(seed: str, name: str) -> str:
 def _instance(study_uid: str, series_uid: str, sop_uid: str, number: int) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta

@@ -402,9 +402,8 @@ def _identifier(fields: Fields, key: str, id_type: Callable[[str], T]) -> T | No
 
 
 def _type_name(value: object) -> str:
-    return {list: "a list", dict: "a mapping", str: "a string"}.get(
-        type(value), type(value).__name__
-    )
+    names: dict[type, str] = {list: "a list", dict: "a mapping", str: "a string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _first_line(exc: Exception) -> str:

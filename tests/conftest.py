@@ -17,11 +17,15 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 @pytest.fixture(scope="session")
 def study() -> SyntheticStudy:
     """Two CT series of 100 instances each (the issue's 200-instance study)."""
-    return make_study(seed="tests-main", series_count=2, instances_per_series=100, rows=64, columns=64)
+    return make_study(
+        seed="tests-main", series_count=2, instances_per_series=100, rows=64, columns=64
+    )
 
 
 @pytest.fixture(scope="session")
-def orthanc(tmp_path_factory: pytest.TempPathFactory, study: SyntheticStudy) -> Iterator[OrthancServer]:
+def orthanc(
+    tmp_path_factory: pytest.TempPathFactory, study: SyntheticStudy
+) -> Iterator[OrthancServer]:
     with OrthancServer(tmp_path_factory.mktemp("orthanc")) as server:
         server.upload_all([instance.part10 for instance in study.instances])
         yield server

@@ -61,7 +61,9 @@ async def running_gateway(
         **(extra or {}),
     }
     metrics = CollectorRegistry()
-    app = create_app(ServerSettings(), RegistryHolder(Registry(parse_config(document))), metrics_registry=metrics)
+    app = create_app(
+        ServerSettings(), RegistryHolder(Registry(parse_config(document))), metrics_registry=metrics
+    )
     server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
     await server.start_server()
     try:

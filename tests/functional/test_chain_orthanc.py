@@ -33,7 +33,9 @@ class Chain:
     orthanc: OrthancServer
 
     def via_gateways(self, tail: str, hcid: str = "1.3.6.1.4.1.21367.13.70.1") -> str:
-        return f"{self.initiating.endpoint}homeCommunityId/{hcid}/RetrieveLocationUID/{RLUID}/{tail}"
+        return (
+            f"{self.initiating.endpoint}homeCommunityId/{hcid}/RetrieveLocationUID/{RLUID}/{tail}"
+        )
 
     def direct(self, tail: str) -> str:
         return self.orthanc.dicomweb_url + tail
@@ -61,9 +63,10 @@ def chain(orthanc: OrthancServer, tmp_path_factory: pytest.TempPathFactory) -> I
         },
         communities={COMMUNITY_A: "community-a"},
     )
-    with GatewayProcess(folder, responding, name="responding-a") as a, GatewayProcess(
-        folder, initiating, name="initiating-b"
-    ) as b:
+    with (
+        GatewayProcess(folder, responding, name="responding-a") as a,
+        GatewayProcess(folder, initiating, name="initiating-b") as b,
+    ):
         yield Chain(responding=a, initiating=b, orthanc=orthanc)
 
 
@@ -92,22 +95,30 @@ def assert_identical(chain: Chain, tail: str, expected_count: int) -> list[bytes
     return [part.body for part in parts]
 
 
-def test_study_retrieval_through_two_gateways_is_byte_identical(chain: Chain, study: SyntheticStudy) -> None:
+def test_study_retrieval_through_two_gateways_is_byte_identical(
+    chain: Chain, study: SyntheticStudy
+) -> None:
     parts = assert_identical(chain, f"studies/{study.study_uid}", len(study.instances))
     stored = {i.sop_instance_uid: i.part10 for i in study.instances}
-    received = {pydicom.dcmread(io.BytesIO(p), stop_before_pixels=True).SOPInstanceUID: p for p in parts}
+    received = {
+        pydicom.dcmread(io.BytesIO(p), stop_before_pixels=True).SOPInstanceUID: p for p in parts
+    }
     assert received == stored  # the very bytes that were stored, for every SOP instance
 
 
 def test_mado_spelling_study_and_urn_oid_community(chain: Chain, study: SyntheticStudy) -> None:
-    status, content_type, body = get(chain.via_gateways(f"study/{study.study_uid}/", hcid=COMMUNITY_A))
+    status, content_type, body = get(
+        chain.via_gateways(f"study/{study.study_uid}/", hcid=COMMUNITY_A)
+    )
     assert status == 200
     assert len(split_multipart(body, content_type)) == len(study.instances)
 
 
 def test_series_retrieval_is_byte_identical(chain: Chain, study: SyntheticStudy) -> None:
     series = study.series_uids[1]
-    parts = assert_identical(chain, f"studies/{study.study_uid}/series/{series}", len(study.of_series(series)))
+    parts = assert_identical(
+        chain, f"studies/{study.study_uid}/series/{series}", len(study.of_series(series))
+    )
     assert set(parts) == {i.part10 for i in study.of_series(series)}
 
 
@@ -117,10 +128,13 @@ def test_instance_retrieval_is_byte_identical(chain: Chain, study: SyntheticStud
     assert assert_identical(chain, tail, 1) == [instance.part10]
 
 
-def test_metadata_bulkdata_uris_work_through_the_gateways(chain: Chain, study: SyntheticStudy) -> None:
+def test_metadata_bulkdata_uris_work_through_the_gateways(
+    chain: Chain, study: SyntheticStudy
+) -> None:
     series = study.series_uids[0]
     status, content_type, body = get(
-        chain.via_gateways(f"studies/{study.study_uid}/series/{series}/metadata"), accept="application/dicom+json"
+        chain.via_gateways(f"studies/{study.study_uid}/series/{series}/metadata"),
+        accept="application/dicom+json",
     )
     assert status == 200
     assert content_type.startswith("application/dicom+json")
@@ -136,7 +150,9 @@ def test_metadata_bulkdata_uris_work_through_the_gateways(chain: Chain, study: S
     assert (via_status, direct_status) == (200, 200)
     assert normalised(via_type, via_body) == normalised(direct_type, direct_body)
     sop = metadata[0]["00080018"]["Value"][0]
-    pixel_data = pydicom.dcmread(io.BytesIO({i.sop_instance_uid: i.part10 for i in study.instances}[sop])).PixelData
+    pixel_data = pydicom.dcmread(
+        io.BytesIO({i.sop_instance_uid: i.part10 for i in study.instances}[sop])
+    ).PixelData
     assert split_multipart(via_body, via_type)[0].body == pixel_data
 
 
@@ -149,9 +165,11 @@ def test_unknown_community_is_404_naming_it(chain: Chain, study: SyntheticStudy)
     assert "9.8.7" in problem["detail"]
 
 
-def test_unknown_retrieve_location_is_404_at_the_responding_gateway(chain: Chain, study: SyntheticStudy) -> None:
+def test_unknown_retrieve_location_is_404_at_the_responding_gateway(
+    chain: Chain, study: SyntheticStudy
+) -> None:
     url = f"{chain.responding.endpoint}homeCommunityId/{COMMUNITY_A}/RetrieveLocationUID/1.2.3.999/studies/{study.study_uid}"
-    status, content_type, body = get(url)
+    status, _, body = get(url)
     assert status == 404
     problem = json.loads(body)
     assert problem["type"] == "urn:mado-gateway:problem:unknown-retrieve-location"
@@ -168,9 +186,11 @@ def test_unknown_study_at_the_source_is_relayed_as_404(chain: Chain) -> None:
     assert b"Orthanc" not in body and b"inexistent" not in body  # the source's body stays behind
 
 
-def test_invalid_uid_is_400_and_nothing_reaches_the_responding_gateway(chain: Chain, tmp_path: Path) -> None:
+def test_invalid_uid_is_400_and_nothing_reaches_the_responding_gateway(
+    chain: Chain, tmp_path: Path
+) -> None:
     before = chain.responding.log().count('"msg":"exchange"')
-    status, content_type, body = get(chain.via_gateways("studies/1.2.03.4"))
+    status, _, body = get(chain.via_gateways("studies/1.2.03.4"))
     assert status == 400
     assert json.loads(body)["type"] == "urn:mado-gateway:problem:invalid-identifier"
     assert chain.responding.log().count('"msg":"exchange"') == before

@@ -25,7 +25,9 @@ EXAMPLES = REPO / "examples"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, cwd=REPO, check=False
+    )
 
 
 def test_shipped_examples_are_valid() -> None:
@@ -77,6 +79,11 @@ def status_of(url: str) -> int:
         return error.code
 
 
+def fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
 def metric(gateway: GatewayProcess, name: str) -> float:
     with urllib.request.urlopen(gateway.url + "/metrics", timeout=10) as answer:
         for line in answer.read().decode().splitlines():
@@ -111,10 +118,17 @@ async def test_sighup_swaps_good_config_and_keeps_old_one_on_a_broken_file(tmp_p
             # 1. a broken file: the old registry keeps serving, the log and a metric say so
             gateway.config_file.write_text("self: {home_community_id: 1.02}\nupstreams: {}\n")
             gateway.send_signal(signal.SIGHUP)
-            await asyncio.to_thread(wait_for, lambda: metric(gateway, "mado_gateway_registry_reloads_total{result=\"failure\"}") == 1)
+            await asyncio.to_thread(
+                wait_for,
+                lambda: (
+                    metric(gateway, 'mado_gateway_registry_reloads_total{result="failure"}') == 1
+                ),
+            )
             assert metric(gateway, "mado_gateway_registry_last_reload_successful") == 0
             assert await asyncio.to_thread(status_of, old) == 200
-            rejected = [json.loads(line) for line in gateway.log().splitlines() if "reload rejected" in line]
+            rejected = [
+                json.loads(line) for line in gateway.log().splitlines() if "reload rejected" in line
+            ]
             assert rejected and any("home_community_id" in p for p in rejected[0]["problems"])
 
             # 2. a good file: the new registry answers
@@ -122,11 +136,14 @@ async def test_sighup_swaps_good_config_and_keeps_old_one_on_a_broken_file(tmp_p
             updated["sources"] = {"1.2.4": "src"}
             gateway.write_config(updated)
             gateway.send_signal(signal.SIGHUP)
-            await asyncio.to_thread(wait_for, lambda: metric(gateway, "mado_gateway_registry_last_reload_successful") == 1)
+            await asyncio.to_thread(
+                wait_for,
+                lambda: metric(gateway, "mado_gateway_registry_last_reload_successful") == 1,
+            )
             assert await asyncio.to_thread(status_of, new) == 200
             assert await asyncio.to_thread(status_of, old) == 404
-            with urllib.request.urlopen(gateway.url + "/readyz") as ready:
-                assert json.loads(ready.read())["registry_generation"] == 2
+            ready = await asyncio.to_thread(fetch_json, gateway.url + "/readyz")
+            assert ready["registry_generation"] == 2
 
 
 def test_health_endpoints_and_metric_hygiene(tmp_path: Path) -> None:
@@ -140,7 +157,9 @@ def test_health_endpoints_and_metric_hygiene(tmp_path: Path) -> None:
         assert status_of(gateway.url + "/livez") == 200
         assert status_of(gateway.url + "/readyz") == 200
         study = "1.2.840.113619.2.207.28521.42888.1640475282.450"
-        status_of(f"{gateway.endpoint}homeCommunityId/5.6.7.8/RetrieveLocationUID/1.2.3/studies/{study}")
+        status_of(
+            f"{gateway.endpoint}homeCommunityId/5.6.7.8/RetrieveLocationUID/1.2.3/studies/{study}"
+        )
         with urllib.request.urlopen(gateway.url + "/metrics") as answer:
             text = answer.read().decode()
         assert 'mado_gateway_routing_lookups_total{result="source"} 1.0' in text
@@ -148,6 +167,11 @@ def test_health_endpoints_and_metric_hygiene(tmp_path: Path) -> None:
         assert "mado_gateway_build_info" in text
         # no OID, UID or URL in any label value (bucket bounds "le" are numbers by design)
         samples = [line for line in text.splitlines() if line and not line.startswith("#")]
-        values = [v for line in samples for k, v in re.findall(r'(\w+)="([^"]*)"', line) if k not in ("le", "version")]
+        values = [
+            v
+            for line in samples
+            for k, v in re.findall(r'(\w+)="([^"]*)"', line)
+            if k not in ("le", "version")
+        ]
         assert values
         assert not [v for v in values if re.fullmatch(r"\d+(\.\d+)+", v) or "://" in v or "/" in v]

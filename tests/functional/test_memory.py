@@ -57,7 +57,10 @@ async def test_slow_client_keeps_gateway_memory_bounded(tmp_path: Path) -> None:
             url = f"{gateway.endpoint}homeCommunityId/5.6.7.8/RetrieveLocationUID/1.2.3/studies/1.2.3.4"
             received = 0
             with PeakRss(gateway.pid) as rss:
-                async with aiohttp.ClientSession(read_bufsize=256 * 1024) as session, session.get(url) as answer:
+                async with (
+                    aiohttp.ClientSession(read_bufsize=256 * 1024) as session,
+                    session.get(url) as answer,
+                ):
                     assert answer.status == 200
                     started = time.monotonic()
                     async for chunk in answer.content.iter_chunked(256 * 1024):
@@ -66,8 +69,8 @@ async def test_slow_client_keeps_gateway_memory_bounded(tmp_path: Path) -> None:
                         ahead = received / (100 * MIB) - (time.monotonic() - started)
                         if ahead > 0:
                             await asyncio.sleep(ahead)
-    assert received == (MIB + len(b"--fault-boundary-7d1f\r\nContent-Type: application/dicom\r\n\r\n\r\n")) * parts + len(
-        b"--fault-boundary-7d1f--\r\n"
-    )
+    assert received == (
+        MIB + len(b"--fault-boundary-7d1f\r\nContent-Type: application/dicom\r\n\r\n\r\n")
+    ) * parts + len(b"--fault-boundary-7d1f--\r\n")
     growth_mib = (rss.peak - rss.baseline) / MIB
     assert growth_mib < 24, f"gateway RSS grew by {growth_mib:.1f} MiB while relaying {parts} MiB"

@@ -5,8 +5,20 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from gateway.errors import RedirectNotFollowed, UpstreamStatus, UpstreamTimeout, UpstreamUnavailable, problem_for
-from routing.errors import InvalidIdentifier, InvalidRequestPath, RetrieveUrlRefused, UnknownCommunity, UnknownSource
+from gateway.errors import (
+    RedirectNotFollowed,
+    UpstreamStatus,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    problem_for,
+)
+from routing.errors import (
+    InvalidIdentifier,
+    InvalidRequestPath,
+    RetrieveUrlRefused,
+    UnknownCommunity,
+    UnknownSource,
+)
 
 
 @pytest.mark.parametrize(
@@ -16,7 +28,11 @@ from routing.errors import InvalidIdentifier, InvalidRequestPath, RetrieveUrlRef
         (InvalidRequestPath("x"), 400, "invalid-request"),
         (UnknownCommunity("9.9"), 404, "unknown-community"),
         (UnknownSource("7.7"), 404, "unknown-retrieve-location"),
-        (RetrieveUrlRefused("https://evil/", "origin not on the allow-list"), 403, "retrieve-url-refused"),
+        (
+            RetrieveUrlRefused("https://evil/", "origin not on the allow-list"),
+            403,
+            "retrieve-url-refused",
+        ),
         (UpstreamUnavailable("pacs", "connect"), 502, "upstream-unavailable"),
         (UpstreamTimeout("pacs", "read"), 504, "upstream-timeout"),
         (UpstreamStatus("pacs", 404, ()), 404, "upstream-status"),

@@ -30,8 +30,11 @@ def test_request_headers_are_an_allow_list() -> None:
 
 
 def test_missing_accept_gets_the_dicomweb_default() -> None:
-    empty = CIMultiDictProxy(CIMultiDict())
-    assert request_headers(empty, ResourceKind.INSTANCES, "r")["Accept"] == 'multipart/related; type="application/dicom"'
+    empty: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+    assert (
+        request_headers(empty, ResourceKind.INSTANCES, "r")["Accept"]
+        == 'multipart/related; type="application/dicom"'
+    )
     assert request_headers(empty, ResourceKind.METADATA, "r")["Accept"] == "application/dicom+json"
     assert request_headers(empty, ResourceKind.RENDERED, "r")["Accept"] == "*/*"
 

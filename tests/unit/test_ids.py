@@ -8,7 +8,9 @@ from routing.errors import InvalidIdentifier
 from routing.ids import HomeCommunityId, Oid, Uid
 
 
-@pytest.mark.parametrize("text", ["1.2.3", "0", "1.0.2", "2.25.329800735698586629295641978511506172918"])
+@pytest.mark.parametrize(
+    "text", ["1.2.3", "0", "1.0.2", "2.25.329800735698586629295641978511506172918"]
+)
 def test_valid_uids_are_kept_as_written(text: str) -> None:
     assert Uid(text) == text
 
@@ -39,7 +41,9 @@ def test_exactly_64_characters_is_allowed() -> None:
     assert Uid(text) == text
 
 
-@pytest.mark.parametrize("spelling", ["1.2.3.4", "urn:oid:1.2.3.4", "URN:OID:1.2.3.4", "oid:1.2.3.4"])
+@pytest.mark.parametrize(
+    "spelling", ["1.2.3.4", "urn:oid:1.2.3.4", "URN:OID:1.2.3.4", "oid:1.2.3.4"]
+)
 def test_oid_prefixes_are_dropped_so_spellings_compare_equal(spelling: str) -> None:
     oid = Oid(spelling)
     assert oid == "1.2.3.4"

@@ -19,7 +19,10 @@ GOOD: dict[str, Any] = {
         "rig-a": {"protocol": "xc-wado", "base_urls": ["https://rig.a.example.org/wado-rs"]},
         "pacs": {
             "protocol": "wado-rs",
-            "base_urls": ["https://pacs1.b.example.net/dicom-web/", "https://pacs2.b.example.net/dicom-web/"],
+            "base_urls": [
+                "https://pacs1.b.example.net/dicom-web/",
+                "https://pacs2.b.example.net/dicom-web/",
+            ],
             "timeouts": {"connect_s": 2, "read_idle_s": 30},
             "limits": {"max_connections": 10, "keepalive_s": 0.5},
         },
@@ -63,7 +66,10 @@ def test_issue_acceptance_three_problems_named_together() -> None:
     document["upstreams"]["pacs"]["base_urls"] = ["pacs.example/dicom-web"]  # not a URL
     problems = problems_of(document)
     assert any(p.startswith("communities.5.6.07.8:") and "leading zeros" in p for p in problems)
-    assert any(p.startswith("sources.1.2.3.4.100:") and "unknown upstream 'no-such-upstream'" in p for p in problems)
+    assert any(
+        p.startswith("sources.1.2.3.4.100:") and "unknown upstream 'no-such-upstream'" in p
+        for p in problems
+    )
     assert any(p.startswith("upstreams.pacs.base_urls[0]:") and "absolute" in p for p in problems)
 
 
@@ -74,19 +80,43 @@ def test_issue_acceptance_three_problems_named_together() -> None:
         (lambda d: d["self"].pop("audit_source_id"), "self.audit_source_id: is required"),
         (lambda d: d["self"].update(home_community_id="ACME"), "self.home_community_id: invalid"),
         (lambda d: d.update(upstreams={}), "upstreams: must name at least one upstream"),
-        (lambda d: d["upstreams"]["pacs"].update(protocol="ftp"), "upstreams.pacs.protocol: must be one of"),
-        (lambda d: d["upstreams"]["pacs"].update(base_url="x"), "upstreams.pacs.base_url: unknown field"),
-        (lambda d: d["upstreams"]["pacs"]["timeouts"].update(read_idle_s=0), "read_idle_s: must be greater than 0"),
-        (lambda d: d["upstreams"]["pacs"]["timeouts"].update(total_s=60), "total_s: is not supported"),
-        (lambda d: d["upstreams"]["pacs"]["limits"].update(max_connections="ten"), "must be a whole number"),
-        (lambda d: d["upstreams"]["pacs"].update(tls={"ca_file": "/nonexistent/ca.pem"}), "does not exist"),
-        (lambda d: d["upstreams"]["pacs"].update(base_urls=["https://user:pw@pacs/"]), "credentials"),
+        (
+            lambda d: d["upstreams"]["pacs"].update(protocol="ftp"),
+            "upstreams.pacs.protocol: must be one of",
+        ),
+        (
+            lambda d: d["upstreams"]["pacs"].update(base_url="x"),
+            "upstreams.pacs.base_url: unknown field",
+        ),
+        (
+            lambda d: d["upstreams"]["pacs"]["timeouts"].update(read_idle_s=0),
+            "read_idle_s: must be greater than 0",
+        ),
+        (
+            lambda d: d["upstreams"]["pacs"]["timeouts"].update(total_s=60),
+            "total_s: is not supported",
+        ),
+        (
+            lambda d: d["upstreams"]["pacs"]["limits"].update(max_connections="ten"),
+            "must be a whole number",
+        ),
+        (
+            lambda d: d["upstreams"]["pacs"].update(tls={"ca_file": "/nonexistent/ca.pem"}),
+            "does not exist",
+        ),
+        (
+            lambda d: d["upstreams"]["pacs"].update(base_urls=["https://user:pw@pacs/"]),
+            "credentials",
+        ),
         (lambda d: d["upstreams"]["pacs"].update(base_urls=["https://pacs/?x=1"]), "query"),
         (lambda d: d["communities"].update({"1.2.3.4": "rig-a"}), "own community"),
         (lambda d: d["communities"].update({"9.9": "pacs"}), "communities need xc-wado"),
         (lambda d: d["sources"].update({"1.2.3.4.100": "pacs"}), "duplicates 1.2.3.4.100"),
         (lambda d: d.update(sourcez={}), "sourcez: unknown field"),
-        (lambda d: d["url_policy"].update(allowed_origins=["ftp://x"]), "url_policy.allowed_origins[0]"),
+        (
+            lambda d: d["url_policy"].update(allowed_origins=["ftp://x"]),
+            "url_policy.allowed_origins[0]",
+        ),
         (lambda d: d["upstreams"].update({"bad name": d["upstreams"]["pacs"]}), "name must be"),
     ],
 )
@@ -104,14 +134,23 @@ def test_files_yaml_and_json(tmp_path: Path) -> None:
 
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(GOOD))
     (tmp_path / "c.json").write_text(json.dumps(GOOD))
-    assert load_config(tmp_path / "c.yaml").upstreams.keys() == load_config(tmp_path / "c.json").upstreams.keys()
+    assert (
+        load_config(tmp_path / "c.yaml").upstreams.keys()
+        == load_config(tmp_path / "c.json").upstreams.keys()
+    )
 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [("self: [unclosed", "cannot be parsed"), ("- a\n- b\n", "mapping at the top level"), (b"\xff\xfe", "not UTF-8")],
+    [
+        ("self: [unclosed", "cannot be parsed"),
+        ("- a\n- b\n", "mapping at the top level"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
 )
-def test_unreadable_files_are_one_clear_problem(tmp_path: Path, content: str | bytes, expected: str) -> None:
+def test_unreadable_files_are_one_clear_problem(
+    tmp_path: Path, content: str | bytes, expected: str
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(ConfigError, match=expected):

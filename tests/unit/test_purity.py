@@ -30,6 +30,7 @@ def test_importing_routing_loads_no_aiohttp_or_asyncio() -> None:
         "bad = sorted(m for m in ('aiohttp', 'asyncio') if m in sys.modules);"
         "print(','.join(bad))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ROUTING.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROUTING.parent
+    )
     assert out.stdout.strip() == ""

@@ -65,11 +65,23 @@ def test_prefixed_oids_are_canonical_and_the_prefix_is_rebuilt_canonically() -> 
             "studies/1.2/series/1.3/instances/1.4/frames/1,2,3",
         ),
         ("studies/1.2/series/1.3/rendered", "series", ResourceKind.RENDERED, None),
-        ("studies/1.2/series/1.3/instances/1.4/thumbnail", "instance", ResourceKind.THUMBNAIL, None),
-        ("studies/1.2/series/1.3/instances/1.4/bulk/7fe00010", "instance", ResourceKind.BULKDATA, None),
+        (
+            "studies/1.2/series/1.3/instances/1.4/thumbnail",
+            "instance",
+            ResourceKind.THUMBNAIL,
+            None,
+        ),
+        (
+            "studies/1.2/series/1.3/instances/1.4/bulk/7fe00010",
+            "instance",
+            ResourceKind.BULKDATA,
+            None,
+        ),
     ],
 )
-def test_levels_and_resources(tail: str, level: str, kind: ResourceKind, resource: str | None) -> None:
+def test_levels_and_resources(
+    tail: str, level: str, kind: ResourceKind, resource: str | None
+) -> None:
     request = parse_rad160(PREFIX + tail)
     assert request.level == level
     assert request.kind is kind
@@ -117,7 +129,12 @@ def test_invalid_identifiers_are_named(path: str, kind: str) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["retrieveurl=a&retrieveurl=b", "retrieveurl=", "retrieveurl=%0D%0Ahttps://x", "retrieveurl=a%20b"],
+    [
+        "retrieveurl=a&retrieveurl=b",
+        "retrieveurl=",
+        "retrieveurl=%0D%0Ahttps://x",
+        "retrieveurl=a%20b",
+    ],
 )
 def test_bad_retrieve_urls_are_refused(query: str) -> None:
     with pytest.raises(InvalidRequestPath):

@@ -20,7 +20,10 @@ DOCUMENT: dict[str, Any] = {
         "rig-c": {"protocol": "xc-wado", "base_urls": ["https://rig.c.example.org/xc/"]},
         "pacs": {
             "protocol": "wado-rs",
-            "base_urls": ["https://document-source.example.org/pacs/wado-rs/", "https://backup.example.org/wado/"],
+            "base_urls": [
+                "https://document-source.example.org/pacs/wado-rs/",
+                "https://backup.example.org/wado/",
+            ],
         },
     },
     "communities": {"9.9.9": "rig-c"},
@@ -37,7 +40,9 @@ def registry(**policy: Any) -> Registry:
 
 
 def request(hcid: str, tail: str = f"study/{STUDY}", query: str = "") -> Any:
-    return parse_rad160(f"homeCommunityId/{hcid}/RetrieveLocationUID/1.2.840.9.10.11.12/{tail}", query)
+    return parse_rad160(
+        f"homeCommunityId/{hcid}/RetrieveLocationUID/1.2.840.9.10.11.12/{tail}", query
+    )
 
 
 def test_other_community_is_relayed_verbatim() -> None:
@@ -70,7 +75,9 @@ def test_retrieve_url_mode_figure_xa4() -> None:
 
 
 def test_retrieve_url_on_a_registered_upstream_origin_uses_that_upstream() -> None:
-    route = registry().resolve(request("5.6.7.8", query="retrieveurl=https://backup.example.org/other/"))
+    route = registry().resolve(
+        request("5.6.7.8", query="retrieveurl=https://backup.example.org/other/")
+    )
     assert route.upstream.name == "pacs"
     assert route.base_urls == ("https://backup.example.org/other/",)
 
@@ -96,14 +103,18 @@ def test_retrieve_urls_outside_the_policy_are_refused(value: str, rule: str) -> 
 def test_default_policy_refuses_every_retrieve_url() -> None:
     strict = Registry(parse_config({k: v for k, v in DOCUMENT.items() if k != "url_policy"}))
     with pytest.raises(RetrieveUrlRefused):
-        strict.resolve(request("5.6.7.8", query="retrieveurl=https://document-source.example.org/pacs/wado-rs/"))
+        strict.resolve(
+            request(
+                "5.6.7.8", query="retrieveurl=https://document-source.example.org/pacs/wado-rs/"
+            )
+        )
 
 
 def test_unknown_community_and_source_name_the_identifier() -> None:
-    with pytest.raises(UnknownCommunity, match="1.1.1"):
+    with pytest.raises(UnknownCommunity, match=r"1\.1\.1"):
         registry().resolve(request("1.1.1"))
     unknown = parse_rad160(f"homeCommunityId/5.6.7.8/RetrieveLocationUID/7.7.7/studies/{STUDY}")
-    with pytest.raises(UnknownSource, match="7.7.7"):
+    with pytest.raises(UnknownSource, match=r"7\.7\.7"):
         registry().resolve(unknown)
 
 
