@@ -103,8 +103,12 @@ def code_from_coding(coding: JSON | None) -> Code | None:
 def read_fhir(document: object) -> tuple[Manifest, tuple[Finding, ...]]:
     """The manifest in a decoded FHIR Bundle and the findings reading it produced."""
     if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
-        kind = document.get("resourceType") if isinstance(document, dict) else type(document).__name__
-        raise NotAManifest(f"not a FHIR manifest: expected a Bundle, found {kind or 'no resourceType'}")
+        kind = (
+            document.get("resourceType") if isinstance(document, dict) else type(document).__name__
+        )
+        raise NotAManifest(
+            f"not a FHIR manifest: expected a Bundle, found {kind or 'no resourceType'}"
+        )
     resources = _index(document)
     studies = [r for r in _resources(document) if r.get("resourceType") == "ImagingStudy"]
     if not studies:
@@ -123,7 +127,11 @@ def read_fhir(document: object) -> tuple[Manifest, tuple[Finding, ...]]:
     )
     if offset is None:
         offset = next(
-            (o for item in _list(study, "series") if (o := split_fhir_datetime(item.get("started"))[2])),
+            (
+                o
+                for item in _list(study, "series")
+                if (o := split_fhir_datetime(item.get("started"))[2])
+            ),
             None,
         )
     manifest = Manifest(
@@ -208,7 +216,9 @@ def _identifier(ident: object) -> Identifier | None:
         authority, authority_type = (str(oid), "ISO") if oid else (system, "URI")
     assigner = ident.get("assigner")
     issuer = to_text(assigner.get("display")) if isinstance(assigner, dict) else None
-    return Identifier(value=value, authority=authority, authority_type=authority_type, issuer=issuer)
+    return Identifier(
+        value=value, authority=authority, authority_type=authority_type, issuer=issuer
+    )
 
 
 def _accession(study: JSON) -> Identifier | None:
@@ -344,14 +354,17 @@ def _series(item: JSON, path: str, resources: dict[str, JSON], notes: list[Findi
         retrieve_location_uid=rluid,
         retrieve_url=url,
         instances=tuple(
-            _instance(inst, f"{path}.instance[{j}]") for j, inst in enumerate(_list(item, "instance"))
+            _instance(inst, f"{path}.instance[{j}]")
+            for j, inst in enumerate(_list(item, "instance"))
         ),
     )
 
 
 def _instance(item: JSON, path: str) -> Instance:
     sop_class = item.get("sopClass")
-    frames = next((to_int(e.get("valueInteger")) for e in _extension(item, EXT_NUMBER_OF_FRAMES)), None)
+    frames = next(
+        (to_int(e.get("valueInteger")) for e in _extension(item, EXT_NUMBER_OF_FRAMES)), None
+    )
     key_object = None
     for ext in _extension(item, EXT_KO_DOCUMENT_TITLE):
         codings = _list(ext.get("valueCodeableConcept"), "coding")

@@ -126,7 +126,11 @@ def _composition(manifest: Manifest, stamp: str, imaging_study: JSON) -> JSON:
         "status": "final",
         "type": {
             "coding": [
-                {"system": "http://loinc.org", "code": "18748-4", "display": "Diagnostic imaging study"}
+                {
+                    "system": "http://loinc.org",
+                    "code": "18748-4",
+                    "display": "Diagnostic imaging study",
+                }
             ]
         },
         "subject": {"reference": "urn:Patient/patient", "type": "Patient"},
@@ -241,7 +245,11 @@ def _imaging_study(
     offset = manifest.creator.timezone_offset
     identifiers: list[JSON] = [
         {
-            "type": {"coding": [{"system": FHIR_DCM_SYSTEM, "code": "110180", "display": "Study Instance UID"}]},
+            "type": {
+                "coding": [
+                    {"system": FHIR_DCM_SYSTEM, "code": "110180", "display": "Study Instance UID"}
+                ]
+            },
             "system": URN_DICOM_UID,
             "value": f"urn:oid:{study.uid}",
         }
@@ -324,7 +332,9 @@ def _instance(instance: Instance) -> JSON:
             }
         )
     if instance.key_description:
-        extensions.append({"url": EXT_KEY_IMAGE_DESCRIPTION, "valueString": instance.key_description})
+        extensions.append(
+            {"url": EXT_KEY_IMAGE_DESCRIPTION, "valueString": instance.key_description}
+        )
     if extensions:
         out["extension"] = extensions
     out["uid"] = str(instance.sop_instance_uid)

@@ -161,7 +161,9 @@ def _evidence_item(ds: Dataset) -> Dataset:
     # Several items for one study: merge their series so nothing listed is lost.
     merged = Dataset()
     merged.update(items[0])
-    merged.ReferencedSeriesSequence = [s for it in items for s in _seq(it, "ReferencedSeriesSequence")]
+    merged.ReferencedSeriesSequence = [
+        s for it in items for s in _seq(it, "ReferencedSeriesSequence")
+    ]
     return merged
 
 
@@ -376,10 +378,14 @@ def _series(item: Dataset, path: str, library: _Library, notes: list[Finding]) -
         uid=uid,
         modality=_merge(to_text(item.get("Modality")), group.modality, f"{path}.Modality", notes),
         description=_merge(
-            to_text(item.get("SeriesDescription")), group.description,
-            f"{path}.SeriesDescription", notes,
+            to_text(item.get("SeriesDescription")),
+            group.description,
+            f"{path}.SeriesDescription",
+            notes,
         ),
-        number=_merge(to_int(item.get("SeriesNumber")), group.number, f"{path}.SeriesNumber", notes),
+        number=_merge(
+            to_int(item.get("SeriesNumber")), group.number, f"{path}.SeriesNumber", notes
+        ),
         date=_merge(to_dicom_date(item.get("SeriesDate")), group.date, f"{path}.SeriesDate", notes),
         time=_merge(to_dicom_time(item.get("SeriesTime")), group.time, f"{path}.SeriesTime", notes),
         body_site=group.body_site,
@@ -400,8 +406,12 @@ def _retrieve_url(item: Dataset) -> str | None:
 
 
 def _instance(ref: Dataset, path: str, group: _Group, notes: list[Finding]) -> Instance:
-    sop = to_uid(ref.get("ReferencedSOPInstanceUID"), f"{path}.ReferencedSOPInstanceUID (0008,1155)")
-    sop_class = to_uid(ref.get("ReferencedSOPClassUID"), f"{path}.ReferencedSOPClassUID (0008,1150)")
+    sop = to_uid(
+        ref.get("ReferencedSOPInstanceUID"), f"{path}.ReferencedSOPInstanceUID (0008,1155)"
+    )
+    sop_class = to_uid(
+        ref.get("ReferencedSOPClassUID"), f"{path}.ReferencedSOPClassUID (0008,1150)"
+    )
     entry = group.entries.get(sop, _Entry())
     flags = tuple(
         flag
@@ -419,8 +429,12 @@ def _instance(ref: Dataset, path: str, group: _Group, notes: list[Finding]) -> I
     return Instance(
         sop_class_uid=sop_class,
         sop_instance_uid=sop,
-        number=_merge(to_int(ref.get("InstanceNumber")), entry.number, f"{path}.InstanceNumber", notes),
-        frames=_merge(to_int(ref.get("NumberOfFrames")), entry.frames, f"{path}.NumberOfFrames", notes),
+        number=_merge(
+            to_int(ref.get("InstanceNumber")), entry.number, f"{path}.InstanceNumber", notes
+        ),
+        frames=_merge(
+            to_int(ref.get("NumberOfFrames")), entry.frames, f"{path}.NumberOfFrames", notes
+        ),
         key_object=key_object,
         flagged_by=flags,
         key_description=key_description,
@@ -434,8 +448,12 @@ def _flags(related: Dataset, path: str) -> Iterable[KeyImageFlag]:
         purpose = code_of(ref, "PurposeOfReferenceCodeSequence")
         yield KeyImageFlag(
             series_uid=series,
-            sop_instance_uid=to_uid(ref.get("ReferencedSOPInstanceUID"), f"{where}.ReferencedSOPInstanceUID"),
-            sop_class_uid=to_uid(ref.get("ReferencedSOPClassUID"), f"{where}.ReferencedSOPClassUID"),
+            sop_instance_uid=to_uid(
+                ref.get("ReferencedSOPInstanceUID"), f"{where}.ReferencedSOPInstanceUID"
+            ),
+            sop_class_uid=to_uid(
+                ref.get("ReferencedSOPClassUID"), f"{where}.ReferencedSOPClassUID"
+            ),
             # A flag without a purpose still flags the image; "Of Interest" is the MADO default.
             purpose=purpose or Code(value="113000", scheme="DCM", meaning="Of Interest"),
         )

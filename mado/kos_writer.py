@@ -134,8 +134,8 @@ def write_kos(
 
 def _file_meta(sop_uid: str) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = KOS_SOP_CLASS_UID
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPClassUID = UID(KOS_SOP_CLASS_UID)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return meta
 
@@ -365,9 +365,7 @@ def _entry(instance: Instance, strict: bool) -> Dataset:
     if instance.key_object:
         descriptors.append(_coded(CODE_DOCUMENT_TITLE, instance.key_object.title))
         if instance.key_object.description:
-            descriptors.append(
-                _text(CODE_KEY_OBJECT_DESCRIPTION, instance.key_object.description)
-            )
+            descriptors.append(_text(CODE_KEY_OBJECT_DESCRIPTION, instance.key_object.description))
     if descriptors:
         entry.ContentSequence = Sequence(descriptors)
     return entry

@@ -92,7 +92,7 @@ class KeyObjectSummary:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyImageFlag:
-    """An image is flagged by a KOS/KIN: Related Series Sequence item (Rev 0.6 Table 7.3.3.5.2-1)."""
+    """An image flagged by a KOS/KIN: a Related Series Sequence item (Rev 0.6 Table 7.3.3.5.2-1)."""
 
     series_uid: Uid
     sop_instance_uid: Uid

@@ -59,7 +59,7 @@ TITLE_MANIFEST_WITH_DESCRIPTION = Code(
 )
 MANIFEST_TITLES = (TITLE_MANIFEST, TITLE_MANIFEST_WITH_DESCRIPTION)
 
-# CID 7010 "Of Interest": the purpose a key-image flag carries by default (Rev 0.6 Table 7.3.3.5.2-1).
+# CID 7010 "Of Interest": a key-image flag's default purpose (Rev 0.6 Table 7.3.3.5.2-1).
 OF_INTEREST = Code(value="113000", scheme="DCM", meaning="Of Interest")
 
 CODE_IMAGE_LIBRARY = Code(value="111028", scheme="DCM", meaning="Image Library")

@@ -1,0 +1,148 @@
+"""Manifest files: recognise the format, parse, read into the model; write either format.
+
+A KOS manifest is a DICOM Part 10 file (``DICM`` at offset 128, MADO Rev 1.1 §6.X.2.2); a
+FHIR manifest is a JSON document Bundle (§6.X.3). :func:`parse_bytes` recognises which, and
+checks a DICOM file for truncation: pydicom stops silently at the end of a short file, so every
+element whose value is shorter than its declared length is reported instead of being read as
+a manifest with data missing.
+
+Raises, all :class:`~mado.errors.ManifestError`: :class:`~mado.errors.UnreadableManifest`
+(I/O failure, neither format, truncated or corrupt), :class:`~mado.errors.NotAManifest` and
+:class:`~mado.errors.InvalidManifest` from the readers.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from mado.errors import UnreadableManifest
+from mado.fhir_reader import read_fhir
+from mado.fhir_writer import write_fhir
+from mado.kos_reader import read_kos
+from mado.kos_writer import write_kos
+from mado.model import Manifest
+from mado.report import Finding
+
+__all__ = ["Format", "Parsed", "Reading", "parse_bytes", "read_bytes", "read_path", "write_path"]
+
+Format = Literal["kos", "fhir"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parsed:
+    """A parsed but not yet interpreted manifest document: a dataset or decoded JSON."""
+
+    format: Format
+    source: str
+    dataset: Dataset | None = None
+    document: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reading:
+    """A manifest read from a document, with the findings normalisation produced."""
+
+    parsed: Parsed
+    manifest: Manifest
+    findings: tuple[Finding, ...]
+
+
+def parse_bytes(data: bytes, source: str = "<bytes>") -> Parsed:
+    """Recognise and parse a manifest document; see the module contract."""
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return Parsed(format="kos", source=source, dataset=_parse_dicom(data, source))
+    head = data.lstrip()[:1]
+    if head in (b"{", b"["):
+        try:
+            document = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise UnreadableManifest(
+                f"{source}: not valid JSON ({exc.msg} at byte {exc.pos})"
+            ) from None
+        return Parsed(format="fhir", source=source, document=document)
+    if not data:
+        raise UnreadableManifest(f"{source}: empty file")
+    raise UnreadableManifest(
+        f"{source}: neither a DICOM Part 10 file (no 'DICM' marker at byte 128) nor a JSON document"
+    )
+
+
+def read_bytes(data: bytes, source: str = "<bytes>") -> Reading:
+    """Parse and read a manifest document into the model."""
+    return read_parsed(parse_bytes(data, source))
+
+
+def read_parsed(parsed: Parsed) -> Reading:
+    """Read an already parsed document into the model."""
+    if parsed.dataset is not None:
+        manifest, findings = read_kos(parsed.dataset)
+    else:
+        manifest, findings = read_fhir(parsed.document)
+    return Reading(parsed=parsed, manifest=manifest, findings=findings)
+
+
+def read_path(path: str | Path) -> Reading:
+    """Read the manifest file at ``path``."""
+    return read_bytes(_read(path), str(path))
+
+
+def write_path(manifest: Manifest, path: str | Path, format: Format) -> None:
+    """Write ``manifest`` to ``path`` as a KOS Part 10 file or FHIR JSON Bundle."""
+    try:
+        if format == "kos":
+            buffer = io.BytesIO()
+            write_kos(manifest).save_as(buffer, enforce_file_format=True)
+            Path(path).write_bytes(buffer.getvalue())
+        else:
+            Path(path).write_bytes(orjson.dumps(write_fhir(manifest), option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        raise UnreadableManifest(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def _read(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UnreadableManifest(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _parse_dicom(data: bytes, source: str) -> Dataset:
+    try:
+        with warnings.catch_warnings():
+            # pydicom warns about oddities it tolerates; the validator reports what matters.
+            warnings.simplefilter("ignore")
+            ds = dcmread(io.BytesIO(data))
+            truncated = _short_element(ds)
+            if truncated is None:
+                ds.walk(lambda _ds, _elem: None)
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise UnreadableManifest(f"{source}: corrupt DICOM file ({exc})") from None
+    if truncated is not None:
+        raise UnreadableManifest(
+            f"{source}: truncated DICOM file (element {truncated} is cut short)"
+        )
+    return ds
+
+
+def _short_element(ds: Dataset) -> str | None:
+    """The tag of the first element whose value is shorter than its declared length."""
+    for elem in ds.elements():
+        if isinstance(elem, RawDataElement):
+            length = elem.length
+            if elem.value is not None and length != 0xFFFFFFFF and len(elem.value) != length:
+                return str(elem.tag)
+        elif elem.VR == "SQ":
+            for item in elem.value:
+                if (found := _short_element(item)) is not None:
+                    return found
+    return None
