@@ -353,9 +353,10 @@ def _upstream_participant(exchange: Exchange) -> Participant:
 
 
 def _requester_participant(exchange: Exchange) -> Participant:
-    point, point_type = _access_point(exchange.client)
+    client = (exchange.client or "").strip() or None
+    point, point_type = _access_point(client)
     return Participant(
-        user_id=exchange.client or "unknown",
+        user_id=client or "unknown",
         is_requestor=True,
         roles=(codes.DESTINATION_ROLE,),
         access_point=point,

@@ -79,7 +79,7 @@ def parse_frame(data: bytes) -> tuple[bytes, bytes] | None:
     ``data`` does not yet hold a whole frame. Raises ``ValueError`` on a malformed length."""
     space = data.find(b" ", 0, 11)
     if space == -1:
-        if len(data) > 10 or not data.isdigit():
+        if len(data) > 10 or (data and not data.isdigit()):
             raise ValueError("frame does not start with an octet count")
         return None
     digits = data[:space]
