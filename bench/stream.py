@@ -1,7 +1,9 @@
 """Streaming benchmark: a 1 GiB study through the gateway and directly, in alternating runs.
 
 Run with ``make bench`` (or ``python -m bench.stream``). The source is ``peers.faults`` in its
-own process (2048 parts of 512 KiB, generated, so the source is never the bottleneck); the
+own process (2048 CT instances of 512 x 512 16-bit pixels, 0.5 MiB each, made once, so the
+source is never the bottleneck; its parts carry no Content-Length, so the gateway's part
+scanner works the hard way); the
 client is curl, which reports time to first byte and speed itself and can read slowly
 (``--limit-rate``). The gateway's resident memory is sampled every 20 ms with psutil.
 
@@ -27,7 +29,6 @@ import psutil
 from peers.gateway import REPO, GatewayProcess, gateway_config
 from peers.net import free_port, wait_http
 
-PART = 512 * 1024
 MB = 1_000_000
 
 
@@ -63,8 +64,8 @@ def start_source(parts: int) -> tuple[subprocess.Popen[bytes], str]:
             "peers.faults",
             "--port",
             str(port),
-            "--part-bytes",
-            str(PART),
+            "--side",
+            "512",
             "--parts",
             str(parts),
         ],
@@ -173,7 +174,7 @@ def report(results: dict[str, object]) -> None:
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in rows)
 
-    print("\n1 GiB study (2048 parts of 512 KiB), alternating runs, medians:")
+    print("\n1 GiB study (2048 CT instances of 0.5 MiB), alternating runs, medians:")
     print(
         f"  direct           {med(direct, 'mb_per_s'):8.1f} MB/s   time to first byte {med(direct, 'ttfb_s') * 1000:7.2f} ms"
     )

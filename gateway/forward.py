@@ -21,7 +21,7 @@ Contract of :func:`forward`:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +35,7 @@ from gateway.errors import (
 )
 from gateway.exchange import Exchange, Outcome
 from gateway.headers import request_headers, response_headers
+from gateway.partscan import PartScanner
 from gateway.rewrite import PrefixRewriter, is_rewritable
 from gateway.upstream import UpstreamPool
 from routing.rad160 import ResourceKind
@@ -137,24 +138,63 @@ async def _relay(
     response = web.StreamResponse(status=answer.status, headers=response_headers(answer.headers))
     if rewriter is None and answer.content_length is not None:
         response.content_length = answer.content_length
-    closing = _closing_delimiter(answer.headers)
+    boundary = _boundary(answer.headers)
+    closing = None if boundary is None else b"--" + boundary.encode("latin-1") + b"--"
+    scanner = None
+    if boundary is not None and rewriter is None and _carries_dicom(answer.headers):
+        scanner = PartScanner(boundary, exchange.instances.append)
     await response.prepare(request)
     exchange.status = answer.status
     exchange.mark_first_byte()
 
-    content = answer.content
-    write = response.write
-    sent = 0
-    last = previous = b""
+    progress = _Progress()
     try:
-        # The hot loop: one readany() and one write() per buffered block, no copies and no
-        # other per-chunk work. The closing-boundary check needs only the last two blocks.
-        if rewriter is None:
-            while chunk := await content.readany():
-                await write(chunk)
-                sent += len(chunk)
-                previous, last = last, chunk
-        else:
+        await _copy(answer.content, response.write, progress, rewriter, scanner)
+    except ConnectionResetError:  # first: aiohttp's write error is also a ClientError
+        _abort(request, exchange, "client")
+        return response
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        _abort(request, exchange, "stalled" if isinstance(exc, TimeoutError) else "truncated")
+        return response
+    finally:
+        exchange.bytes_sent = progress.sent
+        if scanner is not None:
+            scanner.close()
+    if closing is not None and not _ends_with(progress.previous, progress.last, closing):
+        _abort(request, exchange, "truncated")
+        return response
+    await response.write_eof()
+    exchange.outcome = Outcome.COMPLETE
+    return response
+
+
+class _Progress:
+    """What :func:`_copy` has done so far, readable after it raised."""
+
+    __slots__ = ("last", "previous", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.previous = self.last = b""  # the last two blocks read, for the boundary check
+
+
+async def _copy(
+    content: aiohttp.StreamReader,
+    write: Callable[[bytes], Awaitable[None]],
+    progress: _Progress,
+    rewriter: PrefixRewriter | None,
+    scanner: PartScanner | None,
+) -> None:
+    """Copy the upstream body to the client until its end; errors propagate.
+
+    The hot loops: one ``readany()`` and one ``write()`` per buffered block (each write waits
+    for the client's socket: backpressure), no copies and no other per-block work beyond what
+    the variant needs. The closing-boundary check only needs the last two blocks kept.
+    """
+    sent = 0
+    previous = last = b""
+    try:
+        if rewriter is not None:  # metadata: URLs rewritten on the fly
             while chunk := await content.readany():
                 out = rewriter.feed(chunk)
                 await write(out)
@@ -163,32 +203,41 @@ async def _relay(
             out = rewriter.flush()
             await write(out)
             sent += len(out)
-    except ConnectionResetError:  # first: aiohttp's write error is also a ClientError
-        _abort(request, exchange, "client")
-        return response
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        _abort(request, exchange, "stalled" if isinstance(exc, TimeoutError) else "truncated")
-        return response
+        elif scanner is not None:  # DICOM instances: note who and what each part is about
+            feed = scanner.feed
+            while chunk := await content.readany():
+                await write(chunk)
+                sent += len(chunk)
+                feed(chunk)
+                previous, last = last, chunk
+        else:
+            while chunk := await content.readany():
+                await write(chunk)
+                sent += len(chunk)
+                previous, last = last, chunk
     finally:
-        exchange.bytes_sent = sent
-    if closing is not None and not _ends_with(previous, last, closing):
-        _abort(request, exchange, "truncated")
-        return response
-    await response.write_eof()
-    exchange.outcome = Outcome.COMPLETE
-    return response
+        progress.sent, progress.previous, progress.last = sent, previous, last
 
 
-def _closing_delimiter(headers: Mapping[str, str]) -> bytes | None:
-    """``--boundary--`` for a multipart answer (RFC 2046 §5.1.1), else None."""
+def _boundary(headers: Mapping[str, str]) -> str | None:
+    """The boundary parameter of a multipart answer (RFC 2046 §5.1.1), else None."""
     content_type = headers.get("Content-Type", "")
     if not content_type.lower().startswith("multipart/"):
         return None
     for parameter in content_type.split(";")[1:]:
         name, _, value = parameter.partition("=")
         if name.strip().lower() == "boundary":
-            return b"--" + value.strip().strip('"').encode("latin-1") + b"--"
+            return value.strip().strip('"') or None
     return None
+
+
+def _carries_dicom(headers: Mapping[str, str]) -> bool:
+    """multipart/related with ``type="application/dicom"`` (PS3.18 §8.7.3.5)."""
+    content_type = headers.get("Content-Type", "").lower().replace(" ", "")
+    return (
+        'type="application/dicom"' in content_type
+        or "type=application/dicom;" in content_type + ";"
+    )
 
 
 def _ends_with(previous: bytes, last: bytes, closing: bytes) -> bool:

@@ -98,6 +98,7 @@ def _deliver(request: web.Request, exchange: Exchange) -> None:
             "upstream_status": exchange.upstream_status,
             "attempts": exchange.attempts,
             "bytes": exchange.bytes_sent,
+            "instances": len(exchange.instances),
             "ttfb_s": exchange.first_byte_s,
             "duration_s": exchange.duration_s,
             "error": exchange.error,

@@ -16,6 +16,8 @@ import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from peers.studies import make_study
+
 __all__ = ["FaultUpstream", "multipart_body"]
 
 BOUNDARY = "fault-boundary-7d1f"
@@ -219,21 +221,26 @@ class FaultUpstream:
         await writer.drain()
 
 
-async def _serve_forever(port: int, part_bytes: int, parts: int) -> None:
-    upstream = FaultUpstream(big_block=bytes(part_bytes), big_blocks=parts)
+async def _serve_forever(port: int, side: int, parts: int) -> None:
+    instance = make_study(
+        seed="bench", series_count=1, instances_per_series=1, rows=side, columns=side
+    )
+    upstream = FaultUpstream(big_block=instance.instances[0].part10, big_blocks=parts)
     upstream._server = await asyncio.start_server(upstream._serve, "127.0.0.1", port)
     async with upstream._server:
         await upstream._server.serve_forever()
 
 
 def main() -> None:
-    """``python -m peers.faults --port P --part-bytes N --parts M``: a fast benchmark source."""
+    """``python -m peers.faults --port P --side 512 --parts M``: a fast benchmark source.
+
+    Serves one study of M identical CT instances of side x side 16-bit pixels (512: 0.5 MiB)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--part-bytes", type=int, default=512 * 1024)
+    parser.add_argument("--side", type=int, default=512)
     parser.add_argument("--parts", type=int, default=2048)
     args = parser.parse_args()
-    asyncio.run(_serve_forever(args.port, args.part_bytes, args.parts))
+    asyncio.run(_serve_forever(args.port, args.side, args.parts))
 
 
 if __name__ == "__main__":

@@ -104,6 +104,11 @@ def test_study_retrieval_through_two_gateways_is_byte_identical(
         pydicom.dcmread(io.BytesIO(p), stop_before_pixels=True).SOPInstanceUID: p for p in parts
     }
     assert received == stored  # the very bytes that were stored, for every SOP instance
+    # both gateways noted every instance from the part headers as it streamed by
+    for gateway in (chain.responding, chain.initiating):
+        lines = [json.loads(line) for line in gateway.log().splitlines() if '"msg":"exchange"' in line]
+        mine = [line for line in lines if line["path"].endswith(f"/studies/{study.study_uid}")]
+        assert mine[-1]["instances"] == len(study.instances)
 
 
 def test_mado_spelling_study_and_urn_oid_community(chain: Chain, study: SyntheticStudy) -> None:
