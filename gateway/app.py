@@ -18,10 +18,12 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from gateway import __version__, health, xcwado
 from gateway.exchange import ExchangeSink
-from gateway.keys import HOLDER, METRICS, POOL, READINESS, SETTINGS, SINKS
+from gateway.hardening import cors_on_prepare, hardening_middleware, parser_limits
+from gateway.keys import HOLDER, METRICS, POOL, READINESS, SECURITY, SETTINGS, SINKS
 from gateway.metrics import Metrics
 from gateway.middleware import exchange_middleware
 from gateway.reload import RegistryHolder
+from gateway.security import CountedSecurityEvents, SecurityEvents
 from gateway.settings import ServerSettings
 from gateway.upstream import UpstreamPool
 from routing.registry import Registry
@@ -38,11 +40,19 @@ def create_app(
     metrics_registry: CollectorRegistry | None = None,
     extra_sinks: Sequence[ExchangeSink] = (),
     handle_signals: bool = False,
+    security_events: SecurityEvents | None = None,
 ) -> web.Application:
-    """The gateway application. ``handle_signals`` installs the SIGHUP reload handler."""
-    app = web.Application(middlewares=[exchange_middleware], handler_args={"max_field_size": 16384})
+    """The gateway application. ``handle_signals`` installs the SIGHUP reload handler;
+    ``security_events`` receives security alerts (default: a log line each)."""
     metrics = Metrics(metrics_registry or CollectorRegistry(), version=__version__)
+    security = CountedSecurityEvents(metrics.security_events, security_events)
+    app = web.Application(
+        middlewares=[exchange_middleware, hardening_middleware(settings, metrics, security)],
+        handler_args=parser_limits(settings.limits),
+    )
+    app.on_response_prepare.append(cors_on_prepare(settings.cors))
     pool = UpstreamPool(read_bufsize=settings.read_buffer_bytes)
+    pool.retain(holder.registry.config.upstreams.values())  # builds the TLS contexts now
 
     def reloaded(ok: bool, registry: Registry) -> None:
         metrics.reloads.labels("success" if ok else "failure").inc()
@@ -60,6 +70,7 @@ def create_app(
     app[POOL] = pool
     app[SINKS] = [metrics, *extra_sinks]
     app[READINESS] = []
+    app[SECURITY] = security
 
     health.add_routes(app)
     app.router.add_get("/metrics", make_aiohttp_handler(metrics.registry))

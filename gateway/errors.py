@@ -6,7 +6,16 @@
      ├── UpstreamUnavailable   502  no base URL of the upstream could be reached or answered sanely
      ├── UpstreamTimeout       504  connect or idle-read timeout before the first byte was relayed
      ├── UpstreamStatus        4xx/502/503  the upstream answered with an error status (relayed)
-     └── RedirectNotFollowed   502  the upstream redirected and no redirect policy allows following
+     ├── RedirectNotFollowed   502  the upstream redirected and the redirect policy refused (rule)
+     ├── AddressRefused        502  the upstream's host is (or resolves only to) a refused address
+     └── InboundRefused             the request itself is refused before any routing
+          ├── UriTooLong       414  the URL is longer than server.limits.max_url_bytes
+          ├── HeadersTooLarge  431  too many header bytes or headers
+          ├── BodyNotAllowed   413  a body on a request that takes none (or over the limit)
+          ├── CorsRefused      403  a CORS preflight from an origin that is not allowed
+          ├── ClientNotAllowed 403  a client certificate subject not on the allowed list
+          ├── RateLimited      429  the client's token bucket is empty (Retry-After)
+          └── TooManyStreams   429  the client already has max_streams responses running
 
 Routing errors (:mod:`routing.errors`) are mapped here too. A problem never carries an
 upstream's body or a parser's message: ``detail`` is our own sentence.
@@ -29,9 +38,18 @@ from routing.errors import (
 )
 
 __all__ = [
+    "AddressRefused",
+    "BodyNotAllowed",
+    "ClientNotAllowed",
+    "CorsRefused",
     "GatewayError",
+    "HeadersTooLarge",
+    "InboundRefused",
     "Problem",
+    "RateLimited",
     "RedirectNotFollowed",
+    "TooManyStreams",
+    "UriTooLong",
     "UpstreamStatus",
     "UpstreamTimeout",
     "UpstreamUnavailable",
@@ -83,15 +101,88 @@ class UpstreamStatus(GatewayError):
 
 
 class RedirectNotFollowed(GatewayError):
+    """``rule`` is the :class:`routing.urlpolicy.Rule` that refused (a bounded word)."""
+
     status = 502
     slug = "redirect-refused"
 
-    def __init__(self, upstream: str, upstream_status: int) -> None:
+    def __init__(self, upstream: str, upstream_status: int, rule: str = "policy") -> None:
         self.upstream = upstream
+        self.upstream_status = upstream_status
+        self.rule = rule
         super().__init__(
-            f"upstream {upstream} answered a redirect ({upstream_status}); "
-            "no redirect policy allows following it"
+            f"upstream {upstream} answered a redirect ({upstream_status}) that the redirect "
+            f"policy does not allow following (rule: {rule})"
         )
+
+
+class AddressRefused(GatewayError):
+    """The target's address class (``loopback``, ``private``…) is refused by the policy."""
+
+    status = 502
+    slug = "address-refused"
+
+    def __init__(self, upstream: str, address_class: str) -> None:
+        self.upstream = upstream
+        self.address_class = address_class
+        self.reason = "address"
+        super().__init__(
+            f"upstream {upstream} is at an address the address policy refuses ({address_class})"
+        )
+
+
+class InboundRefused(GatewayError):
+    """A request refused for what it is, before routing. ``detail`` is fixed per class."""
+
+    detail = "the request was refused"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.detail)
+
+
+class UriTooLong(InboundRefused):
+    status = 414
+    slug = "uri-too-long"
+    detail = "the request URL is longer than this gateway accepts"
+
+
+class HeadersTooLarge(InboundRefused):
+    status = 431
+    slug = "headers-too-large"
+    detail = "the request headers are larger or more numerous than this gateway accepts"
+
+
+class BodyNotAllowed(InboundRefused):
+    status = 413
+    slug = "request-body-not-allowed"
+    detail = "this request takes no body (or a smaller one)"
+
+
+class CorsRefused(InboundRefused):
+    status = 403
+    slug = "cors-origin-refused"
+    detail = "the page's origin is not allowed to call this gateway"
+
+
+class ClientNotAllowed(InboundRefused):
+    status = 403
+    slug = "client-not-allowed"
+    detail = "the client certificate is not on this gateway's list of allowed consumers"
+
+
+class RateLimited(InboundRefused):
+    status = 429
+    slug = "rate-limited"
+    detail = "too many requests from this client; retry after the time in Retry-After"
+
+    def __init__(self, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__()
+
+
+class TooManyStreams(RateLimited):
+    slug = "too-many-streams"
+    detail = "this client already has as many responses running as it may; retry later"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +223,9 @@ def problem_for(exc: BaseException) -> Problem:
         case UpstreamStatus():
             headers = tuple(("Warning", w) for w in exc.warnings)
             return _problem(exc.status, exc.slug, str(exc), headers=headers)
+        case RateLimited():
+            retry = (("Retry-After", str(exc.retry_after_s)),)
+            return _problem(exc.status, exc.slug, str(exc), headers=retry)
         case GatewayError():
             return _problem(exc.status, exc.slug, str(exc))
         case RoutingError():

@@ -21,12 +21,16 @@ Contract of :func:`forward`:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 from aiohttp import web
 
 from gateway.errors import (
+    AddressRefused,
     GatewayError,
     RedirectNotFollowed,
     UpstreamStatus,
@@ -35,13 +39,22 @@ from gateway.errors import (
 )
 from gateway.exchange import Exchange, Outcome
 from gateway.headers import request_headers, response_headers
+from gateway.keys import HOLDER, METRICS, SECURITY
 from gateway.partscan import PartScanner
+from gateway.redirects import Follower
 from gateway.rewrite import PrefixRewriter, is_rewritable
+from gateway.security import SecurityEvents
+from gateway.tls import tls_failure
 from gateway.upstream import UpstreamPool
+from routing.errors import RetrieveUrlRefused
+from routing.model import Config, Upstream
 from routing.rad160 import ResourceKind
-from routing.registry import Route
+from routing.registry import Route, RouteKind
+from routing.urlpolicy import UrlRefused, vet_url
 
 __all__ = ["forward"]
+
+log = logging.getLogger("mado_gateway.forward")
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _FAILOVER_STATUSES = frozenset({502, 503, 504})
@@ -60,20 +73,51 @@ async def forward(
     """Relay ``request`` along ``route``; see the module docstring for the full contract.
 
     ``public_prefix`` is what the upstream's base URL becomes in rewritten metadata (None:
-    no rewriting).
+    no rewriting). Redirects are followed under the upstream's redirect policy and every
+    outbound address is checked (:mod:`gateway.redirects`).
     """
-    upstream = route.upstream
+    config = request.app[HOLDER].registry.config
+    events = request.app[SECURITY]
+    upstream = _with_policy(route, config)
     exchange.upstream = upstream.name
     headers = request_headers(request.headers, resource, exchange.request_id)
+    if upstream.forward_authorization:
+        for value in request.headers.getall("Authorization", ()):
+            headers.add("Authorization", value)
+    if route.kind is RouteKind.RETRIEVE_URL:
+        _vet_retrieve_url(route, events)
     failure: GatewayError | None = None
-    with pool.lease(upstream) as session:
+    with contextlib.ExitStack() as leases:
+        follower = Follower(
+            pool=pool,
+            leases=leases,
+            config=config,
+            upstream=upstream,
+            metrics=request.app[METRICS],
+            events=events,
+            exchange=exchange,
+        )
         for base, url in route.urls():
             exchange.attempts += 1
             exchange.upstream_url = url
             try:
-                answer = await session.get(url, headers=headers, allow_redirects=False)
+                answer = await follower.get(url, headers)
+            except AddressRefused as exc:
+                failure = exc
+                _note_failure(exchange, failure)
+                continue
+            except RedirectNotFollowed as exc:
+                exchange.upstream_status = exc.upstream_status
+                exchange.attempt_results.append(f"{exc.upstream_status // 100}xx")
+                _note_failure(exchange, exc)
+                raise
             except (aiohttp.ClientError, TimeoutError) as exc:
-                failure = _classify(upstream.name, exc)
+                reason = tls_failure(exc)
+                if reason is not None:
+                    _tls_failed(upstream.name, url, reason, events)
+                    failure = UpstreamUnavailable(upstream.name, "tls")
+                else:
+                    failure = _classify(upstream.name, exc)
                 _note_failure(exchange, failure)
                 continue
             async with answer:
@@ -90,6 +134,34 @@ async def forward(
                     raise failure
     assert failure is not None  # at least one base URL was tried
     raise failure
+
+
+def _with_policy(route: Route, config: Config) -> Upstream:
+    """The route's upstream; an ad-hoc Retrieve URL upstream gets the top-level address policy."""
+    upstream = route.upstream
+    if route.kind is RouteKind.RETRIEVE_URL and upstream.name not in config.upstreams:
+        return dataclasses.replace(upstream, address_policy=config.address_policy)
+    return upstream
+
+
+def _vet_retrieve_url(route: Route, events: SecurityEvents) -> None:
+    """Refuse a Retrieve URL whose shape is unsafe (403), before anything is sent."""
+    for _, url in route.urls():
+        try:
+            vet_url(url, allow_http=True)
+        except UrlRefused as refusal:
+            events.security_alert("retrieve-url-refused", url, f"{refusal.rule}: {refusal.detail}")
+            raise RetrieveUrlRefused(url, str(refusal.rule)) from None
+
+
+def _tls_failed(upstream: str, url: str, reason: str, events: SecurityEvents) -> None:
+    origin = url.split("/", 3)[:3]
+    target = "/".join(origin)
+    log.error(
+        "TLS with upstream failed",
+        extra={"upstream": upstream, "target": target, "tls_reason": reason},
+    )
+    events.security_alert("tls-failure", target, f"upstream {upstream}: TLS failed ({reason})")
 
 
 def _refusal(upstream: str, answer: aiohttp.ClientResponse) -> GatewayError | None:

@@ -9,16 +9,27 @@ from aiohttp import web
 from gateway.exchange import Exchange, ExchangeSink
 from gateway.metrics import Metrics
 from gateway.reload import RegistryHolder
+from gateway.security import SecurityEvents
 from gateway.settings import ServerSettings
 from gateway.upstream import UpstreamPool
 
-__all__ = ["EXCHANGE", "HOLDER", "METRICS", "POOL", "READINESS", "SETTINGS", "SINKS"]
+__all__ = [
+    "EXCHANGE",
+    "HOLDER",
+    "METRICS",
+    "POOL",
+    "READINESS",
+    "SECURITY",
+    "SETTINGS",
+    "SINKS",
+]
 
 SETTINGS = web.AppKey("settings", ServerSettings)
 HOLDER = web.AppKey("registry_holder", RegistryHolder)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("upstream_pool", UpstreamPool)
 SINKS = web.AppKey("exchange_sinks", list[ExchangeSink])
+SECURITY = web.AppKey("security_events", SecurityEvents)
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
 READINESS = web.AppKey("readiness_checks", list[Callable[[], str | None]])

@@ -14,7 +14,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from gateway.exchange import Exchange, Outcome
 
-__all__ = ["LOOKUP_RESULTS", "UPSTREAM_ERROR_REASONS", "Metrics"]
+__all__ = [
+    "INBOUND_REFUSALS",
+    "LOOKUP_RESULTS",
+    "REDIRECT_OUTCOMES",
+    "UPSTREAM_ERROR_REASONS",
+    "Metrics",
+]
 
 _PREFIX = "mado_gateway"
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -40,6 +46,29 @@ UPSTREAM_ERROR_REASONS = (
     "redirect",
     "truncated",  # in mid-body: the body ended or broke before it was complete
     "stalled",  # in mid-body: no data for read_idle_s
+    "address",  # the address policy refused every address of the base URL's host
+)
+REDIRECT_OUTCOMES = (
+    "followed",
+    "scheme",
+    "userinfo",
+    "ip-spelling",
+    "malformed",
+    "traversal",
+    "address",
+    "origin",
+    "hop-limit",
+    "loop",
+    "no-location",
+)
+INBOUND_REFUSALS = (
+    "uri-too-long",
+    "headers-too-large",
+    "request-body-not-allowed",
+    "cors-origin-refused",
+    "client-not-allowed",
+    "rate-limited",
+    "too-many-streams",
 )
 _IN_STREAM = frozenset({"truncated", "stalled"})
 ROUTE_KINDS = ("relay", "source", "retrieve-url", "none")
@@ -116,7 +145,33 @@ class Metrics:
             "1 if the last configuration (re)load succeeded, 0 if the gateway kept an older one.",
             registry=registry,
         )
+        self.redirects = Counter(
+            f"{_PREFIX}_redirects",
+            "Upstream redirects by outcome: followed, or the policy rule that refused them.",
+            ("upstream", "outcome"),
+            registry=registry,
+        )
+        self.address_refusals = Counter(
+            f"{_PREFIX}_address_refusals",
+            "Outbound connections refused by the address policy, by address class.",
+            ("upstream", "address_class"),
+            registry=registry,
+        )
+        self.inbound_refusals = Counter(
+            f"{_PREFIX}_inbound_refusals",
+            "Requests refused before routing (limits, CORS, client certificate, rate).",
+            ("reason",),
+            registry=registry,
+        )
+        self.security_events = Counter(
+            f"{_PREFIX}_security_events",
+            "Security events reported (security alerts), by kind.",
+            ("kind",),
+            registry=registry,
+        )
         self.build = Info(f"{_PREFIX}_build", "Gateway version.", registry=registry)
+        for reason in INBOUND_REFUSALS:
+            self.inbound_refusals.labels(reason)
         self.build.info({"version": version})
         for result in LOOKUP_RESULTS:
             self.lookups.labels(result)
@@ -129,6 +184,8 @@ class Metrics:
         for name in names:
             for reason in UPSTREAM_ERROR_REASONS:
                 self.upstream_errors.labels(name, reason)
+            for outcome in REDIRECT_OUTCOMES:
+                self.redirects.labels(name, outcome)
 
     def observe(self, exchange: Exchange) -> None:
         """The metrics sink: count one finished exchange."""

@@ -7,17 +7,71 @@ outside) with the same field-path error reporting.
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.tls import parse_subject, server_context
 from routing.errors import ConfigError, ConfigProblem
 from routing.loader import Fields, parse_base_url
+from routing.model import origin_of
 
-__all__ = ["ServerSettings", "parse_server_settings"]
+__all__ = [
+    "CorsPolicy",
+    "InboundLimits",
+    "RateLimit",
+    "ServerSettings",
+    "ServerTls",
+    "parse_server_settings",
+]
 
 _BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerTls:
+    """HTTPS for the gateway itself; with ``client_ca_file``, client certificates are verified
+    (required unless ``require_client_cert`` is false). ``allowed_client_subjects``, when
+    non-empty, admits only clients whose certificate subject is one of them."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+    require_client_cert: bool = True
+    allowed_client_subjects: tuple[frozenset[tuple[str, str]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundLimits:
+    """What a request may carry. Retrieve requests have no body, so the default body limit
+    is 0 bytes; ``max_header_bytes`` counts every header name and value together."""
+
+    max_url_bytes: int = 4096
+    max_header_bytes: int = 16384
+    max_headers: int = 64
+    max_body_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorsPolicy:
+    """Browser viewers (MADO §X.5 suggests CORS): which page origins may call the gateway."""
+
+    allowed_origins: frozenset[str] = frozenset()  # scheme://host:port, or "*"
+    max_age_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """Per client (certificate subject, else address): a token bucket of ``burst`` requests
+    refilled at ``requests_per_s``, and at most ``max_streams`` responses at once."""
+
+    requests_per_s: float = 50.0
+    burst: int = 100
+    max_streams: int = 16
+    max_clients: int = 10000  # buckets kept; the least recently seen is forgotten first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +90,10 @@ class ServerSettings:
     public_url: str | None = None
     read_buffer_bytes: int = 256 * 1024
     log_level: str = "INFO"
+    tls: ServerTls | None = None
+    limits: InboundLimits = field(default_factory=InboundLimits)
+    cors: CorsPolicy = field(default_factory=CorsPolicy)
+    rate_limit: RateLimit = field(default_factory=RateLimit)
 
 
 def parse_server_settings(
@@ -63,6 +121,10 @@ def parse_server_settings(
     log_level = (fields.text("log_level", default.log_level) or default.log_level).upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         fields.problem("log_level", "must be DEBUG, INFO, WARNING or ERROR")
+    tls = _server_tls(fields.section("tls"))
+    limits = _limits(fields.section("limits"))
+    cors = _cors(fields.section("cors"))
+    rate_limit = _rate_limit(fields.section("rate_limit"))
     fields.finish()
     if problems:
         raise ConfigError(problems, source)
@@ -73,4 +135,93 @@ def parse_server_settings(
         public_url=public_url,
         read_buffer_bytes=read_buffer,
         log_level=log_level,
+        tls=tls,
+        limits=limits,
+        cors=cors,
+        rate_limit=rate_limit,
     )
+
+
+def _server_tls(fields: Fields) -> ServerTls | None:
+    if not fields.valid:
+        return None
+    files: dict[str, str | None] = {}
+    for name in ("cert_file", "key_file", "client_ca_file"):
+        file = fields.text(name, required=name != "client_ca_file")
+        if file is not None and not os.path.isfile(file):
+            fields.problem(name, f"file {file!r} does not exist")
+            file = None
+        files[name] = file
+    require = fields.flag("require_client_cert", default=True)
+    subjects = []
+    for where, text in fields.strings("allowed_client_subjects"):
+        try:
+            subjects.append(parse_subject(text))
+        except ValueError as exc:
+            fields.problems.append(ConfigProblem(path=where, reason=f"not a subject: {exc}"))
+    if subjects and files["client_ca_file"] is None:
+        fields.problem("allowed_client_subjects", "needs client_ca_file (certificates to check)")
+    fields.finish()
+    cert, key = files["cert_file"], files["key_file"]
+    if cert is None or key is None:
+        return None
+    try:
+        server_context(
+            cert_file=cert,
+            key_file=key,
+            client_ca_file=files["client_ca_file"],
+            require_client_cert=require,
+        )
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        fields.problem("", f"certificate, key or client CA do not load ({exc})")
+        return None
+    return ServerTls(
+        cert_file=cert,
+        key_file=key,
+        client_ca_file=files["client_ca_file"],
+        require_client_cert=require,
+        allowed_client_subjects=tuple(subjects),
+    )
+
+
+def _limits(fields: Fields) -> InboundLimits:
+    default = InboundLimits()
+    value = InboundLimits(
+        max_url_bytes=fields.integer("max_url_bytes", default.max_url_bytes, minimum=256),
+        max_header_bytes=fields.integer("max_header_bytes", default.max_header_bytes, minimum=1024),
+        max_headers=fields.integer("max_headers", default.max_headers, minimum=8),
+        max_body_bytes=fields.integer("max_body_bytes", default.max_body_bytes, minimum=0),
+    )
+    fields.finish()
+    return value
+
+
+def _cors(fields: Fields) -> CorsPolicy:
+    default = CorsPolicy()
+    origins = set()
+    for path, text in fields.strings("allowed_origins"):
+        if text == "*":
+            origins.add(text)
+            continue
+        try:
+            origins.add(origin_of(parse_base_url(text)))
+        except ValueError as exc:
+            fields.problems.append(ConfigProblem(path=path, reason=f"{text!r} {exc}"))
+    value = CorsPolicy(
+        allowed_origins=frozenset(origins),
+        max_age_s=fields.number("max_age_s", default.max_age_s),
+    )
+    fields.finish()
+    return value
+
+
+def _rate_limit(fields: Fields) -> RateLimit:
+    default = RateLimit()
+    value = RateLimit(
+        requests_per_s=fields.number("requests_per_s", default.requests_per_s),
+        burst=fields.integer("burst", default.burst),
+        max_streams=fields.integer("max_streams", default.max_streams),
+        max_clients=fields.integer("max_clients", default.max_clients, minimum=100),
+    )
+    fields.finish()
+    return value

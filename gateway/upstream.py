@@ -1,7 +1,10 @@
 """One HTTP client session per configured upstream.
 
 Each :class:`~routing.model.Upstream` value gets its own ``aiohttp.ClientSession``: its own
-connection pool (``limits``), its own TLS context (``tls``) and its own timeouts. Sessions are
+connection pool (``limits``), its own TLS context (``tls``), its own timeouts and its own
+address policy (a :class:`~gateway.addresses.PolicyResolver` on its connector, so every
+connection goes to an address that was checked). TLS contexts are built when a
+configuration is loaded (:meth:`UpstreamPool.retain`), one per TLS profile. Sessions are
 keyed by the upstream's value, so a reload that leaves an upstream unchanged keeps its warm
 connections, and one that changes it gets a fresh session. Sessions of upstreams that a reload
 removed are retired: closed once the last stream using them has finished, never under it.
@@ -18,25 +21,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import ssl
 from collections.abc import Iterable, Iterator
 
 import aiohttp
 
+from gateway.addresses import PolicyResolver
+from gateway.tls import client_context
 from routing.model import TlsProfile, Upstream
 
 __all__ = ["UpstreamPool", "tls_context"]
 
 USER_AGENT = "mado-gateway"
+log = logging.getLogger("mado_gateway.upstream")
+tls_context = client_context  # the name this module exported first
 
 
-def tls_context(profile: TlsProfile) -> ssl.SSLContext:
-    """Client TLS context for one upstream: verify the peer, TLS 1.2 or later, optional mTLS."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=profile.ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if profile.cert_file and profile.key_file:
-        context.load_cert_chain(profile.cert_file, profile.key_file)
-    return context
+def _session_key(upstream: Upstream) -> Upstream:
+    """What a session depends on: the upstream without the paths of its base URLs.
+
+    A Retrieve URL or redirect target is an ad-hoc upstream whose base URL carries a path;
+    keyed by origin, all of them share one session per origin instead of one per path.
+    """
+    return dataclasses.replace(upstream, base_urls=tuple(sorted(upstream.origins)))
 
 
 class UpstreamPool:
@@ -48,13 +57,15 @@ class UpstreamPool:
         self._leases: dict[aiohttp.ClientSession, int] = {}
         self._retired: set[aiohttp.ClientSession] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        self._contexts: dict[TlsProfile, ssl.SSLContext] = {}
 
     @contextlib.contextmanager
     def lease(self, upstream: Upstream) -> Iterator[aiohttp.ClientSession]:
         """The session for ``upstream``, held for the duration of one exchange."""
-        session = self._sessions.get(upstream)
+        key = _session_key(upstream)
+        session = self._sessions.get(key)
         if session is None or session.closed:
-            session = self._sessions[upstream] = self._new_session(upstream)
+            session = self._sessions[key] = self._new_session(key)
         self._leases[session] = self._leases.get(session, 0) + 1
         try:
             yield session
@@ -67,8 +78,25 @@ class UpstreamPool:
                     self._close_soon(session)
 
     def retain(self, upstreams: Iterable[Upstream]) -> None:
-        """Keep sessions for ``upstreams``; retire every other one (after a reload)."""
-        keep = set(upstreams)
+        """Keep sessions for ``upstreams``; retire every other one (at start and after a reload).
+
+        The TLS context of every upstream is built here, once per profile, so a reload pays
+        for it up front; contexts of profiles no longer used are dropped.
+        """
+        keep = {_session_key(u) for u in upstreams}
+        contexts = {}
+        for upstream in keep:
+            if upstream.tls not in contexts:
+                try:
+                    contexts[upstream.tls] = self._contexts.get(upstream.tls) or client_context(
+                        upstream.tls
+                    )
+                except (ssl.SSLError, OSError) as exc:
+                    log.error(
+                        "TLS profile cannot be loaded",
+                        extra={"upstream": upstream.name, "error": str(exc)},
+                    )
+        self._contexts = contexts
         for upstream in [u for u in self._sessions if u not in keep]:
             session = self._sessions.pop(upstream)
             if self._leases.get(session):
@@ -83,12 +111,20 @@ class UpstreamPool:
         for session in sessions:
             await session.close()
 
+    def _context(self, profile: TlsProfile) -> ssl.SSLContext:
+        context = self._contexts.get(profile)
+        if context is None:  # an ad-hoc upstream (Retrieve URL, redirect target)
+            context = self._contexts[profile] = client_context(profile)
+        return context
+
     def _new_session(self, upstream: Upstream) -> aiohttp.ClientSession:
-        needs_tls = any(url.startswith("https:") for url in upstream.base_urls)
+        # Every session verifies TLS with its profile's context: a redirect may lead an
+        # http upstream's request to an https origin.
         connector = aiohttp.TCPConnector(
             limit=upstream.limits.max_connections,
             keepalive_timeout=upstream.limits.keepalive_s,
-            ssl=tls_context(upstream.tls) if needs_tls else True,
+            ssl=self._context(upstream.tls),
+            resolver=PolicyResolver(upstream.address_policy),
         )
         timeout = aiohttp.ClientTimeout(
             total=None,

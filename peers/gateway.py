@@ -28,9 +28,15 @@ def gateway_config(
     sources: dict[str, str] | None = None,
     base_path: str = "/wado",
     url_policy: dict[str, Any] | None = None,
+    address_policy: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A configuration document for one gateway on 127.0.0.1:``port``."""
+    """A configuration document for one gateway on 127.0.0.1:``port``.
+
+    Every peer of the tests, the demo and the benchmark listens on 127.0.0.1, so the
+    ``address_policy`` here allows loopback unless one is given; the gateway's own default
+    (no ``address_policy`` section) refuses it.
+    """
     document: dict[str, Any] = {
         "self": {
             "home_community_id": home_community_id,
@@ -40,6 +46,7 @@ def gateway_config(
         "upstreams": upstreams,
         "communities": communities or {},
         "sources": sources or {},
+        "address_policy": {"allow_loopback": True} if address_policy is None else address_policy,
     }
     if url_policy is not None:
         document["url_policy"] = url_policy

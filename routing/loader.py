@@ -9,9 +9,11 @@ read by their owners with the same :class:`Fields` reader.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
+import ssl
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,10 +24,12 @@ import yaml
 from routing.errors import ConfigError, ConfigProblem, InvalidIdentifier
 from routing.ids import HomeCommunityId, Oid
 from routing.model import (
+    AddressPolicy,
     Config,
     Identity,
     Limits,
     Protocol,
+    RedirectPolicy,
     Timeouts,
     TlsProfile,
     Upstream,
@@ -192,7 +196,8 @@ def parse_config(
     root = Fields(document, "", problems)
     identity = _identity(root.section("self"))
     declared = {name for name, _, _ in root.entries("upstreams")}
-    upstreams = _upstreams(root)
+    address_policy = _address_policy(root.section("address_policy"), AddressPolicy())
+    upstreams = _upstreams(root, address_policy)
     communities = _routes(root, "communities", HomeCommunityId, upstreams, declared)
     sources = _routes(root, "sources", Oid, upstreams, declared)
     url_policy = _url_policy(root.section("url_policy"))
@@ -213,6 +218,7 @@ def parse_config(
         communities=communities,
         sources=sources,
         url_policy=url_policy,
+        address_policy=address_policy,
     )
 
 
@@ -253,7 +259,7 @@ def _identity(fields: Fields) -> Identity | None:
     )
 
 
-def _upstreams(root: Fields) -> dict[str, Upstream]:
+def _upstreams(root: Fields, address_policy: AddressPolicy) -> dict[str, Upstream]:
     upstreams: dict[str, Upstream] = {}
     entries = list(root.entries("upstreams"))
     if not entries:
@@ -262,13 +268,13 @@ def _upstreams(root: Fields) -> dict[str, Upstream]:
         fields = Fields(value, path, root.problems)
         if _NAME.fullmatch(name) is None:
             fields.problem("", "name must be letters, digits, '.', '_' or '-' (at most 63)")
-        upstream = _upstream(name, fields)
+        upstream = _upstream(name, fields, address_policy)
         if upstream is not None:
             upstreams[name] = upstream
     return upstreams
 
 
-def _upstream(name: str, fields: Fields) -> Upstream | None:
+def _upstream(name: str, fields: Fields, address_policy: AddressPolicy) -> Upstream | None:
     protocol_text = fields.text("protocol", required=True)
     protocol = None
     if protocol_text is not None:
@@ -288,6 +294,11 @@ def _upstream(name: str, fields: Fields) -> Upstream | None:
     timeouts = _timeouts(fields.section("timeouts"))
     limits = _limits(fields.section("limits"))
     tls = _tls(fields.section("tls"))
+    redirects = _redirects(fields.section("redirects"))
+    # An upstream's own address_policy replaces the top-level one as a whole (no merging:
+    # what an upstream may reach is read in one place).
+    addresses = _address_policy(fields.section("address_policy"), address_policy)
+    forward_authorization = fields.flag("forward_authorization", default=False)
     fields.finish()
     if protocol is None or not base_urls:
         return None
@@ -298,6 +309,9 @@ def _upstream(name: str, fields: Fields) -> Upstream | None:
         tls=tls,
         timeouts=timeouts,
         limits=limits,
+        redirects=redirects,
+        address_policy=addresses,
+        forward_authorization=forward_authorization,
     )
 
 
@@ -333,8 +347,65 @@ def _tls(fields: Fields) -> TlsProfile:
         files[key] = path
     if (files["cert_file"] is None) != (files["key_file"] is None):
         fields.problem("", "cert_file and key_file go together (mutual TLS needs both)")
+    elif not [p for p in fields.problems if p.path.startswith(fields.path)]:
+        _check_tls_files(fields, files)
     fields.finish()
     return TlsProfile(**files)
+
+
+def _check_tls_files(fields: Fields, files: Mapping[str, str | None]) -> None:
+    """Load the PEM files once, so a broken one is a configuration problem, not a 502 later."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if files["ca_file"] is not None:
+        try:
+            context.load_verify_locations(cafile=files["ca_file"])
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            fields.problem("ca_file", f"is not a usable PEM CA bundle ({_first_line(exc)})")
+    if files["cert_file"] is not None and files["key_file"] is not None:
+        try:
+            context.load_cert_chain(files["cert_file"], files["key_file"])
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            fields.problem("cert_file", f"certificate and key do not load ({_first_line(exc)})")
+
+
+def _redirects(fields: Fields) -> RedirectPolicy:
+    default = RedirectPolicy()
+    max_hops = fields.integer("max_hops", default.max_hops, minimum=0)
+    if max_hops > 10:
+        fields.problem("max_hops", "must be at most 10")
+        max_hops = default.max_hops
+    allow_http = fields.flag("allow_http", default=default.allow_http)
+    origins = set()
+    for path, url in fields.strings("allowed_origins"):
+        try:
+            origins.add(origin_of(parse_base_url(url)))
+        except ValueError as exc:
+            fields.problems.append(ConfigProblem(path=path, reason=f"{url!r} {exc}"))
+    fields.finish()
+    return RedirectPolicy(
+        max_hops=max_hops, allow_http=allow_http, allowed_origins=frozenset(origins)
+    )
+
+
+def _address_policy(fields: Fields, default: AddressPolicy) -> AddressPolicy:
+    """Read an ``address_policy`` section; an absent section is ``default``."""
+    if not fields.valid:
+        return default
+    networks = []
+    for path, text in fields.strings("allowed_networks"):
+        try:
+            networks.append(ipaddress.ip_network(text, strict=True))
+        except ValueError as exc:
+            reason = f"{text!r} is not a CIDR network such as 10.1.0.0/16 ({exc})"
+            fields.problems.append(ConfigProblem(path=path, reason=reason))
+    policy = AddressPolicy(
+        allow_loopback=fields.flag("allow_loopback", default=False),
+        allow_private=fields.flag("allow_private", default=False),
+        allow_link_local=fields.flag("allow_link_local", default=False),
+        allowed_networks=tuple(networks),
+    )
+    fields.finish()
+    return policy
 
 
 def _routes(

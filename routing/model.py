@@ -12,6 +12,7 @@ upstream; the upstream (base URLs in failover order, TLS, timeouts, limits) is d
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -20,10 +21,12 @@ from urllib.parse import urlsplit
 from routing.ids import HomeCommunityId, Oid
 
 __all__ = [
+    "AddressPolicy",
     "Config",
     "Identity",
     "Limits",
     "Protocol",
+    "RedirectPolicy",
     "Timeouts",
     "TlsProfile",
     "Upstream",
@@ -72,9 +75,49 @@ class Limits:
     keepalive_s: float = 0.5
 
 
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddressPolicy:
+    """Which resolved addresses an outbound connection may reach (design.md §5).
+
+    Public (globally routable) addresses are always allowed. Every other class is refused
+    unless a flag opens it: loopback (127.0.0.0/8, ::1), private (RFC 1918, unique-local
+    fc00::/7, shared 100.64.0.0/10 and the other non-global ranges), link-local
+    (169.254.0.0/16, fe80::/10). Cloud metadata, multicast, unspecified and reserved addresses
+    have no flag: only ``allowed_networks`` (CIDR blocks admitted whatever their class) opens
+    them. The default refuses everything that is not public.
+    """
+
+    allow_loopback: bool = False
+    allow_private: bool = False
+    allow_link_local: bool = False
+    allowed_networks: tuple[IpNetwork, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedirectPolicy:
+    """How an upstream's redirects are followed (Envoy's internal redirect policy, stricter).
+
+    At most ``max_hops`` redirects (0: none is followed); the target must be https unless
+    ``allow_http``; its origin must be a configured upstream's or in ``allowed_origins``
+    (``scheme://host:port``, as :func:`origin_of` writes it).
+    """
+
+    max_hops: int = 2
+    allow_http: bool = False
+    allowed_origins: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Upstream:
-    """A named peer: one or more base URLs tried in order until one answers."""
+    """A named peer: one or more base URLs tried in order until one answers.
+
+    ``forward_authorization``: the consumer's ``Authorization`` header is sent to this
+    upstream (never across a redirect to another origin). Off by default: a token meant for
+    one community does not travel to another unless an operator says so.
+    """
 
     name: str
     protocol: Protocol
@@ -82,6 +125,9 @@ class Upstream:
     tls: TlsProfile = field(default_factory=TlsProfile)
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
+    redirects: RedirectPolicy = field(default_factory=RedirectPolicy)
+    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
+    forward_authorization: bool = False
 
     @property
     def origins(self) -> frozenset[str]:
@@ -119,6 +165,9 @@ class Config:
     communities: Mapping[HomeCommunityId, str]  # -> upstream name
     sources: Mapping[Oid, str]  # Retrieve Location UID -> upstream name
     url_policy: UrlPolicy = field(default_factory=UrlPolicy)
+    # For targets that are no configured upstream (retrieveurl, allow-listed redirects);
+    # each upstream carries its own (the loader copies this one when it names none).
+    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
 
     def __post_init__(self) -> None:
         # Read-only views, so a Config handed around cannot be changed behind the registry.

@@ -58,6 +58,8 @@ async def running_gateway(
         "self": {"home_community_id": OWN, "audit_source_id": "test-gateway"},
         "upstreams": upstreams,
         "sources": sources,
+        # Every peer of the tests is on 127.0.0.1; production refuses loopback by default.
+        "address_policy": {"allow_loopback": True},
         **(extra or {}),
     }
     metrics = CollectorRegistry()

@@ -1,0 +1,65 @@
+"""Security events: refusals and failures an operator (and the audit trail) must hear about.
+
+The gateway reports each through :class:`SecurityEvents`, an interface with one method. The
+default, :class:`LogSecurityEvents`, writes one JSON log line per event; the audit package
+provides an implementation that sends a DICOM PS3.15 A.5.3.11 Security Alert (EventID
+110113) to the Audit Record Repository. Reporting never blocks and never raises into the
+request: an implementation must enqueue and return.
+
+Kinds (bounded words): ``redirect-refused``, ``address-refused``, ``retrieve-url-refused``,
+``tls-failure``, ``client-refused``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from prometheus_client import Counter
+
+__all__ = ["KINDS", "CountedSecurityEvents", "LogSecurityEvents", "SecurityEvents"]
+
+KINDS = (
+    "redirect-refused",
+    "address-refused",
+    "retrieve-url-refused",
+    "tls-failure",
+    "client-refused",
+)
+
+log = logging.getLogger("mado_gateway.security")
+
+
+class SecurityEvents(Protocol):
+    """Receives security events. Must return quickly and never raise."""
+
+    def security_alert(self, kind: str, target: str, detail: str) -> None:
+        """``kind``: one of :data:`KINDS`; ``target``: the URL, host or subject concerned;
+        ``detail``: our own sentence naming the rule (never an upstream's message)."""
+
+
+class LogSecurityEvents:
+    """The default sink: one ``security alert`` JSON log line at WARNING level."""
+
+    def security_alert(self, kind: str, target: str, detail: str) -> None:
+        log.warning("security alert", extra={"kind": kind, "target": target, "detail": detail})
+
+
+class CountedSecurityEvents:
+    """Counts each event in ``mado_gateway_security_events_total{kind}``, then hands it on.
+
+    Whatever ``inner`` raises is logged and swallowed: reporting must never break a request.
+    """
+
+    def __init__(self, counter: Counter, inner: SecurityEvents | None = None) -> None:
+        self._counter = counter
+        self.inner: SecurityEvents = inner if inner is not None else LogSecurityEvents()
+        for kind in KINDS:
+            counter.labels(kind)
+
+    def security_alert(self, kind: str, target: str, detail: str) -> None:
+        self._counter.labels(kind).inc()
+        try:
+            self.inner.security_alert(kind, target, detail)
+        except Exception:
+            log.exception("security event sink failed", extra={"kind": kind})
