@@ -4,6 +4,8 @@
 
     mado-gateway serve --config FILE [--host H] [--port P]
     mado-gateway check-config FILE [FILE …]
+    mado-gateway manifest validate|convert|create …     (mado.cli)
+    mado-gateway fetch MANIFEST --out DIR …              (gateway.consumer.cli)
 
 Every failure is a message on standard error and a non-zero exit status, never a traceback:
 1 for a configuration with problems, 2 for a usage error.
@@ -20,9 +22,12 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.app import create_app
+from gateway.consumer.cli import add_commands as add_fetch_commands
 from gateway.logs import configure_logging
 from gateway.reload import RegistryHolder
 from gateway.settings import ServerSettings, parse_server_settings
+from gateway.tls import server_context
+from mado.cli import add_commands as add_manifest_commands
 from routing.errors import ConfigError, ConfigProblem
 from routing.loader import load_document, parse_config
 from routing.model import Config
@@ -62,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate configuration files")
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(run=_check_config)
+
+    add_manifest_commands(commands)
+    add_fetch_commands(commands)
     return parser
 
 
@@ -115,11 +123,20 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     holder = RegistryHolder(Registry(config), args.config)
     app = create_app(settings, holder, handle_signals=True)
+    ssl_context = None
+    if settings.tls is not None:  # HTTPS, with client certificates when configured
+        ssl_context = server_context(
+            cert_file=settings.tls.cert_file,
+            key_file=settings.tls.key_file,
+            client_ca_file=settings.tls.client_ca_file,
+            require_client_cert=settings.tls.require_client_cert,
+        )
     try:
         web.run_app(
             app,
             host=settings.host,
             port=settings.port,
+            ssl_context=ssl_context,
             handler_cancellation=True,
             access_log=None,
             print=None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-__all__ = ["SyntheticInstance", "SyntheticStudy", "make_study"]
+__all__ = ["SyntheticInstance", "SyntheticStudy", "make_key_image_note", "make_study"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,3 +113,99 @@ def _part10(ds: Dataset) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def make_key_image_note(
+    study: SyntheticStudy,
+    flagged: list[SyntheticInstance],
+    *,
+    seed: str = "kin",
+    description: str = "Lesion, see report",
+) -> SyntheticInstance:
+    """A Key Object Selection document titled (113000, DCM, "Of Interest") referencing
+    ``flagged`` — a Key Image Note as a modality or a reading workstation makes one
+    (PS3.3 A.35.4, TID 2010)."""
+    series_uid = _uid(seed, "kin-series")
+    sop_uid = _uid(seed, "kin-sop")
+    kos = "1.2.840.10008.5.1.4.1.1.88.59"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(kos)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = kos
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study.study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.PatientName = "Demo^Patient"
+    ds.PatientID = study.patient_id
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyDate = "20260101"
+    ds.StudyTime = "120000"
+    ds.AccessionNumber = "ACC0001"
+    ds.StudyID = "1"
+    ds.ReferringPhysicianName = ""
+    ds.Modality = "KO"
+    ds.SeriesNumber = 99
+    ds.InstanceNumber = 1
+    ds.Manufacturer = "mado-gateway test harness"
+    ds.ContentDate = "20260101"
+    ds.ContentTime = "121000"
+    ds.ValueType = "CONTAINER"
+    ds.ContinuityOfContent = "SEPARATE"
+    ds.ConceptNameCodeSequence = [_code("113000", "DCM", "Of Interest")]
+    template = Dataset()
+    template.MappingResource = "DCMR"
+    template.TemplateIdentifier = "2010"
+    ds.ContentTemplateSequence = [template]
+    ds.ReferencedPerformedProcedureStepSequence = []
+    ds.ContentSequence = _kin_content(flagged, description)
+    ds.CurrentRequestedProcedureEvidenceSequence = [_evidence(study.study_uid, flagged)]
+    return SyntheticInstance(
+        series_uid=series_uid, sop_instance_uid=sop_uid, sop_class_uid=kos, part10=_part10(ds)
+    )
+
+
+def _kin_content(flagged: list[SyntheticInstance], description: str) -> list[Dataset]:
+    text = Dataset()
+    text.RelationshipType = "CONTAINS"
+    text.ValueType = "TEXT"
+    text.ConceptNameCodeSequence = [_code("113012", "DCM", "Key Object Description")]
+    text.TextValue = description
+    content = [text]
+    for instance in flagged:
+        item = Dataset()
+        item.RelationshipType = "CONTAINS"
+        item.ValueType = "IMAGE"
+        item.ReferencedSOPSequence = [_reference(instance)]
+        content.append(item)
+    return content
+
+
+def _evidence(study_uid: str, flagged: list[SyntheticInstance]) -> Dataset:
+    evidence = Dataset()
+    evidence.StudyInstanceUID = study_uid
+    evidence.ReferencedSeriesSequence = []
+    for series in dict.fromkeys(i.series_uid for i in flagged):
+        entry = Dataset()
+        entry.SeriesInstanceUID = series
+        entry.ReferencedSOPSequence = [_reference(i) for i in flagged if i.series_uid == series]
+        evidence.ReferencedSeriesSequence.append(entry)
+    return evidence
+
+
+def _reference(instance: SyntheticInstance) -> Dataset:
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = instance.sop_class_uid
+    reference.ReferencedSOPInstanceUID = instance.sop_instance_uid
+    return reference
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    code = Dataset()
+    code.CodeValue = value
+    code.CodingSchemeDesignator = scheme
+    code.CodeMeaning = meaning
+    return code

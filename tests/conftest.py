@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from peers.gateway import GatewayProcess, gateway_config
+from peers.net import free_port
 from peers.orthanc import OrthancServer
 from peers.studies import SyntheticStudy, make_study
+from tests.functional.chain import COMMUNITY_A, COMMUNITY_B, RLUID, Chain
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -29,3 +32,32 @@ def orthanc(
     with OrthancServer(tmp_path_factory.mktemp("orthanc")) as server:
         server.upload_all([instance.part10 for instance in study.instances])
         yield server
+
+
+@pytest.fixture(scope="session")
+def chain(orthanc: OrthancServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    folder = tmp_path_factory.mktemp("chain")
+    responding_port = free_port()
+    responding = gateway_config(
+        home_community_id=COMMUNITY_A,
+        port=responding_port,
+        base_path="/wado-rs",
+        upstreams={"orthanc-a": {"protocol": "wado-rs", "base_urls": [orthanc.dicomweb_url]}},
+        sources={RLUID: "orthanc-a"},
+    )
+    initiating = gateway_config(
+        home_community_id=COMMUNITY_B,
+        port=free_port(),
+        upstreams={
+            "community-a": {
+                "protocol": "xc-wado",
+                "base_urls": [f"http://127.0.0.1:{responding_port}/wado-rs/"],
+            }
+        },
+        communities={COMMUNITY_A: "community-a"},
+    )
+    with (
+        GatewayProcess(folder, responding, name="responding-a") as a,
+        GatewayProcess(folder, initiating, name="initiating-b") as b,
+    ):
+        yield Chain(responding=a, initiating=b, orthanc=orthanc)

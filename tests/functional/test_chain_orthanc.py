@@ -7,67 +7,15 @@ import io
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
-import pytest
 
-from peers.gateway import GatewayProcess, gateway_config
 from peers.multipart import boundary_of, split_multipart
-from peers.net import free_port
-from peers.orthanc import OrthancServer
 from peers.studies import SyntheticStudy
+from tests.functional.chain import COMMUNITY_A, RLUID, Chain
 
-COMMUNITY_A = "urn:oid:1.3.6.1.4.1.21367.13.70.1"
-COMMUNITY_B = "1.3.6.1.4.1.21367.13.70.2"
-RLUID = "1.3.6.1.4.1.21367.13.70.1.200"
 DICOM = 'multipart/related; type="application/dicom"'
-
-
-@dataclass
-class Chain:
-    responding: GatewayProcess
-    initiating: GatewayProcess
-    orthanc: OrthancServer
-
-    def via_gateways(self, tail: str, hcid: str = "1.3.6.1.4.1.21367.13.70.1") -> str:
-        return (
-            f"{self.initiating.endpoint}homeCommunityId/{hcid}/RetrieveLocationUID/{RLUID}/{tail}"
-        )
-
-    def direct(self, tail: str) -> str:
-        return self.orthanc.dicomweb_url + tail
-
-
-@pytest.fixture(scope="module")
-def chain(orthanc: OrthancServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    folder = tmp_path_factory.mktemp("chain")
-    responding_port = free_port()
-    responding = gateway_config(
-        home_community_id=COMMUNITY_A,
-        port=responding_port,
-        base_path="/wado-rs",
-        upstreams={"orthanc-a": {"protocol": "wado-rs", "base_urls": [orthanc.dicomweb_url]}},
-        sources={RLUID: "orthanc-a"},
-    )
-    initiating = gateway_config(
-        home_community_id=COMMUNITY_B,
-        port=free_port(),
-        upstreams={
-            "community-a": {
-                "protocol": "xc-wado",
-                "base_urls": [f"http://127.0.0.1:{responding_port}/wado-rs/"],
-            }
-        },
-        communities={COMMUNITY_A: "community-a"},
-    )
-    with (
-        GatewayProcess(folder, responding, name="responding-a") as a,
-        GatewayProcess(folder, initiating, name="initiating-b") as b,
-    ):
-        yield Chain(responding=a, initiating=b, orthanc=orthanc)
 
 
 def get(url: str, accept: str | None = DICOM) -> tuple[int, str, bytes]:
@@ -106,7 +54,9 @@ def test_study_retrieval_through_two_gateways_is_byte_identical(
     assert received == stored  # the very bytes that were stored, for every SOP instance
     # both gateways noted every instance from the part headers as it streamed by
     for gateway in (chain.responding, chain.initiating):
-        lines = [json.loads(line) for line in gateway.log().splitlines() if '"msg":"exchange"' in line]
+        lines = [
+            json.loads(line) for line in gateway.log().splitlines() if '"msg":"exchange"' in line
+        ]
         mine = [line for line in lines if line["path"].endswith(f"/studies/{study.study_uid}")]
         assert mine[-1]["instances"] == len(study.instances)
 

@@ -1,0 +1,35 @@
+"""The MADO consumer helper: from a manifest to the DICOM instances it names.
+
+Read in this order: :mod:`~gateway.consumer.urls` (a retrieval plan becomes XC-WADO or
+direct WADO-RS URLs), :mod:`~gateway.consumer.fetch` (the URLs are retrieved and each part
+stored or handed on, without holding a study), :mod:`~gateway.consumer.cli` (``mado-gateway
+fetch``) and :mod:`~gateway.consumer.endpoint` (``POST /mado/retrieve``). Plans themselves
+come from :mod:`mado.plan`.
+
+Errors::
+
+    ConsumerError
+     ├── NoRoute          a planned request that the chosen target cannot address (no Retrieve
+     │                    URL in direct mode, no Retrieve Location UID through a gateway)
+     └── RetrieveFailed   a retrieval that did not complete (HTTP status, network, truncation)
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConsumerError", "NoRoute", "RetrieveFailed"]
+
+
+class ConsumerError(Exception):
+    """Base of the consumer helper's errors; the message is one line for a person."""
+
+
+class NoRoute(ConsumerError):
+    pass
+
+
+class RetrieveFailed(ConsumerError):
+    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        self.url = url
+        self.reason = reason
+        self.status = status
+        super().__init__(f"{reason} ({url})")

@@ -1,0 +1,236 @@
+"""Retrieving planned URLs and storing each returned instance, without holding a study.
+
+Each URL is a WADO-RS "Get Instances" request (``Accept: multipart/related;
+type="application/dicom"``, PS3.18 §10.4). The answer is split as it arrives
+(:mod:`gateway.multipart`) and every part goes to a :class:`PartWriter` from the chosen
+sink: :class:`DirectorySink` writes Part 10 files named by their SOP Instance UID,
+:class:`MemorySink` keeps small objects (the Key Object series) for reading.
+
+A retrieval either completes — the closing boundary was seen — or raises
+:class:`~gateway.consumer.RetrieveFailed`; a part cut short is removed, never left looking
+complete. A 206 answer is accepted: MADO X.1.1.2 tells a consumer to expect more or fewer
+instances than a manifest lists, and the report says which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+import orjson
+
+from gateway.consumer import RetrieveFailed
+from gateway.dicomheader import read_identity
+from gateway.multipart import (
+    MultipartError,
+    MultipartSplitter,
+    PartBytes,
+    PartEnd,
+    PartStart,
+    boundary_of,
+)
+
+__all__ = ["DICOM_ACCEPT", "DirectorySink", "FetchReport", "MemorySink", "PartWriter", "fetch_all"]
+
+DICOM_ACCEPT = 'multipart/related; type="application/dicom"'
+_IDENTITY_BYTES = 16 * 1024
+_CHUNK = 256 * 1024
+
+
+class PartWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> str | None:
+        """Store the complete part; its SOP Instance UID when readable."""
+        ...
+
+    def discard(self) -> None: ...
+
+
+class Sink(Protocol):
+    def begin(self) -> PartWriter: ...
+
+
+@dataclass
+class FetchReport:
+    """What arrived, and what failed."""
+
+    received: list[str] = field(default_factory=list)  # SOP Instance UIDs, in arrival order
+    unnamed: int = 0  # parts without a readable SOP Instance UID
+    bytes: int = 0
+    failures: list[RetrieveFailed] = field(default_factory=list)
+
+    def compare(self, expected: set[str]) -> tuple[list[str], list[str]]:
+        """``(missing, extra)`` against the instances the manifest lists for the selection."""
+        got = set(self.received)
+        return sorted(expected - got), sorted(got - expected)
+
+
+class _FileWriter:
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        descriptor, name = tempfile.mkstemp(dir=folder / ".incoming", suffix=".part")
+        self._file = os.fdopen(descriptor, "wb")
+        self._path = Path(name)
+        self._head = bytearray()
+
+    def write(self, data: bytes) -> None:
+        if len(self._head) < _IDENTITY_BYTES:
+            self._head += data[: _IDENTITY_BYTES - len(self._head)]
+        self._file.write(data)
+
+    def finish(self) -> str | None:
+        self._file.close()
+        identity = read_identity(bytes(self._head))
+        if identity is None or identity.sop_instance_uid is None:
+            target = self._folder / "unnamed" / self._path.with_suffix(".dcm").name
+            uid = None
+        else:
+            target = (
+                self._folder
+                / (identity.study_uid or "unknown-study")
+                / (identity.series_uid or "unknown-series")
+                / f"{identity.sop_instance_uid}.dcm"
+            )
+            uid = identity.sop_instance_uid
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._path.replace(target)
+        return uid
+
+    def discard(self) -> None:
+        self._file.close()
+        self._path.unlink(missing_ok=True)
+
+
+class DirectorySink:
+    """Part 10 files as ``folder/{study}/{series}/{sop}.dcm``; parts in flight in ``.incoming``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        (folder / ".incoming").mkdir(parents=True, exist_ok=True)
+
+    def begin(self) -> PartWriter:
+        return _FileWriter(self.folder)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # not empty: a part was left by a failure
+            (self.folder / ".incoming").rmdir()
+
+
+class _MemoryWriter:
+    def __init__(self, sink: MemorySink) -> None:
+        self._sink = sink
+        self._data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self._data += data
+        if len(self._data) > self._sink.limit_bytes:
+            raise MemoryError(f"a part exceeded {self._sink.limit_bytes} bytes")
+
+    def finish(self) -> str | None:
+        data = bytes(self._data)
+        self._sink.objects.append(data)
+        identity = read_identity(data)
+        return identity.sop_instance_uid if identity else None
+
+    def discard(self) -> None:
+        self._data.clear()
+
+
+class MemorySink:
+    """Objects kept in memory: only for small ones such as Key Object Selection documents."""
+
+    def __init__(self, limit_bytes: int = 16 * 1024 * 1024) -> None:
+        self.limit_bytes = limit_bytes
+        self.objects: list[bytes] = []
+
+    def begin(self) -> PartWriter:
+        return _MemoryWriter(self)
+
+
+Progress = Callable[[FetchReport], None]
+
+
+async def fetch_all(
+    urls: Sequence[str],
+    sink: Sink,
+    *,
+    session: aiohttp.ClientSession,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+) -> FetchReport:
+    """Retrieve every URL (at most ``concurrency`` at once); failures are collected, not raised."""
+    report = FetchReport()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(url: str) -> None:
+        async with gate:
+            try:
+                await _retrieve(url, sink, session, report, progress)
+            except RetrieveFailed as failure:
+                report.failures.append(failure)
+
+    await asyncio.gather(*(one(url) for url in urls))
+    return report
+
+
+async def _retrieve(
+    url: str,
+    sink: Sink,
+    session: aiohttp.ClientSession,
+    report: FetchReport,
+    progress: Progress | None,
+) -> None:
+    writer: PartWriter | None = None
+    try:
+        async with session.get(url, headers={"Accept": DICOM_ACCEPT}) as answer:
+            if answer.status not in (200, 206):
+                raise RetrieveFailed(url, await _describe_failure(answer), answer.status)
+            splitter = MultipartSplitter(boundary_of(answer.headers.get("Content-Type", "")))
+            async for chunk in answer.content.iter_chunked(_CHUNK):
+                report.bytes += len(chunk)
+                for event in splitter.feed(chunk):
+                    match event:
+                        case PartStart():
+                            writer = sink.begin()
+                        case PartBytes(data) if writer is not None:
+                            writer.write(data)
+                        case PartEnd() if writer is not None:
+                            uid = writer.finish()
+                            writer = None
+                            if uid is None:
+                                report.unnamed += 1
+                            else:
+                                report.received.append(uid)
+                            if progress is not None:
+                                progress(report)
+            splitter.close()
+    except MultipartError as exc:
+        raise RetrieveFailed(url, f"the answer was cut short or malformed: {exc}") from None
+    except aiohttp.ClientError as exc:
+        raise RetrieveFailed(url, f"connection failed: {type(exc).__name__}") from None
+    except (TimeoutError, MemoryError, OSError) as exc:
+        raise RetrieveFailed(url, f"{type(exc).__name__}: {exc}") from None
+    finally:
+        if writer is not None:
+            writer.discard()
+
+
+async def _describe_failure(answer: aiohttp.ClientResponse) -> str:
+    """HTTP status, and the ``detail`` of a problem document (the gateway's own words)."""
+    text = f"HTTP {answer.status} {answer.reason or ''}".strip()
+    if answer.content_type == "application/problem+json":
+        try:
+            detail = orjson.loads(await answer.content.read(64 * 1024)).get("detail")
+        except (orjson.JSONDecodeError, AttributeError, aiohttp.ClientError):
+            detail = None
+        if isinstance(detail, str):
+            text += f": {detail[:300]}"
+    return text
