@@ -9,6 +9,7 @@
      ├── RedirectNotFollowed   502  the upstream redirected and the redirect policy refused (rule)
      ├── AddressRefused        502  the upstream's host is (or resolves only to) a refused address
      └── InboundRefused             the request itself is refused before any routing
+          ├── ControlInQuery   400  an encoded control character (CR, LF, NUL…) in the query
           ├── UriTooLong       414  the URL is longer than server.limits.max_url_bytes
           ├── HeadersTooLarge  431  too many header bytes or headers
           ├── BodyNotAllowed   413  a body on a request that takes none (or over the limit)
@@ -41,6 +42,7 @@ __all__ = [
     "AddressRefused",
     "BodyNotAllowed",
     "ClientNotAllowed",
+    "ControlInQuery",
     "CorsRefused",
     "GatewayError",
     "HeadersTooLarge",
@@ -138,6 +140,12 @@ class InboundRefused(GatewayError):
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.detail)
+
+
+class ControlInQuery(InboundRefused):
+    status = 400
+    slug = "invalid-request"
+    detail = "not a RAD-160 request: an encoded control character in the query"
 
 
 class UriTooLong(InboundRefused):

@@ -7,6 +7,7 @@ refusal is an exchange with a problem+json answer and a stable ``type``:
 check, in order                        status       type (``urn:mado-gateway:problem:…``)
 =====================================  ===========  ========================================
 URL longer than ``max_url_bytes``      414          ``uri-too-long``
+encoded CR, LF, NUL… in the query      400          ``invalid-request``
 header bytes or count over the limit   431          ``headers-too-large``
 a body (retrieve requests take none)   413          ``request-body-not-allowed``
 CORS preflight, origin not allowed     403          ``cors-origin-refused``
@@ -30,6 +31,7 @@ origin carries ``Access-Control-Allow-Origin`` and exposes the headers a viewer 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
@@ -42,6 +44,7 @@ from aiohttp.typedefs import Handler, Middleware
 from gateway.errors import (
     BodyNotAllowed,
     ClientNotAllowed,
+    ControlInQuery,
     CorsRefused,
     HeadersTooLarge,
     InboundRefused,
@@ -93,6 +96,9 @@ CORS_EXPOSED_HEADERS = (
     "Retry-After",
     "X-Request-ID",
 )
+
+
+_ENCODED_CONTROL = re.compile(r"%(?:[01][0-9a-fA-F]|7[fF])")
 
 
 def parser_limits(limits: InboundLimits) -> dict[str, int]:
@@ -201,6 +207,8 @@ def hardening_middleware(
 def _check_sizes(request: web.Request, limits: InboundLimits) -> None:
     if len(request.raw_path) > limits.max_url_bytes:
         raise UriTooLong()
+    if _ENCODED_CONTROL.search(request.rel_url.raw_query_string):
+        raise ControlInQuery()  # header splitting on the way upstream starts here
     raw = request.raw_headers
     if len(raw) > limits.max_headers:
         raise HeadersTooLarge()

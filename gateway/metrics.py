@@ -62,6 +62,7 @@ REDIRECT_OUTCOMES = (
     "no-location",
 )
 INBOUND_REFUSALS = (
+    "invalid-request",
     "uri-too-long",
     "headers-too-large",
     "request-body-not-allowed",

@@ -191,6 +191,10 @@ def origin_of(url: str) -> str:
     port = parts.port or _DEFAULT_PORTS.get(scheme)
     if port is None:
         raise ValueError(f"no port known for scheme {scheme!r}")
-    if ":" in host:  # IPv6 literal
+    if ":" in host:  # IPv6 literal, in its one canonical spelling
+        try:
+            host = str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise ValueError(f"invalid IPv6 literal in {url!r}") from None
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}"

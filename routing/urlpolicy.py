@@ -116,6 +116,7 @@ class RedirectStep:
 
 
 _CONTROL = re.compile(r"[\x00-\x20\x7f\\]")
+_DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
 _NUMERIC_PART = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
@@ -138,7 +139,10 @@ def vet_url(url: str, *, allow_http: bool) -> VettedUrl:
     """Check the shape of an outbound URL. Raises :class:`UrlRefused` naming the rule."""
     if _CONTROL.search(url):
         raise UrlRefused(Rule.MALFORMED, url, "control character, space or backslash in the URL")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise UrlRefused(Rule.MALFORMED, url, "the URL cannot be parsed") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise UrlRefused(Rule.SCHEME, url, "the scheme must be https or http")
@@ -149,11 +153,14 @@ def vet_url(url: str, *, allow_http: bool) -> VettedUrl:
         raise UrlRefused(Rule.USERINFO, url, "credentials (userinfo) in the URL")
     host, address = _host(url, netloc)
     try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
+        explicit = parts.port
     except ValueError:
         raise UrlRefused(Rule.MALFORMED, url, "invalid port") from None
-    if port == 0:
+    if explicit == 0 or netloc.endswith(":"):
         raise UrlRefused(Rule.MALFORMED, url, "invalid port")
+    port = explicit if explicit is not None else _DEFAULT_PORTS[scheme]
+    if parts.path.startswith("//"):
+        raise UrlRefused(Rule.MALFORMED, url, "a path that starts with '//'")
     _check_path(url, parts.path)
     shown = f"[{host}]" if ":" in host else host
     origin = f"{scheme}://{shown}:{port}"
@@ -200,8 +207,8 @@ def _check_path(url: str, path: str) -> None:
         segments = decoded.split("/")
         if any(s in {".", ".."} for s in segments) or "\\" in decoded:
             raise UrlRefused(Rule.TRAVERSAL, url, "a dot segment in the path")
-        if "\x00" in decoded:
-            raise UrlRefused(Rule.MALFORMED, url, "a NUL byte in the path")
+        if _DECODED_CONTROL.search(decoded):
+            raise UrlRefused(Rule.MALFORMED, url, "an encoded control character in the path")
         following = unquote(decoded)
         if following == decoded:
             return
@@ -312,7 +319,11 @@ def decide_redirect(
         raise UrlRefused(Rule.NO_LOCATION, current_url, "a redirect without a Location")
     if _CONTROL.search(location):
         raise UrlRefused(Rule.MALFORMED, location, "control character or backslash in Location")
-    target = vet_url(urljoin(current_url, location), allow_http=policy.allow_http)
+    try:
+        joined = urljoin(current_url, location.strip())
+    except ValueError:
+        raise UrlRefused(Rule.MALFORMED, location, "a Location that cannot be parsed") from None
+    target = vet_url(joined, allow_http=policy.allow_http)
     if target.url in visited:
         raise UrlRefused(Rule.LOOP, target.url, "a redirect back to a URL already requested")
     current_origin = origin_of(current_url)
