@@ -279,8 +279,9 @@ def _patient(patient: JSON | None) -> Patient:
         return Patient()
     identifiers = [i for i in _list(patient, "identifier") if isinstance(i, dict)]
     primary = next((i for i in identifiers if i.get("use") == "usual"), None)
-    if primary is None and identifiers:
-        primary = identifiers[0]
+    if primary is None:
+        # No "usual" identifier: the first one not marked secondary is the Patient ID.
+        primary = next((i for i in identifiers if i.get("use") != "secondary"), None)
     others = tuple(
         ident
         for i in identifiers
