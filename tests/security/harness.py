@@ -77,6 +77,7 @@ class Scripted:
     seen: list[Seen] = field(default_factory=list)
     server: TestServer | None = None
     ssl_context: ssl.SSLContext | None = None
+    gate: asyncio.Event = field(default_factory=asyncio.Event)  # releases /slow/ answers
 
     @property
     def url(self) -> str:
@@ -91,6 +92,7 @@ class Scripted:
         app = web.Application()
         app.router.add_get("/ok/{tail:.*}", self._ok)
         app.router.add_get("/r/{key}/{tail:.*}", self._redirect)
+        app.router.add_get("/slow/{tail:.*}", self._slow)
         self.server = TestServer(app, host="127.0.0.1")
         await self.server.start_server(ssl=self.ssl_context)
         return self
@@ -105,6 +107,18 @@ class Scripted:
     async def _ok(self, request: web.Request) -> web.Response:
         self._note(request)
         return web.Response(body=self.body, headers={"Content-Type": MULTIPART})
+
+    async def _slow(self, request: web.Request) -> web.StreamResponse:
+        """The first half of the study, then the rest once ``gate`` is set."""
+        self._note(request)
+        response = web.StreamResponse(headers={"Content-Type": MULTIPART})
+        await response.prepare(request)
+        half = len(self.body) // 2
+        await response.write(self.body[:half])
+        await self.gate.wait()
+        await response.write(self.body[half:])
+        await response.write_eof()
+        return response
 
     async def _redirect(self, request: web.Request) -> web.Response:
         self._note(request)

@@ -1,0 +1,90 @@
+"""Security configuration: strict defaults, and every problem named by its field path."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from routing.errors import ConfigError
+from routing.loader import parse_config
+from routing.model import AddressPolicy, RedirectPolicy
+
+BASE: dict[str, Any] = {
+    "self": {"home_community_id": "1.2.3.4", "audit_source_id": "rig"},
+    "upstreams": {"pacs": {"protocol": "wado-rs", "base_urls": ["https://pacs.example.org/"]}},
+    "sources": {"1.2.3.4.100": "pacs"},
+}
+
+
+def problems(document: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(document)
+    return "\n".join(str(p) for p in caught.value.problems)
+
+
+def test_defaults_are_strict() -> None:
+    config = parse_config(BASE)
+    pacs = config.upstreams["pacs"]
+    assert config.address_policy == AddressPolicy()
+    assert not (config.address_policy.allow_loopback or config.address_policy.allow_private)
+    assert pacs.address_policy == AddressPolicy()
+    assert pacs.redirects == RedirectPolicy(max_hops=2, allow_http=False)
+    assert pacs.forward_authorization is False
+    assert config.url_policy.allowed_origins == frozenset()
+
+
+def test_upstream_policy_replaces_the_top_level_one() -> None:
+    document = copy.deepcopy(BASE)
+    document["address_policy"] = {"allow_private": True, "allowed_networks": ["10.1.0.0/16"]}
+    document["upstreams"]["local"] = {
+        "protocol": "wado-rs",
+        "base_urls": ["http://pacs.local/"],
+        "address_policy": {"allow_loopback": True},
+        "redirects": {
+            "max_hops": 1,
+            "allow_http": True,
+            "allowed_origins": ["https://cdn.example"],
+        },
+        "forward_authorization": True,
+    }
+    config = parse_config(document)
+    assert config.upstreams["pacs"].address_policy.allow_private is True
+    assert config.upstreams["pacs"].address_policy.allowed_networks == (
+        ipaddress.ip_network("10.1.0.0/16"),
+    )
+    local = config.upstreams["local"]
+    assert local.address_policy == AddressPolicy(allow_loopback=True)
+    assert local.redirects.allowed_origins == {"https://cdn.example:443"}
+    assert local.forward_authorization is True
+
+
+def test_every_problem_has_its_field_path(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pem"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    document = copy.deepcopy(BASE)
+    document["address_policy"] = {"allow_loopback": "yes", "allowed_networks": ["10.0.0.1/8"]}
+    document["upstreams"]["pacs"].update(
+        {
+            "redirects": {"max_hops": 99, "allow_http": 1, "allowed_origins": ["ftp://x"], "x": 1},
+            "forward_authorization": "true",
+            "address_policy": {"allowed_networks": ["nonsense"]},
+            "tls": {"ca_file": str(broken)},
+        }
+    )
+    text = problems(document)
+    for expected in (
+        "address_policy.allow_loopback: must be true or false",
+        "address_policy.allowed_networks[0]: '10.0.0.1/8' is not a CIDR network",
+        "upstreams.pacs.redirects.max_hops: must be at most 10",
+        "upstreams.pacs.redirects.allow_http: must be true or false",
+        "upstreams.pacs.redirects.allowed_origins[0]: 'ftp://x'",
+        "upstreams.pacs.redirects.x: unknown field",
+        "upstreams.pacs.forward_authorization: must be true or false",
+        "upstreams.pacs.address_policy.allowed_networks[0]: 'nonsense'",
+        "upstreams.pacs.tls.ca_file: is not a usable PEM CA bundle",
+    ):
+        assert expected in text, text

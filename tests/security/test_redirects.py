@@ -1,0 +1,125 @@
+"""Redirects followed under policy and outbound address checks, end to end over loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from gateway.security import LogSecurityEvents
+from peers.faults import multipart_body
+from tests.security.harness import STUDY, Listener, Scripted, fetch, gateway
+
+
+def upstreams(up: Scripted, other: Scripted, **redir: Any) -> dict[str, dict[str, Any]]:
+    return {
+        "ok": {"base_urls": [up.url + "ok/"]},
+        "redir": {
+            "base_urls": [up.url + "r/go/"],
+            "redirects": {"allow_http": True, **redir},
+            "forward_authorization": True,
+        },
+        "other": {"base_urls": [other.url + "ok/"]},
+    }
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_redirect_to_a_registered_upstream_is_followed_without_credentials(
+    status: int,
+) -> None:
+    other_body = multipart_body([b"another source" * 1000] * 4)
+    async with Scripted() as up, Scripted(body=other_body) as other:
+        up.script["go"] = (status, f"{other.url}ok/moved/studies/{STUDY}")
+        async with gateway(upstreams(up, other)) as gw:
+            answer, _, body = await fetch(
+                gw.url("redir"), Authorization="Bearer secret", Cookie="session=1"
+            )
+            assert (answer, body) == (200, other_body)  # byte-identical
+            followed = gw.metric(
+                "mado_gateway_redirects_total", upstream="redir", outcome="followed"
+            )
+            assert followed == 1
+            assert gw.events.alerts == []
+    first, second = up.seen[0], other.seen[0]
+    assert first.headers["authorization"] == "Bearer secret"  # forward_authorization: true
+    assert "cookie" not in first.headers  # cookies never leave the community
+    assert second.path == f"/ok/moved/studies/{STUDY}"
+    for name in ("authorization", "cookie", "proxy-authorization"):
+        assert name not in second.headers  # the origin changed
+
+
+async def test_same_origin_redirect_keeps_the_authorization_it_was_allowed() -> None:
+    async with Scripted() as up, Scripted() as other:
+        up.script["go"] = (307, f"/ok/studies/{STUDY}")
+        async with gateway(upstreams(up, other)) as gw:
+            answer, _, body = await fetch(gw.url("redir"), Authorization="Bearer secret")
+    assert (answer, body) == (200, up.body)
+    assert [s.headers.get("authorization") for s in up.seen] == ["Bearer secret"] * 2
+
+
+async def test_authorization_is_not_forwarded_by_default() -> None:
+    async with Scripted() as up, Scripted() as other, gateway(upstreams(up, other)) as gw:
+        assert (await fetch(gw.url("ok"), Authorization="Bearer secret"))[0] == 200
+    assert "authorization" not in up.seen[0].headers
+
+
+async def test_redirect_to_an_unregistered_host_is_a_502_a_metric_and_a_security_event() -> None:
+    async with Scripted() as up, Scripted() as other, Listener("127.0.0.2") as evil:
+        up.script["go"] = (302, f"http://{evil.authority}/steal")
+        async with gateway(upstreams(up, other)) as gw:
+            answer, headers, body = await fetch(gw.url("redir"), Authorization="Bearer secret")
+            problem = json.loads(body)
+            assert answer == 502
+            assert problem["type"] == "urn:mado-gateway:problem:redirect-refused"
+            assert "rule: origin" in problem["detail"]
+            assert "Location" not in headers
+            assert (
+                gw.metric("mado_gateway_redirects_total", upstream="redir", outcome="origin") == 1
+            )
+            assert gw.metric("mado_gateway_security_events_total", kind="redirect-refused") == 1
+            kind, target, detail = gw.events.alerts[0]
+            assert (kind, target) == ("redirect-refused", f"http://{evil.authority}/steal")
+            assert "origin" in detail
+        assert evil.connections == 0
+
+
+async def test_redirects_are_off_with_max_hops_zero() -> None:
+    async with Scripted() as up, Scripted() as other:
+        up.script["go"] = (302, f"{other.url}ok/x")
+        async with gateway(upstreams(up, other, max_hops=0)) as gw:
+            answer, _, body = await fetch(gw.url("redir"))
+    assert answer == 502 and b"rule: hop-limit" in body
+    assert other.seen == []
+
+
+async def test_the_default_address_policy_refuses_loopback() -> None:
+    async with (
+        Scripted() as up,
+        gateway({"ok": {"base_urls": [up.url + "ok/"]}}, address_policy={}) as gw,
+    ):
+        answer, _, body = await fetch(gw.url("ok"))
+        assert answer == 502
+        assert json.loads(body)["type"] == "urn:mado-gateway:problem:address-refused"
+        errors = gw.metric("mado_gateway_upstream_errors_total", upstream="ok", reason="address")
+        assert errors == 1
+        assert gw.events.kinds() == ["address-refused"]
+    assert up.seen == []
+
+
+async def test_a_refused_base_url_fails_over_to_the_next() -> None:
+    async with Scripted() as up, Listener("127.0.0.2") as evil:
+        base_urls = [f"http://{evil.authority}/ok/", up.url + "ok/"]
+        async with gateway({"ok": {"base_urls": base_urls}}) as gw:
+            answer, _, body = await fetch(gw.url("ok"))
+    assert (answer, body) == (200, up.body)
+    assert evil.connections == 0
+
+
+def test_the_default_security_sink_logs_one_json_line(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="mado_gateway.security"):
+        LogSecurityEvents().security_alert("redirect-refused", "http://x/", "rule: origin")
+    (record,) = caplog.records
+    assert record.getMessage() == "security alert"
+    assert record.__dict__["kind"] == "redirect-refused"
