@@ -115,9 +115,10 @@ def test_client_limiter_releases_its_slots() -> None:
     limiter.admit("a")
     with pytest.raises(RateLimited):
         limiter.admit("a")
-    with limiter.stream("a"), limiter.stream("a"), pytest.raises(TooManyStreams):
-        with limiter.stream("a"):
-            pass
+    with limiter.stream("a"), limiter.stream("a"):
+        assert limiter.streams == {"a": 2}
+        third = limiter.stream("a")
+        pytest.raises(TooManyStreams, third.__enter__)
     assert limiter.streams == {}
 
 
