@@ -118,7 +118,8 @@ def test_client_limiter_releases_its_slots() -> None:
     with limiter.stream("a"), limiter.stream("a"):
         assert limiter.streams == {"a": 2}
         third = limiter.stream("a")
-        pytest.raises(TooManyStreams, third.__enter__)
+        with pytest.raises(TooManyStreams):
+            third.__enter__()
     assert limiter.streams == {}
 
 
