@@ -112,7 +112,7 @@ async def forward(
                 _note_failure(exchange, exc)
                 raise
             except (aiohttp.ClientError, TimeoutError) as exc:
-                reason = tls_failure(exc)
+                reason = tls_failure(exc, https=url.startswith("https:"))
                 if reason is not None:
                     _tls_failed(upstream.name, url, reason, events)
                     failure = UpstreamUnavailable(upstream.name, "tls")
@@ -158,7 +158,8 @@ def _tls_failed(upstream: str, url: str, reason: str, events: SecurityEvents) ->
     origin = url.split("/", 3)[:3]
     target = "/".join(origin)
     log.error(
-        "TLS with upstream failed",
+        "TLS with upstream failed: check the upstream's tls profile (ca_file, cert_file, "
+        "key_file) and that the upstream trusts our client certificate",
         extra={"upstream": upstream, "target": target, "tls_reason": reason},
     )
     events.security_alert("tls-failure", target, f"upstream {upstream}: TLS failed ({reason})")

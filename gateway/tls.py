@@ -16,6 +16,8 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterable
 
+import aiohttp
+
 from routing.model import TlsProfile
 
 __all__ = [
@@ -73,12 +75,17 @@ def server_context(
     return context
 
 
-def tls_failure(exc: BaseException) -> str | None:
+def tls_failure(exc: BaseException, *, https: bool = False) -> str | None:
     """A short reason (``certificate-verify-failed``…) when ``exc`` came from TLS, else None.
 
-    aiohttp reports a handshake the server refused after it completed on our side (TLS 1.3
-    client certificate checks) as a closed connection; the ``ssl.SSLError`` is in the chain.
+    With TLS 1.3 a server checks the client certificate after the handshake has completed
+    on the client's side, and a refusal reaches the client as a bare close: the server's
+    alert is not flushed by asyncio. So on an ``https`` connection, a close before any
+    answer is reported as ``peer-closed-after-handshake`` (most often: the upstream wants
+    a client certificate the TLS profile does not present, or does not trust it).
     """
+    if https and isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "peer-closed-after-handshake"
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

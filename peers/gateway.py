@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -57,10 +61,20 @@ def gateway_config(
 class GatewayProcess:
     """``with GatewayProcess(folder, config) as gw: gw.endpoint`` — started, ready, stopped."""
 
-    def __init__(self, folder: Path, config: dict[str, Any], *, name: str = "gateway") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        config: dict[str, Any],
+        *,
+        name: str = "gateway",
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> None:
+        """``client_ssl``: how to reach a gateway that serves HTTPS (``server.tls``), with
+        a client certificate when it requires one."""
         self.folder = folder
         self.config = config
         self.name = name
+        self.client_ssl = client_ssl
         server = config.setdefault("server", {})
         self.port: int = server.setdefault("port", free_port())
         self.base_path: str = server.get("base_path", "/wado")
@@ -70,7 +84,8 @@ class GatewayProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.config.get("server", {}).get("tls") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def endpoint(self) -> str:
@@ -98,10 +113,12 @@ class GatewayProcess:
             env=env,
         )
         log.close()
+        alive = lambda: self.process is not None and self.process.poll() is None  # noqa: E731
         try:
-            wait_http(
-                f"{self.url}/readyz", alive=lambda: self.process and self.process.poll() is None
-            )
+            if self.url.startswith("https:"):
+                _wait_https(f"{self.url}/readyz", self.client_ssl, alive)
+            else:
+                wait_http(f"{self.url}/readyz", alive=alive)
         except Exception as exc:
             self.__exit__(None, None, None)
             raise RuntimeError(f"{self.name} did not start:\n{self.log()}") from exc
@@ -128,3 +145,21 @@ class GatewayProcess:
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+
+def _wait_https(
+    url: str, context: ssl.SSLContext | None, alive: Any, timeout_s: float = 20
+) -> None:
+    """Poll an HTTPS ``/readyz`` until it answers 200 (``wait_http`` for TLS listeners)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"process died before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s")

@@ -1,0 +1,233 @@
+"""Transport security with real certificates made in the test (trustme).
+
+Outbound: an upstream whose certificate the profile does not trust is refused (502
+``upstream-unavailable``, reason ``tls``); trusted, it is served. Inbound: mutual TLS refuses
+a client without a certificate, and the subject allow-list refuses a certificate that is
+not on it. End to end: two gateway processes with mutual TLS between them relay a study
+byte for byte; without its client certificate the initiating gateway answers 502
+problem+json and logs why.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import trustme
+from cryptography import x509
+
+from gateway.tls import peer_subject, server_context
+from peers.gateway import REPO, GatewayProcess, gateway_config
+from peers.net import free_port, wait_http
+from tests.security.harness import Scripted, fetch, gateway
+
+STUDY = "1.2.826.0.1.3680043.10.99.7"
+
+
+@dataclass
+class Pki:
+    folder: Path
+    server_ca: trustme.CA
+    client_ca: trustme.CA
+
+    def write_ca(self, ca: trustme.CA, name: str) -> str:
+        path = self.folder / f"{name}.pem"
+        ca.cert_pem.write_to_path(str(path))
+        return str(path)
+
+    def leaf(self, ca: trustme.CA, name: str, *identities: str) -> tuple[str, str, str]:
+        """(cert file, key file, RFC 4514 subject) of a new leaf certificate."""
+        leaf = ca.issue_cert(*(identities or ("127.0.0.1",)), common_name=name)
+        cert, key = self.folder / f"{name}.crt", self.folder / f"{name}.key"
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
+        subject = x509.load_pem_x509_certificate(cert.read_bytes()).subject.rfc4514_string()
+        return str(cert), str(key), subject
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(folder=tmp_path, server_ca=trustme.CA(), client_ca=trustme.CA())
+
+
+def client_context(pki: Pki, cert: tuple[str, str, str] | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=pki.write_ca(pki.server_ca, "server-ca"))
+    if cert is not None:
+        context.load_cert_chain(cert[0], cert[1])
+    return context
+
+
+async def test_an_untrusted_upstream_certificate_is_refused(pki: Pki) -> None:
+    cert, key, _ = pki.leaf(pki.server_ca, "upstream")
+    upstream_tls = server_context(
+        cert_file=cert, key_file=key, client_ca_file=None, require_client_cert=False
+    )
+    other_ca = pki.write_ca(trustme.CA(), "unrelated-ca")
+    async with Scripted(ssl_context=upstream_tls) as up:
+        upstreams: dict[str, dict[str, Any]] = {
+            "untrusted": {"base_urls": [up.url + "ok/"], "tls": {"ca_file": other_ca}},
+            "system-store": {"base_urls": [up.url + "ok/"]},
+            "trusted": {
+                "base_urls": [up.url + "ok/"],
+                "tls": {"ca_file": pki.write_ca(pki.server_ca, "server-ca")},
+            },
+        }
+        async with gateway(upstreams) as gw:
+            for name in ("untrusted", "system-store"):
+                status, _, body = await fetch(gw.url(name))
+                problem = json.loads(body)
+                assert status == 502
+                assert problem["type"] == "urn:mado-gateway:problem:upstream-unavailable"
+                assert "(tls)" in problem["detail"]
+                errors = gw.metric(
+                    "mado_gateway_upstream_errors_total", upstream=name, reason="tls"
+                )
+                assert errors == 1
+            assert gw.events.kinds() == ["tls-failure", "tls-failure"]
+            assert "certificate-verify-failed" in gw.events.alerts[0][2]
+            status, _, body = await fetch(gw.url("trusted"))
+            assert (status, body) == (200, up.body)
+    assert len(up.seen) == 1  # the refused handshakes never sent a request
+
+
+async def test_inbound_mutual_tls_and_the_subject_allow_list(pki: Pki) -> None:
+    cert, key, _ = pki.leaf(pki.server_ca, "gateway")
+    allowed = pki.leaf(pki.client_ca, "gateway-b")
+    stranger = pki.leaf(pki.client_ca, "gateway-x")
+    server = {
+        "tls": {
+            "cert_file": cert,
+            "key_file": key,
+            "client_ca_file": pki.write_ca(pki.client_ca, "client-ca"),
+            "allowed_client_subjects": [allowed[2]],
+        }
+    }
+    inbound = server_context(
+        cert_file=cert,
+        key_file=key,
+        client_ca_file=pki.write_ca(pki.client_ca, "client-ca"),
+        require_client_cert=True,
+    )
+    async with (
+        Scripted() as up,
+        gateway({"ok": {"base_urls": [up.url + "ok/"]}}, server=server, ssl_context=inbound) as gw,
+    ):
+        assert gw.url("ok").startswith("https://")
+        with pytest.raises(aiohttp.ClientError):  # no client certificate: no handshake
+            await fetch(gw.url("ok"), ssl=client_context(pki, None))
+        status, _, body = await fetch(gw.url("ok"), ssl=client_context(pki, allowed))
+        assert (status, body) == (200, up.body)
+        status, _, body = await fetch(gw.url("ok"), ssl=client_context(pki, stranger))
+        assert status == 403
+        assert json.loads(body)["type"] == "urn:mado-gateway:problem:client-not-allowed"
+        assert gw.events.alerts[-1][:2] == ("client-refused", stranger[2])
+    assert len(up.seen) == 1
+
+
+def test_peer_subject_is_rfc4514_most_specific_first() -> None:
+    peercert = {
+        "subject": ((("countryName", "FR"),), (("organizationName", "B"),), (("commonName", "gw"),))
+    }
+    assert peer_subject(peercert) == "CN=gw,O=B,C=FR"
+    assert peer_subject({}) is None
+
+
+@pytest.fixture
+def source() -> Iterator[str]:
+    """A fast WADO-RS source in its own process (peers.faults): 3 CT instances of 64 x 64 pixels."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "peers.faults", "--port", str(port), "--side", "64", "--parts", "3"],
+        cwd=REPO,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/big/"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                wait_http(base + "studies/1.2", timeout_s=0.5)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+        yield base
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=20) as answer:
+            return int(answer.status), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_two_gateways_with_mutual_tls(pki: Pki, source: str, tmp_path: Path) -> None:
+    server_cert = pki.leaf(pki.server_ca, "responding-gateway")
+    client_cert = pki.leaf(pki.client_ca, "initiating-gateway")
+    server_ca = pki.write_ca(pki.server_ca, "server-ca")
+    client_ca = pki.write_ca(pki.client_ca, "client-ca")
+    rig = gateway_config(
+        home_community_id="1.1.1",
+        port=free_port(),
+        upstreams={"source": {"protocol": "wado-rs", "base_urls": [source]}},
+        sources={"1.2.3.4": "source"},
+    )
+    rig["server"]["tls"] = {
+        "cert_file": server_cert[0],
+        "key_file": server_cert[1],
+        "client_ca_file": client_ca,
+        "allowed_client_subjects": [client_cert[2]],
+    }
+    tls_profile = {"ca_file": server_ca, "cert_file": client_cert[0], "key_file": client_cert[1]}
+    with GatewayProcess(
+        tmp_path / "rig", rig, name="rig", client_ssl=client_context(pki, client_cert)
+    ) as responding:
+        iig = gateway_config(
+            home_community_id="2.2.2",
+            port=free_port(),
+            upstreams={
+                "rig": {
+                    "protocol": "xc-wado",
+                    "base_urls": [responding.endpoint],
+                    "tls": tls_profile,
+                }
+            },
+            communities={"1.1.1": "rig"},
+        )
+        with GatewayProcess(tmp_path / "iig", iig, name="iig") as initiating:
+            path = f"homeCommunityId/1.1.1/RetrieveLocationUID/1.2.3.4/studies/{STUDY}"
+            direct = get(source + f"studies/{STUDY}")
+            assert direct[0] == 200
+            assert get(initiating.endpoint + path) == direct  # byte-identical, through mTLS
+
+            # Without its client certificate the initiating gateway cannot get through.
+            del iig["upstreams"]["rig"]["tls"]["cert_file"]
+            del iig["upstreams"]["rig"]["tls"]["key_file"]
+            initiating.write_config(iig)
+            initiating.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while "configuration reloaded" not in initiating.log():
+                assert time.monotonic() < deadline, initiating.log()
+                time.sleep(0.05)
+            status, body = get(initiating.endpoint + path)
+            problem = json.loads(body)
+            assert status == 502
+            assert problem["type"] == "urn:mado-gateway:problem:upstream-unavailable"
+            assert "(tls)" in problem["detail"]
+            log = initiating.log()
+            assert "TLS with upstream failed" in log
+            assert "peer-closed-after-handshake" in log, log
