@@ -11,9 +11,11 @@ from the caller, per series if it wishes (§6.X.2.14). Each Key Image Note among
   (113000 "Of Interest" for a KIN of that title), and its description copied into the image
   reference (Rev 0.6 Table 7.3.3.5.2-1, Appendix A).
 
-Patient, study and request identifiers are taken from the first instance that has them; an
-absent Other Patient IDs Sequence is filled with the Patient ID (§6.X.2.5.1.1.2 requires it
-there). Raises :class:`~mado.errors.CreationError` for metadata that is not a list of DICOM
+The study-level Target Region (TID 1600, R+) and each series' body site are derived from Body
+Part Examined through CID IHE-MADO1 (Table 6.X.6.4-1); a body part outside that value set gives
+none, and the validator reports the missing region. Patient, study and request identifiers
+are taken from the first instance that has them; an absent Other Patient IDs Sequence is filled
+with the Patient ID (§6.X.2.5.1.1.2 requires it there). Raises :class:`~mado.errors.CreationError` for metadata that is not a list of DICOM
 JSON objects, has no instances, or mixes studies.
 """
 
@@ -43,7 +45,7 @@ from mado.model import (
     Study,
 )
 from mado.normalise import to_dicom_date, to_dicom_time, to_int, to_offset, to_text, to_uid, to_url
-from mado.vocab import KOS_SOP_CLASS_UID, MANIFEST_TITLES
+from mado.vocab import HIGH_LEVEL_REGIONS, KOS_SOP_CLASS_UID, MANIFEST_TITLES
 from routing.ids import Oid, Uid
 
 __all__ = ["SeriesLocation", "build_manifest", "create_kos", "datasets_from_metadata"]
@@ -215,6 +217,9 @@ def _build(
             description=to_text(_first(listed, "StudyDescription")),
             accession=accession,
             requests=requests,
+            target_regions=tuple(
+                dict.fromkeys(r for s in series if (r := s.body_site) is not None)
+            ),
             viewer_url=to_url(viewer_url),
         ),
         series=series,
@@ -298,6 +303,7 @@ def _series(
         number=to_int(first.get("SeriesNumber")),
         date=to_dicom_date(first.get("SeriesDate")),
         time=to_dicom_time(first.get("SeriesTime")),
+        body_site=HIGH_LEVEL_REGIONS.get((to_text(first.get("BodyPartExamined")) or "").upper()),
         retrieve_location_uid=location.retrieve_location_uid,
         retrieve_url=to_url(location.retrieve_url),
         instances=tuple(instances),

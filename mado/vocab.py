@@ -40,6 +40,7 @@ __all__ = [
     "FHIR_DICOM_UID_SYSTEM",
     "FHIR_DCM_SYSTEM",
     "FHIR_SOP_CLASS_SYSTEM",
+    "HIGH_LEVEL_REGIONS",
     "KOS_SOP_CLASS_UID",
     "MANIFEST_TITLES",
     "OF_INTEREST",
@@ -105,3 +106,21 @@ EXT_KEY_IMAGE_DESCRIPTION = "urn:mado-gateway:fhir:StructureDefinition:key-image
 
 # Endpoint.address values that mean "no WADO-RS base URL known" (profile rule and IG example).
 PLACEHOLDER_ADDRESSES = frozenset({"http://notspecified", "http://notapplicable"})
+
+# CID IHE-MADO1 "High-Level Anatomic Regions and Systems" by DICOM Body Part Examined
+# (MADO Rev 1.1 Table 6.X.6.4-1): the study-level Target Region a Content Creator can derive.
+HIGH_LEVEL_REGIONS = {
+    body_part: Code(value=value, scheme="SCT", meaning=meaning)
+    for body_part, value, meaning in (
+        ("LOWERTRUNK", "63337009", "Lower trunk"),
+        ("WHOLEBODY", "38266002", "Entire body"),
+        ("UPPERLIMB", "53120007", "Upper limb"),
+        ("LOWERLIMB", "61685007", "Lower limb"),
+        ("UPPERTRUNK", "67734004", "Upper trunk"),
+        ("HEADNECK", "774007", "Head and neck"),
+        ("CARDIOVASCSYS", "113257007", "Cardiovascular system"),
+        ("HEART", "80891009", "Heart"),
+        ("BREAST", "76752008", "Breast"),
+        ("SPINE", "1141981001", "Vertebral Column"),
+    )
+}
