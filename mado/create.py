@@ -15,8 +15,9 @@ The study-level Target Region (TID 1600, R+) and each series' body site are deri
 Part Examined through CID IHE-MADO1 (Table 6.X.6.4-1); a body part outside that value set gives
 none, and the validator reports the missing region. Patient, study and request identifiers
 are taken from the first instance that has them; an absent Other Patient IDs Sequence is filled
-with the Patient ID (§6.X.2.5.1.1.2 requires it there). Raises :class:`~mado.errors.CreationError` for metadata that is not a list of DICOM
-JSON objects, has no instances, or mixes studies.
+with the Patient ID (§6.X.2.5.1.1.2 requires it there). Raises
+:class:`~mado.errors.CreationError` for metadata that is not a list of DICOM JSON objects, has
+no instances, or mixes studies.
 """
 
 from __future__ import annotations
