@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
+import yaml
 
+from gateway.settings import parse_server_settings
 from routing.errors import ConfigError
 from routing.loader import parse_config
 from routing.model import AddressPolicy, RedirectPolicy
@@ -88,3 +92,29 @@ def test_every_problem_has_its_field_path(tmp_path: Path) -> None:
         "upstreams.pacs.tls.ca_file: is not a usable PEM CA bundle",
     ):
         assert expected in text, text
+
+
+def test_the_readme_worked_example_is_a_valid_configuration(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## URL trust and transport security", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    ca = trustme.CA()
+    leaf = ca.issue_cert("gateway-a.example.org")
+    files = {"crt": tmp_path / "leaf.crt", "key": tmp_path / "leaf.key", "pem": tmp_path / "ca.pem"}
+    leaf.cert_chain_pems[0].write_to_path(str(files["crt"]))
+    leaf.private_key_pem.write_to_path(str(files["key"]))
+    ca.cert_pem.write_to_path(str(files["pem"]))
+    text = re.sub(
+        r"/etc/mado-gateway/tls/[\w.-]+\.(crt|key|pem)",
+        lambda m: str(files[m.group(1)]),
+        block.group(1),
+    )
+    document = yaml.safe_load(text)
+    document["self"] = {"home_community_id": "1.2.3", "audit_source_id": "rig-a"}
+    document["sources"] = {"1.2.3.4": "pacs-a"}
+    config = parse_config(document)
+    settings = parse_server_settings(document)
+    assert config.upstreams["pacs-a"].redirects.max_hops == 1
+    assert config.address_policy == AddressPolicy()
+    assert settings.tls is not None and len(settings.tls.allowed_client_subjects) == 1
