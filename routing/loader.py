@@ -36,6 +36,7 @@ from routing.model import (
     UrlPolicy,
     origin_of,
 )
+from routing.urlpolicy import UrlRefused, vet_url
 
 __all__ = ["Fields", "load_config", "load_document", "parse_config", "parse_base_url"]
 
@@ -287,8 +288,12 @@ def _upstream(name: str, fields: Fields, address_policy: AddressPolicy) -> Upstr
     for path, url in fields.strings("base_urls"):
         try:
             base_urls.append(parse_base_url(url))
+            vet_url(url, allow_http=True)
         except ValueError as exc:
             fields.problems.append(ConfigProblem(path=path, reason=f"{url!r} {exc}"))
+        except UrlRefused as refusal:  # the same checks every outbound URL passes
+            reason = f"{url!r} is refused by the URL policy ({refusal.detail})"
+            fields.problems.append(ConfigProblem(path=path, reason=reason))
     if not fields.has("base_urls"):
         fields.problem("base_urls", "is required")
     timeouts = _timeouts(fields.section("timeouts"))

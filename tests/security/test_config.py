@@ -118,3 +118,14 @@ def test_the_readme_worked_example_is_a_valid_configuration(tmp_path: Path) -> N
     assert config.upstreams["pacs-a"].redirects.max_hops == 1
     assert config.address_policy == AddressPolicy()
     assert settings.tls is not None and len(settings.tls.allowed_client_subjects) == 1
+
+
+def test_base_urls_pass_the_same_url_checks_as_every_outbound_url() -> None:
+    document = copy.deepcopy(BASE)
+    document["upstreams"]["pacs"]["base_urls"] = [
+        "http://2130706433/dicom-web/",
+        "https://pacs.example.org/a/%2e%2e/",
+    ]
+    text = problems(document)
+    assert "upstreams.pacs.base_urls[0]: 'http://2130706433/dicom-web/' is refused" in text
+    assert "upstreams.pacs.base_urls[1]" in text and "dot segment" in text
