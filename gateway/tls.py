@@ -80,11 +80,15 @@ def tls_failure(exc: BaseException, *, https: bool = False) -> str | None:
 
     With TLS 1.3 a server checks the client certificate after the handshake has completed
     on the client's side, and a refusal reaches the client as a bare close: the server's
-    alert is not flushed by asyncio. So on an ``https`` connection, a close before any
-    answer is reported as ``peer-closed-after-handshake`` (most often: the upstream wants
+    alert is not flushed by asyncio. So on an ``https`` connection, a close or reset before
+    any answer is reported as ``peer-closed-after-handshake`` (most often: the upstream wants
     a client certificate the TLS profile does not present, or does not trust it).
     """
-    if https and isinstance(exc, aiohttp.ServerDisconnectedError):
+    closed = isinstance(exc, aiohttp.ServerDisconnectedError) or (
+        isinstance(exc, aiohttp.ClientOSError)  # a reset (RST) rather than a FIN
+        and not isinstance(exc, aiohttp.ClientConnectorError)  # the TCP connect itself failed
+    )
+    if https and closed and tls_failure(exc) is None:
         return "peer-closed-after-handshake"
     seen: set[int] = set()
     current: BaseException | None = exc
