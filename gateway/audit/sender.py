@@ -96,7 +96,8 @@ class Sender:
                 return False
             self._progress.clear()
             try:
-                await asyncio.wait_for(self._progress.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._progress.wait()
             except TimeoutError:
                 return self.journal.committed >= target
         return True
@@ -159,8 +160,11 @@ class Sender:
 
     async def _nap(self) -> None:
         """Sleep until woken by an append or for one tick, whichever comes first."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+        # races with the event being set, and the task would then never stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._tick_s)
+            async with asyncio.timeout(self._tick_s):
+                await self._wake.wait()
 
     def _confirm(self) -> None:
         if not self._in_flight:

@@ -102,16 +102,14 @@ class TlsTransport:
     async def connect(self) -> None:
         await self.close()
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(
+            async with asyncio.timeout(self.connect_timeout_s):
+                self._reader, self._writer = await asyncio.open_connection(
                     self.host,
                     self.port,
                     ssl=self.context,
                     server_hostname=self.server_name,
                     ssl_handshake_timeout=self.connect_timeout_s,
-                ),
-                self.connect_timeout_s,
-            )
+                )
         except ssl.SSLError as exc:
             raise TransportError("tls", str(exc)) from exc
         except TimeoutError as exc:
@@ -139,7 +137,8 @@ class TlsTransport:
             raise TransportError("closed", "the repository closed the connection")
         try:
             writer.write(b"".join(frame(message) for message in messages))
-            await asyncio.wait_for(writer.drain(), self.write_timeout_s)
+            async with asyncio.timeout(self.write_timeout_s):
+                await writer.drain()
         except TimeoutError as exc:
             raise TransportError("timeout", "the repository stopped reading") from exc
         except (OSError, RuntimeError) as exc:
@@ -166,7 +165,8 @@ class TlsTransport:
             return
         writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
 
 
 class _Datagrams(asyncio.DatagramProtocol):

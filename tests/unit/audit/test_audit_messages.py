@@ -15,7 +15,7 @@ from lxml import etree
 
 from gateway.audit import messages
 from gateway.audit.messages import AlertKind, instances_transferred, patient_cx
-from gateway.audit.model import Outcome
+from gateway.audit.model import AuditMessage, Outcome
 from gateway.audit.render import render
 from gateway.exchange import Exchange, InstanceSeen
 from gateway.exchange import Outcome as ExchangeOutcome
@@ -76,7 +76,7 @@ def exchange(**overrides: object) -> Exchange:
     return Exchange(**values)  # type: ignore[arg-type]
 
 
-def parsed(message: messages.AuditMessage) -> etree._Element:
+def parsed(message: AuditMessage) -> etree._Element:
     return validate(render(message))
 
 
