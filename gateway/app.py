@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from gateway import __version__, health, xcwado
+from gateway.consumer import endpoint as manifest_endpoint
 from gateway.exchange import ExchangeSink
 from gateway.hardening import cors_on_prepare, hardening_middleware, parser_limits
 from gateway.keys import HOLDER, METRICS, POOL, READINESS, SECURITY, SETTINGS, SINKS
@@ -75,6 +76,7 @@ def create_app(
     health.add_routes(app)
     app.router.add_get("/metrics", make_aiohttp_handler(metrics.registry))
     xcwado.add_routes(app, settings.base_path)
+    manifest_endpoint.add_routes(app)
 
     app.cleanup_ctx.append(_upstream_pool)
     if handle_signals:

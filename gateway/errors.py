@@ -29,6 +29,7 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from mado.errors import ManifestError, SelectionError
 from routing.errors import (
     InvalidIdentifier,
     InvalidRequestPath,
@@ -238,6 +239,10 @@ def problem_for(exc: BaseException) -> Problem:
             return _problem(exc.status, exc.slug, str(exc))
         case RoutingError():
             return _problem(500, "internal-error", "the request could not be routed")
+        case SelectionError():
+            return _problem(400, "invalid-selection", str(exc))
+        case ManifestError():  # the message names the problem in the manifest, not our code
+            return _problem(400, "invalid-manifest", str(exc))
         case web.HTTPException():
             slug = _phrase(exc.status).lower().replace(" ", "-")
             return _problem(exc.status, slug, f"{exc.status} {_phrase(exc.status)}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -39,7 +39,7 @@ from gateway.errors import (
 )
 from gateway.exchange import Exchange, Outcome
 from gateway.headers import request_headers, response_headers
-from gateway.keys import HOLDER, METRICS, SECURITY
+from gateway.keys import HOLDER, METRICS, POOL, SECURITY
 from gateway.partscan import PartScanner
 from gateway.redirects import Follower
 from gateway.rewrite import PrefixRewriter, is_rewritable
@@ -52,11 +52,10 @@ from routing.rad160 import ResourceKind
 from routing.registry import Route, RouteKind
 from routing.urlpolicy import UrlRefused, vet_url
 
-__all__ = ["forward"]
+__all__ = ["forward", "open_upstream"]
 
 log = logging.getLogger("mado_gateway.forward")
 
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _FAILOVER_STATUSES = frozenset({502, 503, 504})
 _EPILOGUE_ALLOWANCE = 256
 
@@ -73,8 +72,33 @@ async def forward(
     """Relay ``request`` along ``route``; see the module docstring for the full contract.
 
     ``public_prefix`` is what the upstream's base URL becomes in rewritten metadata (None:
-    no rewriting). Redirects are followed under the upstream's redirect policy and every
-    outbound address is checked (:mod:`gateway.redirects`).
+    no rewriting).
+    """
+    async with open_upstream(request, route, exchange, resource=resource, pool=pool) as (
+        base,
+        answer,
+    ):
+        rewriter = None
+        if public_prefix and is_rewritable(answer.headers.get("Content-Type", "")):
+            rewriter = PrefixRewriter(base.encode(), public_prefix.encode())
+        return await _relay(request, answer, exchange, rewriter)
+
+
+@contextlib.asynccontextmanager
+async def open_upstream(
+    request: web.Request,
+    route: Route,
+    exchange: Exchange,
+    *,
+    resource: ResourceKind,
+    pool: UpstreamPool | None = None,
+) -> AsyncIterator[tuple[str, aiohttp.ClientResponse]]:
+    """The first 2xx answer along ``route``, as ``(base_url, answer)``; the attempt phase.
+
+    Base URLs are tried in order; redirects are followed under the upstream's redirect
+    policy and every outbound address is checked (:mod:`gateway.redirects`). Raises the
+    :class:`~gateway.errors.GatewayError` of the last failure when no base URL gave a 2xx.
+    The answer's connection is released when the block ends.
     """
     config = request.app[HOLDER].registry.config
     events = request.app[SECURITY]
@@ -89,7 +113,7 @@ async def forward(
     failure: GatewayError | None = None
     with contextlib.ExitStack() as leases:
         follower = Follower(
-            pool=pool,
+            pool=pool or request.app[POOL],
             leases=leases,
             config=config,
             upstream=upstream,
@@ -125,10 +149,8 @@ async def forward(
                 exchange.attempt_results.append(f"{answer.status // 100}xx")
                 failure = _refusal(upstream.name, answer)
                 if failure is None:
-                    rewriter = None
-                    if public_prefix and is_rewritable(answer.headers.get("Content-Type", "")):
-                        rewriter = PrefixRewriter(base.encode(), public_prefix.encode())
-                    return await _relay(request, answer, exchange, rewriter)
+                    yield base, answer
+                    return
                 _note_failure(exchange, failure)
                 if answer.status not in _FAILOVER_STATUSES:
                     raise failure
@@ -168,10 +190,9 @@ def _tls_failed(upstream: str, url: str, reason: str, events: SecurityEvents) ->
 def _refusal(upstream: str, answer: aiohttp.ClientResponse) -> GatewayError | None:
     """The error for a non-2xx answer, or None when the answer is to be relayed."""
     status = answer.status
-    if 200 <= status < 300:
+    if 200 <= status < 300 or status == 304:  # 304: a conditional request's answer, no body
         return None
-    if status in _REDIRECTS:
-        return RedirectNotFollowed(upstream, status)
+    # Redirects never get here: the follower has followed or refused them.
     warnings = tuple(answer.headers.getall("Warning", ()))
     return UpstreamStatus(upstream, status, warnings)
 

@@ -64,12 +64,15 @@ from routing.model import origin_of
 __all__ = [
     "CORS_ALLOWED_HEADERS",
     "CORS_EXPOSED_HEADERS",
+    "MANIFEST_PATH",
     "ClientLimiter",
     "TokenBuckets",
     "cors_on_prepare",
     "hardening_middleware",
     "parser_limits",
 ]
+
+MANIFEST_PATH = "/mado/retrieve"  # the one route that takes a body (a manifest)
 
 CORS_ALLOWED_HEADERS = (
     "Authorization",
@@ -177,6 +180,7 @@ def hardening_middleware(
     """The middleware described in the module docstring, for one application."""
     limiter = ClientLimiter.create(settings.rate_limit)
     endpoint = settings.base_path + "/"
+    limited = (endpoint, MANIFEST_PATH)
 
     @web.middleware
     async def hardening(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -184,7 +188,7 @@ def hardening_middleware(
             _check_sizes(request, settings.limits)
             if _is_preflight(request):
                 return _preflight(request, settings.cors)
-            if not request.path.startswith(endpoint):
+            if not request.path.startswith(limited):
                 return await handler(request)
             client = _client(request, settings, events)
             limiter.admit(client)
@@ -216,7 +220,10 @@ def _check_sizes(request: web.Request, limits: InboundLimits) -> None:
         raise HeadersTooLarge()
     if request.body_exists:
         length = request.content_length
-        if length is None or length > limits.max_body_bytes:
+        allowed = limits.max_body_bytes
+        if request.method == "POST" and request.path == MANIFEST_PATH:
+            allowed = limits.max_manifest_bytes
+        if length is None or length > allowed:
             raise BodyNotAllowed()
 
 

@@ -72,7 +72,7 @@ INBOUND_REFUSALS = (
     "too-many-streams",
 )
 _IN_STREAM = frozenset({"truncated", "stalled"})
-ROUTE_KINDS = ("relay", "source", "retrieve-url", "none")
+ROUTE_KINDS = ("relay", "source", "retrieve-url", "manifest", "none")
 
 
 class Metrics:

@@ -47,12 +47,15 @@ class ServerTls:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InboundLimits:
     """What a request may carry. Retrieve requests have no body, so the default body limit
-    is 0 bytes; ``max_header_bytes`` counts every header name and value together."""
+    is 0 bytes; the one request with a body, ``POST /mado/retrieve``, may carry a manifest
+    of up to ``max_manifest_bytes``. ``max_header_bytes`` counts every header name and value
+    together."""
 
     max_url_bytes: int = 4096
     max_header_bytes: int = 16384
     max_headers: int = 64
     max_body_bytes: int = 0
+    max_manifest_bytes: int = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,6 +194,9 @@ def _limits(fields: Fields) -> InboundLimits:
         max_header_bytes=fields.integer("max_header_bytes", default.max_header_bytes, minimum=1024),
         max_headers=fields.integer("max_headers", default.max_headers, minimum=8),
         max_body_bytes=fields.integer("max_body_bytes", default.max_body_bytes, minimum=0),
+        max_manifest_bytes=fields.integer(
+            "max_manifest_bytes", default.max_manifest_bytes, minimum=1024
+        ),
     )
     fields.finish()
     return value

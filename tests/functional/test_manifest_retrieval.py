@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -198,3 +199,85 @@ def test_malformed_manifests_are_clear_errors(tmp_path: Path, content: bytes, me
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("mado-gateway fetch:")
+
+
+def post_manifest(chain: Chain, manifest: bytes, query: str) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(
+        f"{chain.initiating.url}/mado/retrieve?{query}",
+        data=manifest,
+        method="POST",
+        headers={"Content-Type": "application/dicom"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, answer.headers["Content-Type"], answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+def test_post_manifest_streams_the_key_images_as_one_multipart_answer(
+    case: Case, chain: Chain
+) -> None:
+    status, content_type, body = post_manifest(
+        chain, case.manifest.read_bytes(), f"homeCommunityId={COMMUNITY_A}&selection=key-images"
+    )
+    assert status == 200
+    assert content_type.startswith('multipart/related; type="application/dicom"; boundary=')
+    parts = split_multipart(body, content_type)
+    assert sorted(p.body for p in parts) == sorted(i.part10 for i in case.flagged)
+    assert all(p.headers["content-type"].startswith("application/dicom") for p in parts)
+
+
+def test_post_fhir_manifest_whole_study(case: Case, chain: Chain, tmp_path: Path) -> None:
+    fhir = tmp_path / "manifest.json"
+    converted = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "manifest",
+            "convert",
+            str(case.manifest),
+            "--to",
+            "fhir",
+            "--out",
+            str(fhir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert converted.returncode == 0, converted.stderr
+    status, content_type, body = post_manifest(
+        chain, fhir.read_bytes(), f"homeCommunityId={COMMUNITY_A}"
+    )
+    assert status == 200
+    received = sorted(p.body for p in split_multipart(body, content_type))
+    assert received == sorted([i.part10 for i in case.study.instances] + [case.note.part10])
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "status", "problem"),
+    [
+        (b"not a manifest", f"homeCommunityId={COMMUNITY_A}", 400, "invalid-manifest"),
+        (None, f"homeCommunityId={COMMUNITY_A}&selection=everything", 400, "invalid-selection"),
+        (
+            None,
+            f"homeCommunityId={COMMUNITY_A}&selection=series&series=9.9.9",
+            400,
+            "invalid-selection",
+        ),
+        (None, "homeCommunityId=1.2.3.999", 404, "unknown-community"),
+        (None, "homeCommunityId=1.02", 400, "invalid-identifier"),
+    ],
+)
+def test_post_manifest_errors_are_problems(
+    case: Case, chain: Chain, body: bytes | None, query: str, status: int, problem: str
+) -> None:
+    got_status, content_type, answer = post_manifest(
+        chain, body or case.manifest.read_bytes(), query
+    )
+    assert got_status == status
+    assert content_type == "application/problem+json"
+    assert orjson.loads(answer)["type"] == f"urn:mado-gateway:problem:{problem}"

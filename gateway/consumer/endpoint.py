@@ -1,0 +1,209 @@
+"""``POST /mado/retrieve``: a manifest in, every instance it selects out, as one multipart answer.
+
+Request: the manifest as the body — a DICOM KOS (``application/dicom``) or a FHIR Bundle
+(``application/fhir+json``); the format is recognised from the bytes. Query parameters:
+
+=====================  ===================================================================
+``homeCommunityId``    community that holds the study (default: this gateway's own)
+``selection``          ``study`` (default), ``series`` or ``key-images``
+``series``             Series Instance UID, repeatable (with ``selection=series``)
+``modality``           modality code, repeatable (with ``selection=series``)
+=====================  ===================================================================
+
+Each planned retrieval is routed exactly as a RAD-160 request for the same resource would be
+(same grammar, same registry, same upstream policy), and the parts of every answer are
+re-framed under one boundary as they arrive: ``multipart/related; type="application/dicom"``,
+one part per instance, bytes unchanged. Key images without key-image flags cost one more round:
+the Key Object series first, read in memory, then the images its notes reference (MADO
+Appendix A). Errors before the first byte are problem documents (400 for a manifest or a
+selection that cannot be used); after it, the connection is aborted.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import AsyncIterator, Iterable
+
+import aiohttp
+import pydicom
+from aiohttp import web
+from pydicom.errors import InvalidDicomError
+
+from gateway.consumer.urls import Target, urls_for
+from gateway.dicomheader import read_identity
+from gateway.errors import GatewayError
+from gateway.exchange import Exchange, Outcome
+from gateway.forward import open_upstream
+from gateway.hardening import MANIFEST_PATH
+from gateway.keys import EXCHANGE, HOLDER
+from gateway.multipart import (
+    MultipartError,
+    MultipartSplitter,
+    PartBytes,
+    PartEnd,
+    PartStart,
+    boundary_of,
+)
+from mado.errors import SelectionError
+from mado.load import read_bytes
+from mado.model import Manifest
+from mado.plan import Plan, plan_from_key_image_notes, plan_key_images, plan_series, plan_study
+from routing.ids import HomeCommunityId
+from routing.rad160 import ResourceKind, parse_rad160
+from routing.registry import Registry
+
+__all__ = ["add_routes"]
+
+_KO_NOTES_LIMIT = 16 * 1024 * 1024
+_CHUNK = 256 * 1024
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(MANIFEST_PATH, retrieve_manifest)
+
+
+async def retrieve_manifest(request: web.Request) -> web.StreamResponse:
+    exchange = request[EXCHANGE]
+    exchange.route_kind = "manifest"
+    exchange.resource = ResourceKind.INSTANCES.value
+    registry = request.app[HOLDER].registry
+    # The hardening middleware has checked Content-Length against server.limits.
+    body = await request.content.read()
+    manifest = read_bytes(body, "the request body").manifest
+    hcid = HomeCommunityId(
+        request.query.get("homeCommunityId") or registry.identity.home_community_id
+    )
+    exchange.home_community_id = hcid
+    exchange.study_uid = manifest.study.uid
+    target = Target(gateway="", home_community_id=hcid)  # "": paths below our own endpoint
+    plan = await _plan(request, manifest, target, registry)
+    paths = [url for planned in plan.requests for url in urls_for(planned, target)]
+    if not paths:
+        raise SelectionError("the selection names no instance")
+    return await _stream(request, exchange, registry, paths)
+
+
+async def _plan(
+    request: web.Request, manifest: Manifest, target: Target, registry: Registry
+) -> Plan:
+    selection = request.query.get("selection", "study")
+    if selection == "study":
+        return plan_study(manifest)
+    if selection == "series":
+        return plan_series(
+            manifest,
+            series_uids=request.query.getall("series", []),
+            modalities=request.query.getall("modality", []),
+        )
+    if selection != "key-images":
+        raise SelectionError(
+            f"selection must be study, series or key-images, not {selection[:20]!r}"
+        )
+    plan = plan_key_images(manifest)
+    if plan.key_images_available:
+        return plan
+    notes = []
+    for path in (url for planned in plan.key_object_series for url in urls_for(planned, target)):
+        async for part in _parts(request, registry, path, limit=_KO_NOTES_LIMIT):
+            try:
+                notes.append(pydicom.dcmread(io.BytesIO(part)))
+            except (InvalidDicomError, ValueError, EOFError):
+                continue  # not a note we can read
+    return plan_from_key_image_notes(manifest, notes)
+
+
+async def _parts(
+    request: web.Request, registry: Registry, path: str, *, limit: int
+) -> AsyncIterator[bytes]:
+    """Whole parts of one answer, in memory: only for the small Key Object series."""
+    exchange = request[EXCHANGE]
+    rad160 = parse_rad160(path)
+    route = registry.resolve(rad160)
+    async with open_upstream(request, route, exchange, resource=rad160.kind) as (_, answer):
+        splitter = MultipartSplitter(boundary_of(answer.headers.get("Content-Type", "")))
+        current = bytearray()
+        total = 0
+        async for chunk in answer.content.iter_chunked(_CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise GatewayError("the Key Object series is larger than a series of notes can be")
+            for event in splitter.feed(chunk):
+                match event:
+                    case PartStart():
+                        current = bytearray()
+                    case PartBytes(data):
+                        current += data
+                    case PartEnd():
+                        yield bytes(current)
+        splitter.close()
+
+
+async def _stream(
+    request: web.Request, exchange: Exchange, registry: Registry, paths: Iterable[str]
+) -> web.StreamResponse:
+    boundary = uuid.uuid4().hex
+    response = web.StreamResponse(status=200)
+    response.content_type = "multipart/related"
+    response.headers["Content-Type"] = (
+        f'multipart/related; type="application/dicom"; boundary={boundary}'
+    )
+    delimiter = f"\r\n--{boundary}\r\n".encode()
+    try:
+        for path in paths:
+            rad160 = parse_rad160(path)
+            route = registry.resolve(rad160)
+            exchange.route_kind = "manifest"
+            async with open_upstream(request, route, exchange, resource=rad160.kind) as (_, answer):
+                if not response.prepared:
+                    await response.prepare(request)
+                    exchange.status = 200
+                    exchange.mark_first_byte()
+                await _reframe(
+                    answer.content,
+                    answer.headers.get("Content-Type", ""),
+                    response,
+                    delimiter,
+                    exchange,
+                )
+    except (GatewayError, MultipartError, ConnectionResetError) as exc:
+        if not response.prepared:
+            raise
+        exchange.outcome = Outcome.ABORTED
+        exchange.error = "client" if isinstance(exc, ConnectionResetError) else "truncated"
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write(f"\r\n--{boundary}--\r\n".encode())
+    await response.write_eof()
+    exchange.outcome = Outcome.COMPLETE
+    return response
+
+
+async def _reframe(
+    content: aiohttp.StreamReader,
+    content_type: str,
+    response: web.StreamResponse,
+    delimiter: bytes,
+    exchange: Exchange,
+) -> None:
+    """Copy each part of one answer under our boundary, noting its identity."""
+    splitter = MultipartSplitter(boundary_of(content_type))
+    head = bytearray()
+    async for chunk in content.iter_chunked(_CHUNK):
+        for event in splitter.feed(chunk):
+            match event:
+                case PartStart(headers):
+                    part_type = headers.get("content-type", "application/dicom")
+                    await response.write(delimiter + f"Content-Type: {part_type}\r\n\r\n".encode())
+                    head = bytearray()
+                case PartBytes(data):
+                    if len(head) < 16384:
+                        head += data[: 16384 - len(head)]
+                    await response.write(data)
+                    exchange.bytes_sent += len(data)
+                case PartEnd():
+                    identity = read_identity(bytes(head))
+                    if identity is not None:
+                        exchange.instances.append(identity)
+    splitter.close()
