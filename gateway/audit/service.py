@@ -17,7 +17,8 @@ Contract for the gateway (see docs/audit.md for the wiring):
 * :meth:`AuditService.ready` is a readiness check: None, or why the journal cannot be written.
 
 Crossing the journal cap (PS3.15 A.5.3 "Security Alert", type 110133 Audit Recording
-Stopped) is announced once per crossing, in the reserve the journal keeps for it, logged, and
+Stopped) is announced once per crossing, in the reserve the journal keeps for it (Application
+Start and Stop may use the reserve too, being rare and telling), logged, and
 shown by ``mado_gateway_audit_journal_full``; when the backlog falls below 90 % of the cap,
 110134 Audit Recording Started follows.
 """
@@ -172,7 +173,7 @@ class AuditService:
             settle_s=settle_s,
             on_commit=self._committed,
         )
-        self._record(self._application(started=True), "application-activity")
+        self._record(self._application(started=True), "application-activity", reserved=True)
         self._tasks = [
             asyncio.create_task(self._sender.run(), name="audit-sender"),
             asyncio.create_task(self._group_commit(), name="audit-fsync"),
@@ -189,7 +190,7 @@ class AuditService:
         """Journal Application Stop, flush for at most ``stop_timeout_s``, close."""
         if not self._tasks:
             return
-        self._record(self._application(started=False), "application-activity")
+        self._record(self._application(started=False), "application-activity", reserved=True)
         assert self._sender is not None
         flushed = await self._sender.flush(self.settings.stop_timeout_s)
         if not flushed:

@@ -299,6 +299,7 @@ async def test_journal_cap_with_repository_unreachable(
         alerts = [parse(line) for line in stored if event_of(parse(line)) == "110113"]
         types = [a.find("EventIdentification/EventTypeCode").get("csd-code") for a in alerts]
         assert types == ["110133", "110134"]
+        assert events.count("110100") == 2  # Application Stop used the reserve too
         assert events.count("110104") == 120 - dropped
         assert registry.get_sample_value("mado_gateway_audit_journal_full") == 0
     finally:
