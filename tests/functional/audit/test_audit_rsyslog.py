@@ -45,6 +45,12 @@ ROOT = Path(__file__).resolve().parents[3]
 HEADER = SyslogHeader(hostname="rig.a.test", app_name="mado-gateway", procid="77")
 
 
+def sample(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float:
+    value = registry.get_sample_value(name, labels)
+    assert value is not None, name
+    return value
+
+
 def payloads(count: int) -> list[bytes]:
     out = []
     for index in range(count):
@@ -172,11 +178,8 @@ async def test_repository_down_and_restarted_three_times_loses_nothing(
     for index in range(300):
         service.observe(relayed(index))
     await asyncio.sleep(0.5)
-    assert registry.get_sample_value("mado_gateway_audit_queue_depth") == 301
-    assert (
-        registry.get_sample_value("mado_gateway_audit_send_failures_total", {"reason": "connect"})
-        > 0
-    )
+    assert sample(registry, "mado_gateway_audit_queue_depth") == 301
+    assert sample(registry, "mado_gateway_audit_send_failures_total", {"reason": "connect"}) > 0
     await asyncio.to_thread(rsyslog.start)
     next_index = 300
     for _ in range(3):
@@ -194,7 +197,7 @@ async def test_repository_down_and_restarted_three_times_loses_nothing(
     counts = collections.Counter(studies)
     assert set(counts) == {f"1.2.9.{i}" for i in range(1000)}
     duplicates = sum(n - 1 for n in counts.values())
-    resent = registry.get_sample_value("mado_gateway_audit_resent_total")
+    resent = sample(registry, "mado_gateway_audit_resent_total")
     assert duplicates <= resent
     print(f"\n1000 exchanges, 3 restarts: {duplicates} duplicates, {resent} resent")
 
@@ -214,11 +217,8 @@ async def test_idle_connection_closed_by_the_repository(
     service.observe(relayed(2))
     stored = await wait_for(rsyslog, 3, timeout_s=5)
     assert studies_in(stored) == ["1.2.9.1", "1.2.9.2"]
-    assert registry.get_sample_value("mado_gateway_audit_resent_total") == 0
-    assert (
-        registry.get_sample_value("mado_gateway_audit_send_failures_total", {"reason": "write"})
-        == 0
-    )
+    assert sample(registry, "mado_gateway_audit_resent_total") == 0
+    assert sample(registry, "mado_gateway_audit_send_failures_total", {"reason": "write"}) == 0
     await service.stop()
 
 
@@ -244,7 +244,7 @@ async def test_sigkill_then_resume_from_the_journal(
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert child.stdout is not None
-    journaled = []
+    journaled: list[int] = []
     while len(journaled) < 200:
         line = await asyncio.to_thread(child.stdout.readline)
         assert line, "child exited early"
@@ -283,13 +283,11 @@ async def test_journal_cap_with_repository_unreachable(
         for index in range(120):
             service.observe(relayed(index))  # never raises, never blocks
     assert service.ready() is None
-    assert registry.get_sample_value("mado_gateway_audit_journal_full") == 1
-    dropped = registry.get_sample_value(
-        "mado_gateway_audit_dropped_total", {"reason": "journal-full"}
-    )
+    assert sample(registry, "mado_gateway_audit_journal_full") == 1
+    dropped = sample(registry, "mado_gateway_audit_dropped_total", {"reason": "journal-full"})
     assert dropped > 0
     assert "audit journal cap reached" in caplog.text
-    kept = registry.get_sample_value("mado_gateway_audit_queue_depth")
+    kept = sample(registry, "mado_gateway_audit_queue_depth")
 
     await asyncio.to_thread(arr.start)
     try:
@@ -301,6 +299,6 @@ async def test_journal_cap_with_repository_unreachable(
         assert types == ["110133", "110134"]
         assert events.count("110100") == 2  # Application Stop used the reserve too
         assert events.count("110104") == 120 - dropped
-        assert registry.get_sample_value("mado_gateway_audit_journal_full") == 0
+        assert sample(registry, "mado_gateway_audit_journal_full") == 0
     finally:
         arr.stop()
