@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from gateway import __version__, health, xcwado
+from gateway.audit.events import AuditSecurityEvents
+from gateway.audit.messages import AlertKind
+from gateway.audit.service import AuditService
 from gateway.consumer import endpoint as manifest_endpoint
 from gateway.exchange import ExchangeSink
 from gateway.hardening import cors_on_prepare, hardening_middleware, parser_limits
@@ -42,9 +46,17 @@ def create_app(
     extra_sinks: Sequence[ExchangeSink] = (),
     handle_signals: bool = False,
     security_events: SecurityEvents | None = None,
+    audit: AuditService | None = None,
 ) -> web.Application:
-    """The gateway application. ``handle_signals`` installs the SIGHUP reload handler;
-    ``security_events`` receives security alerts (default: a log line each)."""
+    """The gateway application.
+
+    ``handle_signals`` installs the SIGHUP reload handler; ``security_events`` receives
+    security alerts (default: a log line each). ``audit``, when given, is started before the
+    first request and stopped after the last: it receives every exchange, every security
+    event and every rejected reload, and its journal is a readiness check.
+    """
+    if audit is not None and security_events is None:
+        security_events = AuditSecurityEvents(audit)
     metrics = Metrics(metrics_registry or CollectorRegistry(), version=__version__)
     security = CountedSecurityEvents(metrics.security_events, security_events)
     app = web.Application(
@@ -63,14 +75,16 @@ def create_app(
             pool.retain(registry.config.upstreams.values())
 
     holder.subscribe(reloaded)
+    if audit is not None:
+        holder.subscribe(_alert_rejected_reloads(audit, holder))
     metrics.known_upstreams(holder.registry.config.upstreams)
 
     app[SETTINGS] = settings
     app[HOLDER] = holder
     app[METRICS] = metrics
     app[POOL] = pool
-    app[SINKS] = [metrics, *extra_sinks]
-    app[READINESS] = []
+    app[SINKS] = [metrics, *extra_sinks, *([audit] if audit is not None else [])]
+    app[READINESS] = [audit.ready] if audit is not None else []
     app[SECURITY] = security
 
     health.add_routes(app)
@@ -78,10 +92,36 @@ def create_app(
     xcwado.add_routes(app, settings.base_path)
     manifest_endpoint.add_routes(app)
 
+    if audit is not None:
+        app.cleanup_ctx.append(_audit_lifecycle(audit))  # first: Application Start precedes all
     app.cleanup_ctx.append(_upstream_pool)
     if handle_signals:
         app.cleanup_ctx.append(_sighup_reload)
     return app
+
+
+def _audit_lifecycle(
+    audit: AuditService,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await audit.start()
+        yield
+        await audit.stop()
+
+    return lifecycle
+
+
+def _alert_rejected_reloads(
+    audit: AuditService, holder: RegistryHolder
+) -> Callable[[bool, Registry], None]:
+    def alert(ok: bool, registry: Registry) -> None:
+        if not ok:
+            target = Path(holder.path).resolve().as_uri() if holder.path else "configuration"
+            audit.security_alert(
+                AlertKind.CONFIG_REJECTED, target, "configuration reload rejected as invalid"
+            )
+
+    return alert
 
 
 async def _upstream_pool(app: web.Application) -> AsyncIterator[None]:

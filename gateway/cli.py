@@ -14,14 +14,20 @@ Every failure is a message on standard error and a non-zero exit status, never a
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from gateway import __version__
 from gateway.app import create_app
+from gateway.audit.errors import JournalError
+from gateway.audit.service import AuditService
+from gateway.audit.settings import AuditSettings, parse_audit_settings
 from gateway.consumer.cli import add_commands as add_fetch_commands
 from gateway.logs import configure_logging
 from gateway.reload import RegistryHolder
@@ -36,6 +42,7 @@ from routing.registry import Registry
 __all__ = ["main"]
 
 Command = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,56 +80,74 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_all(path: str) -> tuple[Config, ServerSettings]:
-    """Routing configuration and server settings from one file; every problem of both at once."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Loaded:
+    """Everything one configuration file configures."""
+
+    config: Config
+    server: ServerSettings
+    audit: AuditSettings
+
+
+def load_all(path: str) -> Loaded:
+    """Every section of one file; :class:`ConfigError` lists every problem of all of them."""
     document = load_document(path)
     problems: list[ConfigProblem] = []
-    config = settings = None
-    try:
-        config = parse_config(document, source=path)
-    except ConfigError as exc:
-        problems += exc.problems
-    try:
-        settings = parse_server_settings(document, source=path)
-    except ConfigError as exc:
-        problems += exc.problems
-    if problems or config is None or settings is None:
+
+    def read(parse: Callable[..., T]) -> T | None:
+        try:
+            return parse(document, source=path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            return None
+
+    config = read(parse_config)
+    server = read(parse_server_settings)
+    audit = read(parse_audit_settings)
+    if problems or config is None or server is None or audit is None:
         raise ConfigError(problems, path)
-    return config, settings
+    return Loaded(config=config, server=server, audit=audit)
 
 
 def _check_config(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
-            config, settings = load_all(path)
+            loaded = load_all(path)
         except ConfigError as exc:
             print(f"{path}: INVALID, {len(exc.problems)} problem(s)", file=sys.stderr)
             for problem in exc.problems:
                 print(f"  {problem}", file=sys.stderr)
             status = 1
             continue
+        config = loaded.config
         print(
             f"{path}: OK — community {config.identity.home_community_id}, "
             f"{len(config.upstreams)} upstream(s), {len(config.communities)} remote "
-            f"community(ies), {len(config.sources)} source(s), endpoint {settings.base_path}"
+            f"community(ies), {len(config.sources)} source(s), endpoint "
+            f"{loaded.server.base_path}, audit to {loaded.audit.transport.value}"
         )
     return status
 
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        config, settings = load_all(args.config)
+        loaded = load_all(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    settings = loaded.server
     if args.host:
         settings = replace(settings, host=args.host)
     if args.port is not None:
         settings = replace(settings, port=args.port)
     configure_logging(settings.log_level)
-    holder = RegistryHolder(Registry(config), args.config)
-    app = create_app(settings, holder, handle_signals=True)
+    holder = RegistryHolder(Registry(loaded.config), args.config)
+    metrics_registry = CollectorRegistry()
+    audit = AuditService(loaded.audit, loaded.config.identity, registry=metrics_registry)
+    app = create_app(
+        settings, holder, metrics_registry=metrics_registry, audit=audit, handle_signals=True
+    )
     ssl_context = None
     if settings.tls is not None:  # HTTPS, with client certificates when configured
         ssl_context = server_context(
@@ -141,7 +166,14 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=None,
             print=None,
         )
+    except JournalError as exc:  # the gateway does not serve without an audit trail
+        print(f"cannot start: audit journal unusable: {exc}", file=sys.stderr)
+        return 1
+    except ssl.SSLError as exc:
+        print(f"cannot start: TLS material unusable: {exc.reason or exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}", file=sys.stderr)
+        where = f"{settings.host}:{settings.port}"
+        print(f"cannot start on {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0

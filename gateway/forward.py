@@ -109,7 +109,7 @@ async def open_upstream(
         for value in request.headers.getall("Authorization", ()):
             headers.add("Authorization", value)
     if route.kind is RouteKind.RETRIEVE_URL:
-        _vet_retrieve_url(route, events)
+        _vet_retrieve_url(route)
     failure: GatewayError | None = None
     with contextlib.ExitStack() as leases:
         follower = Follower(
@@ -166,13 +166,16 @@ def _with_policy(route: Route, config: Config) -> Upstream:
     return upstream
 
 
-def _vet_retrieve_url(route: Route, events: SecurityEvents) -> None:
-    """Refuse a Retrieve URL whose shape is unsafe (403), before anything is sent."""
+def _vet_retrieve_url(route: Route) -> None:
+    """Refuse a Retrieve URL whose shape is unsafe (403), before anything is sent.
+
+    The security event is raised where every :class:`RetrieveUrlRefused` passes, in the
+    hardening middleware, so a refusal is reported once whichever check made it.
+    """
     for _, url in route.urls():
         try:
             vet_url(url, allow_http=True)
         except UrlRefused as refusal:
-            events.security_alert("retrieve-url-refused", url, f"{refusal.rule}: {refusal.detail}")
             raise RetrieveUrlRefused(url, str(refusal.rule)) from None
 
 

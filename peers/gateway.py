@@ -78,6 +78,15 @@ class GatewayProcess:
         server = config.setdefault("server", {})
         self.port: int = server.setdefault("port", free_port())
         self.base_path: str = server.get("base_path", "/wado")
+        # The audit trail of this process lives in its own folder unless the test says where.
+        self.audit_folder = folder / f"{name}-audit"
+        config.setdefault(
+            "audit",
+            {
+                "file": {"path": str(self.audit_folder / "audit.log")},
+                "journal": {"directory": str(self.audit_folder / "journal")},
+            },
+        )
         self.config_file = folder / f"{name}.yaml"
         self.log_file = folder / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
