@@ -71,9 +71,12 @@ class RateLimit:
     """Per client (certificate subject, else address): a token bucket of ``burst`` requests
     refilled at ``requests_per_s``, and at most ``max_streams`` responses at once."""
 
-    requests_per_s: float = 50.0
-    burst: int = 100
-    max_streams: int = 16
+    # Sized for one viewer loading a large study instance by instance (a burst of a thousand
+    # requests) while still stopping a runaway client; an initiating gateway that speaks for a
+    # whole community is one client here and usually needs more.
+    requests_per_s: float = 200.0
+    burst: int = 1000
+    max_streams: int = 64
     max_clients: int = 10000  # buckets kept; the least recently seen is forgotten first
 
 

@@ -152,6 +152,21 @@ class GatewayProcess:
         assert self.process is not None
         self.process.send_signal(signum)
 
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, as when a node dies. ``__enter__`` starts it again."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
+    def metric(self, name: str) -> float | None:
+        """One sample from ``/metrics`` (``name`` with its labels as exposed), or None."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as answer:
+            for line in answer.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.rsplit(" ", 1)[1])
+        return None
+
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
