@@ -4,7 +4,6 @@ need an Imaging Document Source. Started once, stopped at the end of the session
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,6 @@ from peers.net import free_port
 from peers.orthanc import OrthancServer
 from peers.studies import SyntheticStudy, make_study
 from tests.functional.chain import COMMUNITY_A, COMMUNITY_B, RLUID, Chain
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 @pytest.fixture(scope="session")

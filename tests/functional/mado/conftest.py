@@ -8,6 +8,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from tests.samples import FHIR_SAMPLE, KOS_SAMPLE
+
 STUDY = "1.2.826.0.1.3680043.8.498.100"
 CT_SERIES = f"{STUDY}.1"
 MR_SERIES = f"{STUDY}.2"
@@ -127,22 +129,12 @@ def study_metadata_without_kin() -> tuple[list[dict[str, Any]], set[str]]:
 
 @pytest.fixture
 def kos_sample_path() -> Any:
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[3] / ".." / "shared" / "samples" / "MADO_KOS_A.dcm"
+    return KOS_SAMPLE
 
 
 @pytest.fixture
 def fhir_sample_path() -> Any:
-    from pathlib import Path
-
-    return (
-        Path(__file__).resolve().parents[3]
-        / ".."
-        / "shared"
-        / "samples"
-        / "mado-1.2.250.1.59.40211.22756022.2.1.101-bundle.json"
-    )
+    return FHIR_SAMPLE
 
 
 __all__ = ["build_study_metadata", "pydicom"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pydicom
 import pytest
@@ -14,8 +13,8 @@ from mado.model import Instance, KeyImageFlag, Manifest, Series
 from mado.plan import plan_from_key_image_notes, plan_key_images, plan_series, plan_study
 from mado.vocab import KOS_SOP_CLASS_UID, OF_INTEREST
 from routing.ids import Oid, Uid
+from tests.samples import KOS_SAMPLE
 
-KOS_SAMPLE = Path(__file__).resolve().parents[3] / ".." / "shared" / "samples" / "MADO_KOS_A.dcm"
 KO_SERIES = Uid("1.2.3.99")
 KIN = Uid("1.2.3.99.1")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 import pydicom
 import pytest
@@ -12,8 +10,8 @@ from mado.errors import InvalidManifest, NotAManifest
 from mado.fhir_reader import read_fhir
 from mado.kos_reader import read_kos
 from mado.report import Severity
+from tests.samples import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3] / ".." / "shared" / "samples"
 KOS_SAMPLE = SAMPLES / "MADO_KOS_A.dcm"
 FHIR_SAMPLE = SAMPLES / "mado-1.2.250.1.59.40211.22756022.2.1.101-bundle.json"
 STUDY_UID = "1.2.250.1.59.40211.22756022.2.1.101"

@@ -8,7 +8,6 @@ other element differs or if a listed difference disappears.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,8 +15,8 @@ import pydicom
 
 from mado.fhir_writer import write_fhir
 from mado.kos_reader import read_kos
+from tests.samples import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3] / ".." / "shared" / "samples"
 KOS_SAMPLE = SAMPLES / "MADO_KOS_A.dcm"
 FHIR_SAMPLE = SAMPLES / "mado-1.2.250.1.59.40211.22756022.2.1.101-bundle.json"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pydicom
 import pytest
@@ -12,8 +11,8 @@ from mado.kos_reader import read_kos
 from mado.kos_writer import write_kos
 from mado.report import Severity
 from mado.validate import validate_bytes
+from tests.samples import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3] / ".." / "shared" / "samples"
 KOS_SAMPLE = SAMPLES / "MADO_KOS_A.dcm"
 FHIR_SAMPLE = SAMPLES / "mado-1.2.250.1.59.40211.22756022.2.1.101-bundle.json"
 SERIES0 = "CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]"
