@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pydicom
 
@@ -35,6 +36,23 @@ def fetch(url: str) -> tuple[str, bytes, float]:
     with urllib.request.urlopen(request, timeout=120) as answer:
         body = answer.read()
         return answer.headers["Content-Type"], body, time.monotonic() - started
+
+
+_EVENTS = {
+    b'<EventID csd-code="110100"': "Application Activity",
+    b'<EventID csd-code="110104"': "DICOM Instances Transferred",
+    b'<EventID csd-code="110113"': "Security Alert",
+}
+
+
+def _audit_events(log: Path) -> dict[str, int]:
+    """Audit messages in a gateway's audit file, counted by event."""
+    counts: dict[str, int] = {}
+    for line in log.read_bytes().splitlines() if log.exists() else []:
+        for marker, name in _EVENTS.items():
+            if marker in line:
+                counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def say(text: str = "") -> None:
@@ -101,6 +119,10 @@ def main() -> int:
             direct_type, direct_body, direct_seconds = fetch(
                 f"{orthanc.dicomweb_url}studies/{study.study_uid}"
             )
+        # The gateways have stopped: Application Stop is written, the journals are drained.
+        audit = {
+            gw.name: _audit_events(gw.audit_folder / "audit.log") for gw in (gateway_a, gateway_b)
+        }
 
     parts = split_multipart(body, content_type)
     stored = {i.sop_instance_uid: i.part10 for i in study.instances}
@@ -121,7 +143,11 @@ def main() -> int:
     say(
         f"   every instance byte-identical to what was stored:  {'yes' if same_as_stored else 'NO'}"
     )
-    say(f"\nLogs of both gateways and Orthanc: {out.relative_to(REPO)}/")
+    say("6. The ATNA audit trail each gateway wrote (DICOM PS3.15 A.5 in RFC 5424, to a file):")
+    for name, events in audit.items():
+        listed = ", ".join(f"{count} {event}" for event, count in sorted(events.items()))
+        say(f"   {name}: {listed}")
+    say(f"\nLogs of both gateways and Orthanc, and the audit files: {out.relative_to(REPO)}/")
     return 0 if same_as_direct and same_as_stored else 1
 
 
