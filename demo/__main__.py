@@ -18,15 +18,12 @@ from pathlib import Path
 
 import pydicom
 
-from peers.gateway import REPO, GatewayProcess, gateway_config
+from peers.chain import COMMUNITY_A, RLUID, chain_configs
+from peers.gateway import REPO, GatewayProcess
 from peers.multipart import boundary_of, split_multipart
-from peers.net import free_port
 from peers.orthanc import OrthancServer
 from peers.studies import make_study
 
-COMMUNITY_A = "urn:oid:1.3.6.1.4.1.21367.13.70.1"
-COMMUNITY_B = "urn:oid:1.3.6.1.4.1.21367.13.70.2"
-RLUID = "1.3.6.1.4.1.21367.13.70.1.200"
 ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1'
 
 
@@ -76,25 +73,7 @@ def main() -> int:
         orthanc.upload_all([i.part10 for i in study.instances])
         say(f"2. Orthanc (community A's Imaging Document Source) holds it: {orthanc.dicomweb_url}")
 
-        responding_port = free_port()
-        responding = gateway_config(
-            home_community_id=COMMUNITY_A,
-            port=responding_port,
-            base_path="/wado-rs",
-            upstreams={"orthanc-a": {"protocol": "wado-rs", "base_urls": [orthanc.dicomweb_url]}},
-            sources={RLUID: "orthanc-a"},
-        )
-        initiating = gateway_config(
-            home_community_id=COMMUNITY_B,
-            port=free_port(),
-            upstreams={
-                "community-a": {
-                    "protocol": "xc-wado",
-                    "base_urls": [f"http://127.0.0.1:{responding_port}/wado-rs/"],
-                }
-            },
-            communities={COMMUNITY_A: "community-a"},
-        )
+        responding, initiating = chain_configs(orthanc.dicomweb_url)
         folder = out / "gateways"
         with (
             GatewayProcess(folder, responding, name="responding-gateway-a") as gateway_a,

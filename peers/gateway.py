@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import signal
 import ssl
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import yaml
 
 from peers.net import free_port, wait_http
+from peers.process import PeerProcess
 
 __all__ = ["GatewayProcess", "gateway_config"]
 
@@ -58,7 +57,7 @@ def gateway_config(
     return document
 
 
-class GatewayProcess:
+class GatewayProcess(PeerProcess):
     """``with GatewayProcess(folder, config) as gw: gw.endpoint`` — started, ready, stopped."""
 
     def __init__(
@@ -89,7 +88,6 @@ class GatewayProcess:
         )
         self.config_file = folder / f"{name}.yaml"
         self.log_file = folder / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -112,41 +110,21 @@ class GatewayProcess:
     def __enter__(self) -> Self:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.write_config()
-        log = self.log_file.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
+        self.spawn(
             [sys.executable, "-m", "gateway", "serve", "--config", str(self.config_file)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log_file=self.log_file,
             cwd=REPO,
-            env=env,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        log.close()
-        alive = lambda: self.process is not None and self.process.poll() is None  # noqa: E731
         try:
             if self.url.startswith("https:"):
-                _wait_https(f"{self.url}/readyz", self.client_ssl, alive)
+                _wait_https(f"{self.url}/readyz", self.client_ssl, self.alive)
             else:
-                wait_http(f"{self.url}/readyz", alive=alive)
+                wait_http(f"{self.url}/readyz", alive=self.alive)
         except Exception as exc:
-            self.__exit__(None, None, None)
+            self.stop()
             raise RuntimeError(f"{self.name} did not start:\n{self.log()}") from exc
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
 
     def send_signal(self, signum: signal.Signals) -> None:
         assert self.process is not None

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from peers.net import free_port, wait_http
+from peers.process import PeerProcess
 
 __all__ = ["OrthancServer", "find_orthanc"]
 
@@ -38,14 +37,13 @@ def find_orthanc() -> tuple[str, str]:
     return binary, plugin
 
 
-class OrthancServer:
+class OrthancServer(PeerProcess):
     """A private Orthanc: ``with OrthancServer(folder) as orthanc: orthanc.dicomweb_url``."""
 
     def __init__(self, folder: Path, *, port: int | None = None, name: str = "ids") -> None:
         self.folder = folder
         self.port = port or free_port()
         self.name = name
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -75,34 +73,15 @@ class OrthancServer:
         }
         config_file = self.folder / "orthanc.json"
         config_file.write_text(json.dumps(config, indent=2))
-        log = (self.folder / "orthanc.log").open("wb")
-        self.process = subprocess.Popen(
-            [binary, str(config_file)], stdout=log, stderr=subprocess.STDOUT, cwd=self.folder
+        self.spawn(
+            [binary, str(config_file)], log_file=self.folder / "orthanc.log", cwd=self.folder
         )
-        log.close()
         try:
-            wait_http(
-                f"{self.url}/system", alive=lambda: self.process and self.process.poll() is None
-            )
+            wait_http(f"{self.url}/system", alive=self.alive)
         except Exception:
-            self.__exit__(None, None, None)
+            self.stop()
             raise
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
 
     def upload(self, part10: bytes) -> None:
         """Store one DICOM Part 10 object (Orthanc's REST API, POST /instances)."""

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import yaml
 
 from peers.net import free_port, wait_http
+from peers.process import PeerProcess
 
 __all__ = ["PrometheusServer"]
 
 
-class PrometheusServer:
+class PrometheusServer(PeerProcess):
     """``with PrometheusServer(folder, ["127.0.0.1:8080"]) as prom: prom.query("up")``."""
 
     def __init__(self, folder: Path, targets: list[str], *, interval_s: float = 0.5) -> None:
@@ -26,7 +25,6 @@ class PrometheusServer:
         self.targets = targets
         self.interval_s = interval_s
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -46,43 +44,21 @@ class PrometheusServer:
         }
         config_file = self.folder / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))
-        log = (self.folder / "prometheus.log").open("wb")
-        self.process = subprocess.Popen(
+        self.spawn(
             [
                 binary,
                 f"--config.file={config_file}",
                 f"--storage.tsdb.path={self.folder / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log_file=self.folder / "prometheus.log",
         )
-        log.close()
         try:
-            wait_http(
-                f"{self.url}/-/ready",
-                timeout_s=30,
-                alive=lambda: self.process and self.process.poll() is None,
-            )
+            wait_http(f"{self.url}/-/ready", timeout_s=30, alive=self.alive)
         except Exception:
-            self.__exit__(None, None, None)
+            self.stop()
             raise
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
 
     def query(self, expression: str) -> list[dict[str, Any]]:
         """Instant query; the list of ``{"metric": labels, "value": [t, "v"]}`` results."""

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from peers.gateway import GatewayProcess, gateway_config
-from peers.net import free_port
+from peers.chain import chain_configs
+from peers.gateway import GatewayProcess
 from peers.orthanc import OrthancServer
 from peers.studies import SyntheticStudy, make_study
-from tests.functional.chain import COMMUNITY_A, COMMUNITY_B, RLUID, Chain
+from tests.functional.chain import Chain
 
 
 @pytest.fixture(scope="session")
@@ -34,25 +34,7 @@ def orthanc(
 @pytest.fixture(scope="session")
 def chain(orthanc: OrthancServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     folder = tmp_path_factory.mktemp("chain")
-    responding_port = free_port()
-    responding = gateway_config(
-        home_community_id=COMMUNITY_A,
-        port=responding_port,
-        base_path="/wado-rs",
-        upstreams={"orthanc-a": {"protocol": "wado-rs", "base_urls": [orthanc.dicomweb_url]}},
-        sources={RLUID: "orthanc-a"},
-    )
-    initiating = gateway_config(
-        home_community_id=COMMUNITY_B,
-        port=free_port(),
-        upstreams={
-            "community-a": {
-                "protocol": "xc-wado",
-                "base_urls": [f"http://127.0.0.1:{responding_port}/wado-rs/"],
-            }
-        },
-        communities={COMMUNITY_A: "community-a"},
-    )
+    responding, initiating = chain_configs(orthanc.dicomweb_url)
     with (
         GatewayProcess(folder, responding, name="responding-a") as a,
         GatewayProcess(folder, initiating, name="initiating-b") as b,

@@ -10,9 +10,7 @@ from peers.orthanc import OrthancServer
 
 __all__ = ["COMMUNITY_A", "COMMUNITY_B", "RLUID", "Chain"]
 
-COMMUNITY_A = "urn:oid:1.3.6.1.4.1.21367.13.70.1"
-COMMUNITY_B = "1.3.6.1.4.1.21367.13.70.2"
-RLUID = "1.3.6.1.4.1.21367.13.70.1.200"
+from peers.chain import COMMUNITY_A, COMMUNITY_B, RLUID
 
 
 @dataclass
@@ -21,7 +19,7 @@ class Chain:
     initiating: GatewayProcess
     orthanc: OrthancServer
 
-    def via_gateways(self, tail: str, hcid: str = "1.3.6.1.4.1.21367.13.70.1") -> str:
+    def via_gateways(self, tail: str, hcid: str = COMMUNITY_A) -> str:
         return (
             f"{self.initiating.endpoint}homeCommunityId/{hcid}/RetrieveLocationUID/{RLUID}/{tail}"
         )
