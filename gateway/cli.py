@@ -35,7 +35,8 @@ from gateway.settings import ServerSettings, parse_server_settings
 from gateway.tls import server_context
 from mado.cli import add_commands as add_manifest_commands
 from routing.errors import ConfigError, ConfigProblem
-from routing.loader import load_document, parse_config
+from routing.fields import load_document
+from routing.loader import parse_config
 from routing.model import Config
 from routing.registry import Registry
 
@@ -142,7 +143,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.port is not None:
         settings = replace(settings, port=args.port)
     configure_logging(settings.log_level)
-    holder = RegistryHolder(Registry(loaded.config), args.config)
+    holder = RegistryHolder(
+        Registry(loaded.config), args.config, load=lambda path: load_all(path).config
+    )
     metrics_registry = CollectorRegistry()
     audit = AuditService(loaded.audit, loaded.config.identity, registry=metrics_registry)
     app = create_app(

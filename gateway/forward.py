@@ -22,7 +22,6 @@ Contract of :func:`forward`:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
@@ -47,7 +46,6 @@ from gateway.security import SecurityEvents
 from gateway.tls import tls_failure
 from gateway.upstream import UpstreamPool
 from routing.errors import RetrieveUrlRefused
-from routing.model import Config, Upstream
 from routing.rad160 import ResourceKind
 from routing.registry import Route, RouteKind
 from routing.urlpolicy import UrlRefused, vet_url
@@ -102,7 +100,7 @@ async def open_upstream(
     """
     config = request.app[HOLDER].registry.config
     events = request.app[SECURITY]
-    upstream = _with_policy(route, config)
+    upstream = route.upstream
     exchange.upstream = upstream.name
     headers = request_headers(request.headers, resource, exchange.request_id)
     if upstream.forward_authorization:
@@ -156,14 +154,6 @@ async def open_upstream(
                     raise failure
     assert failure is not None  # at least one base URL was tried
     raise failure
-
-
-def _with_policy(route: Route, config: Config) -> Upstream:
-    """The route's upstream; an ad-hoc Retrieve URL upstream gets the top-level address policy."""
-    upstream = route.upstream
-    if route.kind is RouteKind.RETRIEVE_URL and upstream.name not in config.upstreams:
-        return dataclasses.replace(upstream, address_policy=config.address_policy)
-    return upstream
 
 
 def _vet_retrieve_url(route: Route) -> None:

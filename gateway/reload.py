@@ -5,6 +5,8 @@ file, validates it completely and builds a new :class:`~routing.registry.Registr
 anything changes, then swaps the reference in one assignment. Requests already running keep
 the registry they started with. A file with any problem changes nothing: the old registry
 keeps serving, the problems are logged, and ``registry_last_reload_successful`` drops to 0.
+Every section of the file is validated, but only the routing takes effect: ``server`` and
+``audit`` settings are read at start, so changing them needs a restart.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 
 from routing.errors import ConfigError
 from routing.loader import load_config
+from routing.model import Config
 from routing.registry import Registry
 
 __all__ = ["RegistryHolder"]
@@ -25,9 +28,19 @@ log = logging.getLogger("mado_gateway.reload")
 class RegistryHolder:
     """The current registry, and the file it came from."""
 
-    def __init__(self, registry: Registry, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        load: Callable[[str], Config] | None = None,
+    ) -> None:
+        """``load`` reads and validates the file (default: its routing sections only); the
+        command line passes one that validates every section, so a reload never accepts a
+        file that a restart would refuse."""
         self.registry = registry
         self.path = path
+        self._load = load or load_config
         self.generation = 1
         self._listeners: list[Callable[[bool, Registry], None]] = []
 
@@ -40,7 +53,7 @@ class RegistryHolder:
         if self.path is None:
             return False
         try:
-            registry = Registry(load_config(self.path))
+            registry = Registry(self._load(str(self.path)))
         except ConfigError as exc:
             log.error(
                 "configuration reload rejected; still serving generation %d",

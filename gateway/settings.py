@@ -16,7 +16,8 @@ from typing import Any
 
 from gateway.tls import parse_subject, server_context
 from routing.errors import ConfigError, ConfigProblem
-from routing.loader import Fields, parse_base_url
+from routing.fields import Fields
+from routing.loader import parse_base_url
 from routing.model import origin_of
 
 __all__ = [

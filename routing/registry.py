@@ -114,8 +114,13 @@ class Registry:
         if upstream is None and origin not in policy.allowed_origins:
             raise RetrieveUrlRefused(base, "origin not on the allow-list")
         if upstream is None:
+            # An allow-listed origin that is no configured upstream: default timeouts and TLS,
+            # and the configuration's top-level address policy.
             upstream = Upstream(
-                name=RETRIEVE_URL_UPSTREAM, protocol=Protocol.WADO_RS, base_urls=(base,)
+                name=RETRIEVE_URL_UPSTREAM,
+                protocol=Protocol.WADO_RS,
+                base_urls=(base,),
+                address_policy=self.config.address_policy,
             )
         return Route(
             kind=RouteKind.RETRIEVE_URL,

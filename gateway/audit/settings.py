@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.errors import ConfigError, ConfigProblem
-from routing.loader import Fields
+from routing.fields import Fields
 
 __all__ = [
     "AuditSettings",

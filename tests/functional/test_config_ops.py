@@ -26,7 +26,11 @@ EXAMPLES = REPO / "examples"
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, cwd=REPO, check=False
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
     )
 
 
@@ -130,6 +134,19 @@ async def test_sighup_swaps_good_config_and_keeps_old_one_on_a_broken_file(tmp_p
                 json.loads(line) for line in gateway.log().splitlines() if "reload rejected" in line
             ]
             assert rejected and any("home_community_id" in p for p in rejected[0]["problems"])
+
+            # 1b. routing fine but another section broken: refused too, as a restart would be
+            broken_server = copy.deepcopy(config)
+            broken_server["server"]["port"] = "eighty"
+            gateway.write_config(broken_server)
+            gateway.send_signal(signal.SIGHUP)
+            await asyncio.to_thread(
+                wait_for,
+                lambda: (
+                    metric(gateway, 'mado_gateway_registry_reloads_total{result="failure"}') == 2
+                ),
+            )
+            assert await asyncio.to_thread(status_of, old) == 200
 
             # 2. a good file: the new registry answers
             updated = copy.deepcopy(config)
