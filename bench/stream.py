@@ -144,10 +144,16 @@ def run(gateway: GatewayProcess, big_base: str, runs: int) -> dict[str, object]:
     }
     direct_url = big_base + "big/" + study
     curl(through["1.2.1"])  # warm-up: connections, imports, page cache
+    gateway_process = psutil.Process(gateway.pid)
     direct, via = [], []
     for _ in range(runs):
         direct.append(curl(direct_url))
-        via.append(curl(through["1.2.1"]))
+        before = gateway_process.cpu_times()
+        row = curl(through["1.2.1"])
+        after = gateway_process.cpu_times()
+        cpu_s = (after.user - before.user) + (after.system - before.system)
+        row["gateway_cpu_s_per_gib"] = cpu_s / (row["bytes"] / 2**30)
+        via.append(row)
 
     direct_speed = statistics.median(r["mb_per_s"] for r in direct) * MB
     quarter = int(direct_speed / 4)
@@ -181,6 +187,8 @@ def report(results: dict[str, object]) -> None:
     print(
         f"  through gateway  {med(via, 'mb_per_s'):8.1f} MB/s   time to first byte {med(via, 'ttfb_s') * 1000:7.2f} ms"
     )
+    cpu = med(via, "gateway_cpu_s_per_gib")
+    print(f"  gateway CPU      {cpu:8.3f} s per GiB relayed (user + system)")
     memory = results["memory"]
     assert isinstance(memory, dict)
     rate = results["slow_client_bytes_per_s"]

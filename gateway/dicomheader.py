@@ -45,6 +45,9 @@ _WANTED = {
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _TAG = struct.Struct("<HH")
+# Element header: tag, then explicit VR and 16-bit length, or (implicit) a 32-bit length.
+_EXPLICIT_HEAD = struct.Struct("<HH2sH")
+_IMPLICIT_HEAD = struct.Struct("<HH0sI")  # "0s": no VR, so both give four values
 
 
 class _Truncated(Exception):
@@ -70,10 +73,9 @@ def read_header(prefix: bytes, *, extent: bool = True) -> tuple[InstanceSeen | N
         position, syntax = _file_meta(prefix, 132)
         if syntax == _BIG_ENDIAN or syntax in _DEFLATED:
             return None, None
-        explicit = syntax != _IMPLICIT_LE
-        position = _walk(prefix, position, explicit=explicit, found=raw, top=True)
-        if extent:
-            pixels_end = _pixel_data_end(prefix, position, explicit=explicit)
+        pixels_end = _top_level(
+            prefix, position, explicit=syntax != _IMPLICIT_LE, found=raw, extent=extent
+        )
     except _Truncated:
         pass
     except (struct.error, ValueError):
@@ -81,19 +83,39 @@ def read_header(prefix: bytes, *, extent: bool = True) -> tuple[InstanceSeen | N
     return _identity(raw), pixels_end
 
 
-def _pixel_data_end(data: bytes, position: int, *, explicit: bool) -> int | None:
-    """Walk element headers (not values) up to Pixel Data; the offset just after its value."""
-    while position + 12 <= len(data):
-        group, element = _TAG.unpack_from(data, position)
-        if group << 16 | element == _PIXEL_DATA:
-            header = 12 if explicit else 8
-            length = _U32.unpack_from(data, position + header - 4)[0]
-            return None if length == _UNDEFINED else position + header + length
-        try:
-            _, position = _element(data, position, explicit=explicit)
-        except _Truncated:
+def _top_level(
+    data: bytes, position: int, *, explicit: bool, found: dict[str, bytes], extent: bool
+) -> int | None:
+    """One pass over the top-level elements: the wanted values into ``found``, then (with
+    ``extent``) on to Pixel Data, whose end offset is returned.
+
+    This runs once per relayed instance, so it is written as one loop with one ``unpack``
+    per element header and no call per element.
+    """
+    size = len(data)
+    head = _EXPLICIT_HEAD.unpack_from if explicit else _IMPLICIT_HEAD.unpack_from
+    while position + 8 <= size:
+        group, element, vr, length = head(data, position)
+        tag = group << 16 | element
+        start = position + 8
+        if explicit and vr in _LONG_VRS:
+            if position + 12 > size:
+                break
+            length = _U32.unpack_from(data, start)[0]
+            start += 4
+        if tag == _PIXEL_DATA:
+            return None if length == _UNDEFINED else start + length
+        if tag > _LAST_WANTED and not extent:
             return None
-    return None
+        if length == _UNDEFINED:
+            position = _skip_undefined(data, start, explicit=explicit)
+            continue
+        position = start + length
+        if tag in _WANTED:
+            if position > size:
+                break
+            found[_WANTED[tag]] = data[start:position]
+    raise _Truncated
 
 
 def _file_meta(data: bytes, position: int) -> tuple[int, str]:
@@ -108,20 +130,15 @@ def _file_meta(data: bytes, position: int) -> tuple[int, str]:
     raise _Truncated
 
 
-def _walk(data: bytes, position: int, *, explicit: bool, found: dict[str, bytes], top: bool) -> int:
-    """Read elements from ``position``; returns where an item delimiter ended the walk."""
+def _item(data: bytes, position: int, *, explicit: bool) -> int:
+    """Pass over the elements of an item of undefined length; the position after its end."""
     while True:
         if position + 8 > len(data):
             raise _Truncated
         group, element = _TAG.unpack_from(data, position)
-        tag = group << 16 | element
-        if tag == _ITEM_END:
+        if group << 16 | element == _ITEM_END:
             return position + 8
-        if top and tag > _LAST_WANTED:
-            return position
-        value, position = _element(data, position, explicit=explicit)
-        if top and value is not None and tag in _WANTED:
-            found[_WANTED[tag]] = value
+        _, position = _element(data, position, explicit=explicit)
 
 
 def _element(data: bytes, position: int, *, explicit: bool) -> tuple[bytes | None, int]:
@@ -158,7 +175,7 @@ def _skip_undefined(data: bytes, position: int, *, explicit: bool) -> int:
         if tag != _ITEM:
             raise ValueError("expected an item in a sequence of undefined length")
         if length == _UNDEFINED:
-            position = _walk(data, position, explicit=explicit, found={}, top=False)
+            position = _item(data, position, explicit=explicit)
         else:
             position += length
 
