@@ -31,7 +31,7 @@ from pydicom.dataset import Dataset
 
 from mado.errors import CreationError, InvalidManifest
 from mado.kin import KeyImageNote, read_key_image_note
-from mado.kos_reader import code_of
+from mado.kos_library import code_of
 from mado.kos_writer import write_kos
 from mado.model import (
     Creator,

@@ -14,15 +14,13 @@ A KOS whose title is a manifest title (113030, MADOTEMP001) is a manifest, not a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pydicom.dataset import Dataset
 
-from mado.kos_reader import code_of, concept_of
+from mado.kos_library import code_of, concept_of
 from mado.model import Code
-from mado.normalise import to_text
+from mado.normalise import items_of, to_text
 from mado.vocab import CODE_KEY_OBJECT_DESCRIPTION, KOS_SOP_CLASS_UID, MANIFEST_TITLES
 from routing.errors import InvalidIdentifier
 from routing.ids import Uid
@@ -51,11 +49,6 @@ class KeyImageNote:
     references: tuple[NoteReference, ...]
 
 
-def _seq(item: Dataset, keyword: str) -> Sequence[Dataset]:
-    value: Any = item.get(keyword)
-    return value if value is not None else ()
-
-
 def _uid(value: object) -> Uid | None:
     text = to_text(value)
     if text is None:
@@ -79,7 +72,7 @@ def read_key_image_note(ds: Dataset) -> KeyImageNote | None:
     if study is None or series is None or sop is None:
         return None
     description = None
-    for item in _seq(ds, "ContentSequence"):
+    for item in items_of(ds, "ContentSequence"):
         concept = concept_of(item)
         if concept is not None and concept.same_concept(CODE_KEY_OBJECT_DESCRIPTION):
             description = to_text(item.get("TextValue"))
@@ -99,10 +92,10 @@ def _references(ds: Dataset) -> tuple[NoteReference, ...]:
     # selected. An instance counts when the content references it (or, with no content
     # references at all, when the evidence lists it).
     located: dict[str, NoteReference] = {}
-    for evidence in _seq(ds, "CurrentRequestedProcedureEvidenceSequence"):
-        for series in _seq(evidence, "ReferencedSeriesSequence"):
+    for evidence in items_of(ds, "CurrentRequestedProcedureEvidenceSequence"):
+        for series in items_of(evidence, "ReferencedSeriesSequence"):
             series_uid = _uid(series.get("SeriesInstanceUID"))
-            for ref in _seq(series, "ReferencedSOPSequence"):
+            for ref in items_of(series, "ReferencedSOPSequence"):
                 sop = _uid(ref.get("ReferencedSOPInstanceUID"))
                 sop_class = _uid(ref.get("ReferencedSOPClassUID"))
                 if series_uid and sop and sop_class:
@@ -111,8 +104,8 @@ def _references(ds: Dataset) -> tuple[NoteReference, ...]:
                     )
     selected = [
         sop
-        for item in _seq(ds, "ContentSequence")
-        for ref in _seq(item, "ReferencedSOPSequence")
+        for item in items_of(ds, "ContentSequence")
+        for ref in items_of(item, "ReferencedSOPSequence")
         if (sop := _uid(ref.get("ReferencedSOPInstanceUID")))
     ]
     if not selected:

@@ -24,13 +24,20 @@ Contract: :func:`read_kos` returns the manifest and the findings normalisation p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import TypeVar
 
 from pydicom.dataset import Dataset
 
 from mado.errors import InvalidManifest, NotAManifest
+from mado.kos_library import (
+    ImageLibrary,
+    LibraryEntry,
+    LibraryGroup,
+    code_of,
+    concept_of,
+    image_library,
+)
 from mado.model import (
     Code,
     Creator,
@@ -45,6 +52,7 @@ from mado.model import (
     Study,
 )
 from mado.normalise import (
+    items_of,
     to_dicom_date,
     to_dicom_time,
     to_int,
@@ -56,19 +64,6 @@ from mado.normalise import (
 )
 from mado.report import Finding, Severity
 from mado.vocab import (
-    CODE_DOCUMENT_TITLE,
-    CODE_IMAGE_LIBRARY,
-    CODE_IMAGE_LIBRARY_GROUP,
-    CODE_INSTANCE_NUMBER,
-    CODE_KEY_OBJECT_DESCRIPTION,
-    CODE_MODALITY,
-    CODE_NUMBER_OF_FRAMES,
-    CODE_SERIES_DATE,
-    CODE_SERIES_DESCRIPTION,
-    CODE_SERIES_INSTANCE_UID,
-    CODE_SERIES_NUMBER,
-    CODE_SERIES_TIME,
-    CODE_TARGET_REGION,
     DISPLAY_URI_ELEMENT,
     DISPLAY_URI_GROUP,
     DISPLAY_URI_PRIVATE_CREATOR,
@@ -81,12 +76,6 @@ T = TypeVar("T")
 
 _EVIDENCE = "CurrentRequestedProcedureEvidenceSequence"
 _SECTION_SERIES = "MADO Rev 1.1 §6.X.2.14"
-_INSTANCE_CONCEPTS = (
-    CODE_INSTANCE_NUMBER,
-    CODE_NUMBER_OF_FRAMES,
-    CODE_DOCUMENT_TITLE,
-    CODE_KEY_OBJECT_DESCRIPTION,
-)
 
 
 def read_kos(ds: Dataset) -> tuple[Manifest, tuple[Finding, ...]]:
@@ -99,10 +88,10 @@ def read_kos(ds: Dataset) -> tuple[Manifest, tuple[Finding, ...]]:
         )
     notes: list[Finding] = []
     evidence = _evidence_item(ds)
-    library = _image_library(ds)
+    library = image_library(ds)
     series = tuple(
         _series(item, f"{_EVIDENCE}[0].ReferencedSeriesSequence[{i}]", library, notes)
-        for i, item in enumerate(_seq(evidence, "ReferencedSeriesSequence"))
+        for i, item in enumerate(items_of(evidence, "ReferencedSeriesSequence"))
     )
     manifest = Manifest(
         patient=_patient(ds),
@@ -119,32 +108,8 @@ def read_kos(ds: Dataset) -> tuple[Manifest, tuple[Finding, ...]]:
     return manifest, tuple(notes)
 
 
-def code_of(item: Dataset, keyword: str) -> Code | None:
-    """The first coded entry of sequence ``keyword`` in ``item``, or ``None``."""
-    for entry in _seq(item, keyword)[:1]:
-        value = to_text(entry.get("CodeValue")) or to_text(entry.get("LongCodeValue"))
-        if value is None:
-            return None
-        return Code(
-            value=value,
-            scheme=to_text(entry.get("CodingSchemeDesignator")) or "",
-            meaning=to_text(entry.get("CodeMeaning")) or "",
-        )
-    return None
-
-
-def concept_of(item: Dataset) -> Code | None:
-    """The Concept Name of an SR content item."""
-    return code_of(item, "ConceptNameCodeSequence")
-
-
-def _seq(item: Dataset, keyword: str) -> Sequence[Dataset]:
-    value: Any = item.get(keyword)
-    return value if value is not None else ()
-
-
 def _evidence_item(ds: Dataset) -> Dataset:
-    items = _seq(ds, _EVIDENCE)
+    items = items_of(ds, _EVIDENCE)
     if not items:
         raise InvalidManifest(f"{_EVIDENCE} (0040,A375)", "missing or empty: no study referenced")
     study = to_uid(items[0].get("StudyInstanceUID"), f"{_EVIDENCE}[0].StudyInstanceUID (0020,000D)")
@@ -162,7 +127,7 @@ def _evidence_item(ds: Dataset) -> Dataset:
     merged = Dataset()
     merged.update(items[0])
     merged.ReferencedSeriesSequence = [
-        s for it in items for s in _seq(it, "ReferencedSeriesSequence")
+        s for it in items for s in items_of(it, "ReferencedSeriesSequence")
     ]
     return merged
 
@@ -171,7 +136,7 @@ def _identifier(item: Dataset, value_keyword: str, issuer_seq: str) -> Identifie
     value = to_text(item.get(value_keyword))
     if value is None:
         return None
-    qualifiers = _seq(item, issuer_seq)[:1]
+    qualifiers = items_of(item, issuer_seq)[:1]
     authority = authority_type = None
     for q in qualifiers:
         authority = to_text(q.get("UniversalEntityID")) or to_text(q.get("LocalNamespaceEntityID"))
@@ -185,7 +150,7 @@ def _identifier(item: Dataset, value_keyword: str, issuer_seq: str) -> Identifie
 def _patient(ds: Dataset) -> Patient:
     others = tuple(
         ident
-        for item in _seq(ds, "OtherPatientIDsSequence")
+        for item in items_of(ds, "OtherPatientIDsSequence")
         if (ident := _identifier(item, "PatientID", "IssuerOfPatientIDQualifiersSequence"))
     )
     return Patient(
@@ -197,7 +162,7 @@ def _patient(ds: Dataset) -> Patient:
     )
 
 
-def _study(ds: Dataset, evidence: Dataset, library: _Library) -> Study:
+def _study(ds: Dataset, evidence: Dataset, library: ImageLibrary) -> Study:
     uid = to_uid(evidence.get("StudyInstanceUID"), f"{_EVIDENCE}[0].StudyInstanceUID (0020,000D)")
     top = to_text(ds.get("StudyInstanceUID"))
     if top is not None and top != uid:
@@ -213,7 +178,7 @@ def _study(ds: Dataset, evidence: Dataset, library: _Library) -> Study:
                 item, "PlacerOrderNumberImagingServiceRequest", "OrderPlacerIdentifierSequence"
             ),
         )
-        for item in _seq(ds, "ReferencedRequestSequence")
+        for item in items_of(ds, "ReferencedRequestSequence")
     )
     return Study(
         uid=uid,
@@ -239,124 +204,9 @@ def _viewer_url(item: Dataset) -> str | None:
     return to_url(item.get("RetrieveURI"))
 
 
-@dataclass(slots=True)
-class _Entry:
-    """Descriptors of one TID 1601 Image Library Entry."""
-
-    number: int | None = None
-    frames: int | None = None
-    title: Code | None = None
-    description: str | None = None
-
-
-@dataclass(slots=True)
-class _Group:
-    """Descriptors of one TID 1600 Image Library Group (one series)."""
-
-    modality: str | None = None
-    description: str | None = None
-    number: int | None = None
-    date: str | None = None
-    time: str | None = None
-    body_site: Code | None = None
-    entries: dict[str, _Entry] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Library:
-    target_regions: tuple[Code, ...] = ()
-    groups: dict[str, _Group] = field(default_factory=dict)
-
-
-def _image_library(ds: Dataset) -> _Library:
-    library = _Library()
-    for item in _seq(ds, "ContentSequence"):
-        concept = concept_of(item)
-        if concept is None or not concept.same_concept(CODE_IMAGE_LIBRARY):
-            continue
-        regions: list[Code] = []
-        for child in _seq(item, "ContentSequence"):
-            child_concept = concept_of(child)
-            if child_concept is None:
-                continue
-            if child_concept.same_concept(CODE_TARGET_REGION):
-                region = code_of(child, "ConceptCodeSequence")
-                if region is not None:
-                    regions.append(region)
-            elif child_concept.same_concept(CODE_IMAGE_LIBRARY_GROUP):
-                uid, group = _group(child)
-                if uid is not None:
-                    library.groups[uid] = group
-        library.target_regions = tuple(regions)
-    return library
-
-
-def _group(container: Dataset) -> tuple[str | None, _Group]:
-    group = _Group()
-    uid: str | None = None
-    pending: list[Dataset] = []
-    for item in _seq(container, "ContentSequence"):
-        refs = _seq(item, "ReferencedSOPSequence")
-        if refs:
-            entry = _entry([*pending, *_seq(item, "ContentSequence")])
-            pending = []
-            sop = to_text(refs[0].get("ReferencedSOPInstanceUID"))
-            if sop is not None:
-                group.entries[sop] = entry
-            continue
-        concept = concept_of(item)
-        if concept is None:
-            continue
-        if any(concept.same_concept(c) for c in _INSTANCE_CONCEPTS):
-            pending.append(item)
-        elif concept.same_concept(CODE_SERIES_INSTANCE_UID):
-            uid = to_text(item.get("UID"))
-        elif concept.same_concept(CODE_MODALITY):
-            code = code_of(item, "ConceptCodeSequence")
-            group.modality = code.value if code else None
-        elif concept.same_concept(CODE_SERIES_DESCRIPTION):
-            group.description = to_text(item.get("TextValue"))
-        elif concept.same_concept(CODE_SERIES_NUMBER):
-            group.number = to_int(_scalar(item))
-        elif concept.same_concept(CODE_SERIES_DATE):
-            group.date = to_dicom_date(_scalar(item))
-        elif concept.same_concept(CODE_SERIES_TIME):
-            group.time = to_dicom_time(_scalar(item))
-        elif concept.same_concept(CODE_TARGET_REGION):
-            group.body_site = code_of(item, "ConceptCodeSequence")
-    return uid, group
-
-
-def _scalar(item: Dataset) -> object:
-    """The value of a TEXT, DATE, TIME or NUM content item, whatever the value type used."""
-    for keyword in ("TextValue", "Date", "Time"):
-        if item.get(keyword) is not None:
-            return item.get(keyword)
-    for measured in _seq(item, "MeasuredValueSequence")[:1]:
-        return measured.get("NumericValue")
-    return None
-
-
-def _entry(descriptors: Iterable[Dataset]) -> _Entry:
-    entry = _Entry()
-    for item in descriptors:
-        concept = concept_of(item)
-        if concept is None:
-            continue
-        if concept.same_concept(CODE_INSTANCE_NUMBER):
-            entry.number = to_int(_scalar(item))
-        elif concept.same_concept(CODE_NUMBER_OF_FRAMES):
-            entry.frames = to_int(_scalar(item))
-        elif concept.same_concept(CODE_DOCUMENT_TITLE):
-            entry.title = code_of(item, "ConceptCodeSequence")
-        elif concept.same_concept(CODE_KEY_OBJECT_DESCRIPTION):
-            entry.description = to_text(item.get("TextValue"))
-    return entry
-
-
-def _series(item: Dataset, path: str, library: _Library, notes: list[Finding]) -> Series:
+def _series(item: Dataset, path: str, library: ImageLibrary, notes: list[Finding]) -> Series:
     uid = to_uid(item.get("SeriesInstanceUID"), f"{path}.SeriesInstanceUID (0020,000E)")
-    group = library.groups.get(uid, _Group())
+    group = library.groups.get(uid, LibraryGroup())
     raw_rluid = to_text(item.get("RetrieveLocationUID"))
     rluid = to_oid(raw_rluid)
     if raw_rluid is not None and rluid is None:
@@ -372,7 +222,7 @@ def _series(item: Dataset, path: str, library: _Library, notes: list[Finding]) -
     url = _retrieve_url(item)
     instances = tuple(
         _instance(ref, f"{path}.ReferencedSOPSequence[{i}]", group, notes)
-        for i, ref in enumerate(_seq(item, "ReferencedSOPSequence"))
+        for i, ref in enumerate(items_of(item, "ReferencedSOPSequence"))
     )
     return Series(
         uid=uid,
@@ -400,26 +250,26 @@ def _retrieve_url(item: Dataset) -> str | None:
     if url is not None:
         return url
     # Tolerated: the HL7 Europe draft carried the WADO URL in WADO-RS Retrieval Sequence.
-    for wado in _seq(item, "WADORSRetrievalSequence")[:1]:
+    for wado in items_of(item, "WADORSRetrievalSequence")[:1]:
         return to_url(wado.get("RetrieveURL"))
     return None
 
 
-def _instance(ref: Dataset, path: str, group: _Group, notes: list[Finding]) -> Instance:
+def _instance(ref: Dataset, path: str, group: LibraryGroup, notes: list[Finding]) -> Instance:
     sop = to_uid(
         ref.get("ReferencedSOPInstanceUID"), f"{path}.ReferencedSOPInstanceUID (0008,1155)"
     )
     sop_class = to_uid(
         ref.get("ReferencedSOPClassUID"), f"{path}.ReferencedSOPClassUID (0008,1150)"
     )
-    entry = group.entries.get(sop, _Entry())
+    entry = group.entries.get(sop, LibraryEntry())
     flags = tuple(
         flag
-        for i, related in enumerate(_seq(ref, "RelatedSeriesSequence"))
+        for i, related in enumerate(items_of(ref, "RelatedSeriesSequence"))
         for flag in _flags(related, f"{path}.RelatedSeriesSequence[{i}]")
     )
     key_description = None
-    for text in _seq(ref, "ContentSequence")[:1]:
+    for text in items_of(ref, "ContentSequence")[:1]:
         key_description = to_text(text.get("TextValue"))
     key_object = (
         KeyObjectSummary(title=entry.title, description=entry.description)
@@ -443,7 +293,7 @@ def _instance(ref: Dataset, path: str, group: _Group, notes: list[Finding]) -> I
 
 def _flags(related: Dataset, path: str) -> Iterable[KeyImageFlag]:
     series = to_uid(related.get("SeriesInstanceUID"), f"{path}.SeriesInstanceUID (0020,000E)")
-    for i, ref in enumerate(_seq(related, "ReferencedSOPSequence")):
+    for i, ref in enumerate(items_of(related, "ReferencedSOPSequence")):
         where = f"{path}.ReferencedSOPSequence[{i}]"
         purpose = code_of(ref, "PurposeOfReferenceCodeSequence")
         yield KeyImageFlag(

@@ -17,6 +17,10 @@ All functions are pure and never raise except :func:`to_uid`, which raises
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydicom.dataset import Dataset
 
 from mado.errors import InvalidManifest
 from mado.vocab import PLACEHOLDER_ADDRESSES
@@ -24,6 +28,7 @@ from routing.errors import InvalidIdentifier
 from routing.ids import Oid, Uid
 
 __all__ = [
+    "items_of",
     "fhir_date",
     "fhir_datetime",
     "split_fhir_datetime",
@@ -43,6 +48,12 @@ _OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})")
 _FHIR_DATETIME = re.compile(
     r"(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}:\d{2}(?:\.\d+)?)(Z|[+-]\d{2}:\d{2})?)?"
 )
+
+
+def items_of(item: Dataset, keyword: str) -> Sequence[Dataset]:
+    """The items of a sequence attribute; empty when it is absent."""
+    value: Any = item.get(keyword)
+    return value if value is not None else ()
 
 
 def to_text(raw: object) -> str | None:
