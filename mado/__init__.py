@@ -7,9 +7,12 @@ package. Modules, one concept each:
 ``vocab``        SOP classes, codes and FHIR URLs the formats use
 ``normalise``    OID prefixes, placeholder URLs, DICOM ↔ FHIR dates and times
 ``kos_reader`` / ``kos_writer``     DICOM KOS manifest ↔ model
+``kos_library``  the KOS's SR content: coded items and the TID 1600 Image Library
 ``fhir_reader`` / ``fhir_writer``   FHIR Bundle manifest ↔ model
 ``load``         files → model (format sniffing), model → files
-``validate``     MADO content requirements → :class:`~mado.report.Report`
+``validate``     MADO content requirements → :class:`~mado.report.Report`, with the rule
+                 tables in ``validate_kos`` (attributes), ``validate_sr`` (content tree) and
+                 ``validate_fhir``, and the finding collector in ``checks``
 ``convert``      KOS ↔ FHIR
 ``kin``          Key Image Notes (KOS instances) → key-image flags
 ``create``       Content Creator: WADO-RS metadata → KOS manifest
