@@ -6,12 +6,14 @@ yields the same study, and pixel data is pseudo-random so no two instances share
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
+import uuid
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
 __all__ = ["SyntheticInstance", "SyntheticStudy", "make_key_image_note", "make_study"]
 
@@ -73,28 +75,18 @@ def make_study(
 
 
 def _uid(seed: str, name: str) -> str:
-    return str(generate_uid(prefix=None, entropy_srcs=[seed, name]))
+    """``2.25.`` and a 128-bit value taken from the seed and name (PS3.5 §B.2).
+
+    Not pydicom's ``generate_uid``: without a prefix it ignores its entropy sources and
+    returns a random UUID, and the harness needs the same UIDs for the same seed.
+    """
+    digest = hashlib.sha256(f"{seed}\x00{name}".encode()).digest()
+    return f"2.25.{uuid.UUID(bytes=digest[:16], version=4).int}"
 
 
 def _instance(study_uid: str, series_uid: str, sop_uid: str, number: int) -> Dataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
+    ds = _object(CTImageStorage, sop_uid, study_uid, series_uid)
     ds.InstanceNumber = number
-    ds.PatientName = "Demo^Patient"
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-    ds.StudyDate = "20260101"
-    ds.StudyTime = "120000"
-    ds.AccessionNumber = "ACC0001"
-    ds.StudyID = "1"
     ds.Modality = "CT"
     ds.Manufacturer = "mado-gateway test harness"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
@@ -106,6 +98,28 @@ def _instance(study_uid: str, series_uid: str, sop_uid: str, number: int) -> Dat
     ds.PixelRepresentation = 0
     ds.RescaleIntercept = 0
     ds.RescaleSlope = 1
+    return ds
+
+
+def _object(sop_class: str, sop_uid: str, study_uid: str, series_uid: str) -> Dataset:
+    """A Part 10 dataset with the patient and study attributes every harness object shares."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.PatientName = "Demo^Patient"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyDate = "20260101"
+    ds.StudyTime = "120000"
+    ds.AccessionNumber = "ACC0001"
+    ds.StudyID = "1"
     return ds
 
 
@@ -128,24 +142,8 @@ def make_key_image_note(
     series_uid = _uid(seed, "kin-series")
     sop_uid = _uid(seed, "kin-sop")
     kos = "1.2.840.10008.5.1.4.1.1.88.59"
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(kos)
-    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = kos
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyInstanceUID = study.study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.PatientName = "Demo^Patient"
+    ds = _object(kos, sop_uid, study.study_uid, series_uid)
     ds.PatientID = study.patient_id
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-    ds.StudyDate = "20260101"
-    ds.StudyTime = "120000"
-    ds.AccessionNumber = "ACC0001"
-    ds.StudyID = "1"
     ds.ReferringPhysicianName = ""
     ds.Modality = "KO"
     ds.SeriesNumber = 99
