@@ -1,8 +1,11 @@
 """The record of one request's crossing, and the sinks that consume it.
 
-The handler fills an :class:`Exchange` as the request goes; when the response is over (or
-aborted) every :class:`ExchangeSink` receives it once. Metrics and audit are sinks. A sink
-must not block: the audit sink only appends to its journal, the metrics sink only counts.
+The handler fills an :class:`Exchange` as the request goes; every :class:`ExchangeSink`
+receives it exactly once, when it is sealed (:func:`gateway.middleware.seal`). A relay seals
+it *before* its last bytes go out, so the audit record is in the journal before the client
+can see a complete answer (design.md §6); anything else is sealed when the handler returns,
+before aiohttp sends the response. Metrics and audit are sinks. A sink must not block: the
+audit sink only appends to its journal, the metrics sink only counts.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class Exchange:
     attempts: int = 0
     attempt_results: list[str] = field(default_factory=list)  # "2xx"…"5xx" or an error reason
     instances: list[InstanceSeen] = field(default_factory=list)
+    sealed: bool = False  # handed to the sinks; nothing may change it afterwards
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

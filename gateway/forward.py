@@ -8,9 +8,11 @@ Contract of :func:`forward`:
 * An upstream error status (4xx, 5xx) becomes :class:`~gateway.errors.UpstreamStatus`: the
   status and its ``Warning`` headers reach the client, the upstream's body does not.
 * A 2xx answer is relayed: status, end-to-end headers, then the body chunk by chunk as it
-  arrives. Each write waits until the client's socket has room (backpressure), and the
-  upstream socket is paused while our read buffer is full, so memory per stream stays bounded
-  whatever the size of the study and the speed of the client.
+  arrives, always with chunked transfer encoding. The exchange is recorded (audit journal
+  included) before the terminating chunk, so no client ever holds a complete answer whose
+  record could still be lost. Each write waits until the client's socket has room
+  (backpressure), and the upstream socket is paused while our read buffer is full, so memory
+  per stream stays bounded whatever the size of the study and the speed of the client.
 * Once the response has started, an upstream failure — including a multipart body that ends
   without its closing boundary — aborts the client's connection (no terminating chunk) and
   marks the exchange ``aborted``: a truncated body never ends like a complete one.
@@ -39,6 +41,7 @@ from gateway.errors import (
 from gateway.exchange import Exchange, Outcome
 from gateway.headers import request_headers, response_headers
 from gateway.keys import HOLDER, METRICS, POOL, SECURITY
+from gateway.middleware import seal
 from gateway.partscan import PartScanner
 from gateway.redirects import Follower
 from gateway.rewrite import PrefixRewriter, is_rewritable
@@ -222,9 +225,11 @@ async def _relay(
     exchange: Exchange,
     rewriter: PrefixRewriter | None,
 ) -> web.StreamResponse:
+    # Always chunked, never the upstream's Content-Length: only the terminating chunk then
+    # says "complete", and it is written after the exchange is in the audit journal, so a
+    # gateway killed at that moment can never have delivered an unrecorded answer.
     response = web.StreamResponse(status=answer.status, headers=response_headers(answer.headers))
-    if rewriter is None and answer.content_length is not None:
-        response.content_length = answer.content_length
+    response.enable_chunked_encoding()
     boundary = _boundary(answer.headers)
     closing = None if boundary is None else b"--" + boundary.encode("latin-1") + b"--"
     scanner = None
@@ -250,8 +255,12 @@ async def _relay(
     if closing is not None and not _ends_with(progress.previous, progress.last, closing):
         _abort(request, exchange, "truncated")
         return response
-    await response.write_eof()
+    # Complete: record it (audit journal included) before the terminating chunk tells the
+    # client so. The answer is always chunked for this reason (see _relay).
     exchange.outcome = Outcome.COMPLETE
+    seal(request, exchange)
+    with contextlib.suppress(ConnectionResetError):  # the client left before the last chunk
+        await response.write_eof()
     return response
 
 

@@ -2,8 +2,9 @@
 
 Every request gets an :class:`~gateway.exchange.Exchange`. Whatever the handler raises is
 turned into a problem document here and nowhere else (design.md §9 rule 5). When the request
-is over — answered, failed, aborted or cancelled — the exchange goes to every sink once and
-one JSON access line is logged.
+is over — answered, failed, aborted or cancelled — the exchange is sealed: it goes to every
+sink once and one JSON access line is logged. A relay seals it itself, just before its last
+bytes (:func:`seal`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gateway.exchange import Exchange, Outcome
 from gateway.keys import EXCHANGE, METRICS, SINKS
 from gateway.logs import REQUEST_ID
 
-__all__ = ["exchange_middleware", "problem_response"]
+__all__ = ["exchange_middleware", "problem_response", "seal"]
 
 log = logging.getLogger("mado_gateway.access")
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -56,9 +57,17 @@ async def exchange_middleware(request: web.Request, handler: Handler) -> web.Str
         return response
     finally:
         metrics.in_flight.dec()
-        exchange.finish()
-        _deliver(request, exchange)
+        seal(request, exchange)
         REQUEST_ID.reset(token)
+
+
+def seal(request: web.Request, exchange: Exchange) -> None:
+    """Hand the exchange to every sink and log it — once; later calls do nothing."""
+    if exchange.sealed:
+        return
+    exchange.sealed = True
+    exchange.finish()
+    _deliver(request, exchange)
 
 
 def problem_response(exc: BaseException, exchange: Exchange) -> web.Response:

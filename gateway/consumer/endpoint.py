@@ -21,6 +21,7 @@ selection that cannot be used); after it, the connection is aborted.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -37,6 +38,7 @@ from gateway.exchange import Exchange, Outcome
 from gateway.forward import open_upstream
 from gateway.hardening import MANIFEST_PATH
 from gateway.keys import EXCHANGE, HOLDER
+from gateway.middleware import seal
 from gateway.multipart import (
     MultipartError,
     MultipartSplitter,
@@ -174,9 +176,12 @@ async def _stream(
         if request.transport is not None:
             request.transport.abort()
         return response
-    await response.write(f"\r\n--{boundary}--\r\n".encode())
-    await response.write_eof()
+    # Complete: record it before the closing delimiter lets the client see the end.
     exchange.outcome = Outcome.COMPLETE
+    seal(request, exchange)
+    with contextlib.suppress(ConnectionResetError):  # the client left before the end
+        await response.write(f"\r\n--{boundary}--\r\n".encode())
+        await response.write_eof()
     return response
 
 

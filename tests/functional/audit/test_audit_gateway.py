@@ -121,13 +121,16 @@ def test_a_thousand_retrievals_survive_arr_restarts_and_a_sigkill(
             retrieve(range(750, count))
         # leaving the block stops the gateway cleanly: Application Stop, backlog flushed
 
-        stored = rsyslog.wait_for(count + 3, timeout_s=60)
+        # Duplicates count as lines too, so wait for the studies, not for a number of lines.
+        expected = {s.study_uid for s in studies}
+        stored = _wait_for_studies(rsyslog, expected, timeout_s=60)
+        log_tail = gateway.log()[-3000:]
     roots = [parse(line) for line in stored]  # every stored message parses and validates
     transferred = [r for r in roots if event(r) == "110104"]
     for root in transferred:
         check_instances_transferred(root)
     per_study = collections.Counter(study_of(r) for r in transferred)
-    assert set(per_study) == {s.study_uid for s in studies}  # none lost
+    assert set(per_study) == expected, f"lost: {sorted(expected - set(per_study))}\n{log_tail}"
     duplicates = sum(n - 1 for n in per_study.values())
     # At least once: a message is resent when a connection broke (3 restarts) or the process
     # died (1 SIGKILL) after the repository got it but before the commit was recorded; each
@@ -228,6 +231,19 @@ def test_full_journal_with_the_arr_unreachable_never_fails_a_retrieval(
         with urllib.request.urlopen(gateway.url + "/readyz") as ready:
             assert ready.status == 200  # a full journal is not an unwritable one
         assert "audit journal cap reached" in gateway.log()
+
+
+def _wait_for_studies(rsyslog: Rsyslog, expected: set[str], timeout_s: float) -> list[bytes]:
+    """Every stored line, once each study of ``expected`` has an Instances Transferred."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = rsyslog.received()
+        seen = {
+            study_of(root) for root in (parse(line) for line in lines) if event(root) == "110104"
+        }
+        if expected <= seen or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.5)
 
 
 def _wait_for_events(log: Path, event_id: str, count: int, timeout_s: float = 20) -> list[Any]:
