@@ -47,7 +47,7 @@ class Exchange:
     request_id: str
     method: str
     path: str
-    client: str | None
+    client: str | None  # the peer's address
     started: float = field(default_factory=time.monotonic)
     started_wall: float = field(default_factory=time.time)
     route_kind: str = "none"  # relay | source | retrieve-url | none
@@ -69,6 +69,7 @@ class Exchange:
     attempts: int = 0
     attempt_results: list[str] = field(default_factory=list)  # "2xx"…"5xx" or an error reason
     instances: list[InstanceSeen] = field(default_factory=list)
+    client_subject: str | None = None  # its TLS client certificate subject, when verified
     sealed: bool = False  # handed to the sinks; nothing may change it afterwards
 
     def elapsed(self) -> float:

@@ -239,6 +239,7 @@ def _client(request: web.Request, settings: ServerSettings, events: SecurityEven
                 "client certificate subject is not on server.tls.allowed_client_subjects",
             )
             raise ClientNotAllowed()
+        request[EXCHANGE].client_subject = subject  # the audit trail names who, not just where
     return subject or request.remote or "unknown"
 
 

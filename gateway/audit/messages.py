@@ -353,10 +353,12 @@ def _upstream_participant(exchange: Exchange) -> Participant:
 
 
 def _requester_participant(exchange: Exchange) -> Participant:
+    """The requesting system: its verified certificate subject when mutual TLS gave one
+    (who), else its address; the address is always the network access point (where)."""
     client = (exchange.client or "").strip() or None
     point, point_type = _access_point(client)
     return Participant(
-        user_id=client or "unknown",
+        user_id=exchange.client_subject or client or "unknown",
         is_requestor=True,
         roles=(codes.DESTINATION_ROLE,),
         access_point=point,

@@ -11,6 +11,7 @@ problem+json and logs why.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import ssl
 import subprocess
@@ -213,6 +214,22 @@ def test_two_gateways_with_mutual_tls(pki: Pki, source: str, tmp_path: Path) -> 
             direct = get(source + f"studies/{STUDY}")
             assert direct[0] == 200
             assert get(initiating.endpoint + path) == direct  # byte-identical, through mTLS
+
+            # The responding gateway's audit trail names the requester by its verified
+            # certificate subject, with its address as the network access point.
+            audit_log = responding.audit_folder / "audit.log"
+            deadline = time.monotonic() + 10
+            while b'<EventID csd-code="110104"' not in (
+                audit_log.read_bytes() if audit_log.exists() else b""
+            ):
+                assert time.monotonic() < deadline, "no Instances Transferred audited"
+                time.sleep(0.05)
+            transferred = next(
+                line for line in audit_log.read_bytes().splitlines() if b"110104" in line
+            )
+            assert re.search(
+                rb'UserID="[^"]*initiating-gateway[^"]*" UserIsRequestor="true"', transferred
+            )
 
             # Without its client certificate the initiating gateway cannot get through.
             del iig["upstreams"]["rig"]["tls"]["cert_file"]

@@ -156,6 +156,17 @@ def test_participants_source_upstream_destination_requester() -> None:
     assert source_id.get("AuditEnterpriseSiteID") == "CommunityA"
 
 
+def test_destination_is_named_by_its_verified_certificate_subject() -> None:
+    relayed = exchange()
+    relayed.client_subject = "CN=initiating-gateway-b,O=Community B"
+    root = parsed(instances_transferred(relayed, IDENTITY)[0])
+    by_role = {p.find("RoleIDCode").get("csd-code"): p for p in root.iter("ActiveParticipant")}
+    destination = by_role["110152"]
+    assert destination.get("UserID") == "CN=initiating-gateway-b,O=Community B"
+    assert destination.get("NetworkAccessPointID") == "192.0.2.77"  # where it connected from
+    assert destination.get("NetworkAccessPointTypeCode") == "2"
+
+
 @pytest.mark.parametrize(
     ("route", "expected"),
     [
