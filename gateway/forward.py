@@ -42,6 +42,7 @@ from gateway.exchange import Exchange, Outcome
 from gateway.headers import request_headers, response_headers
 from gateway.keys import HOLDER, METRICS, POOL, SECURITY
 from gateway.middleware import seal
+from gateway.multipart import MultipartError, boundary_of
 from gateway.partscan import PartScanner
 from gateway.redirects import Follower
 from gateway.rewrite import PrefixRewriter, is_rewritable
@@ -320,11 +321,10 @@ def _boundary(headers: Mapping[str, str]) -> str | None:
     content_type = headers.get("Content-Type", "")
     if not content_type.lower().startswith("multipart/"):
         return None
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "boundary":
-            return value.strip().strip('"') or None
-    return None
+    try:
+        return boundary_of(content_type)
+    except MultipartError:
+        return None
 
 
 def _carries_dicom(headers: Mapping[str, str]) -> bool:

@@ -1,45 +1,44 @@
-"""Splitting a whole multipart/related body into parts — for checking results, never for the
-gateway's own streaming path (which does not parse parts at all)."""
+"""Whole multipart/related bodies split into parts, for checking results.
+
+A thin wrapper over the gateway's own streaming splitter (:mod:`gateway.multipart`), fed the
+whole body at once: tests and the demo check answers with the same parser the consumer
+helper uses, not a second one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gateway.multipart import (
+    MultipartSplitter,
+    PartBytes,
+    PartEnd,
+    PartStart,
+    boundary_of,
+)
 
 __all__ = ["Part", "boundary_of", "split_multipart"]
 
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    headers: dict[str, str]
+    headers: dict[str, str]  # lower-case names
     body: bytes
-
-
-def boundary_of(content_type: str) -> str:
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "boundary":
-            return value.strip().strip('"')
-    raise ValueError(f"no boundary in {content_type!r}")
 
 
 def split_multipart(body: bytes, content_type: str) -> list[Part]:
     """Parts of a complete body (RFC 2046 §5.1.1); ``ValueError`` if it is not well formed."""
-    delimiter = b"--" + boundary_of(content_type).encode()
-    end = body.find(delimiter + b"--")
-    if end < 0:
-        raise ValueError("no closing delimiter")
-    parts = []
-    for chunk in body[:end].split(delimiter)[1:]:
-        if not chunk.startswith(b"\r\n"):
-            raise ValueError("delimiter not followed by CRLF")
-        head, separator, payload = chunk[2:].partition(b"\r\n\r\n")
-        if not separator:
-            raise ValueError("part without a blank line after its headers")
-        if not payload.endswith(b"\r\n"):
-            raise ValueError("part body not followed by CRLF")
-        headers = {}
-        for line in head.split(b"\r\n"):
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        parts.append(Part(headers, payload[:-2]))
+    splitter = MultipartSplitter(boundary_of(content_type))
+    parts: list[Part] = []
+    headers: dict[str, str] = {}
+    pieces: list[bytes] = []
+    for event in splitter.feed(body):
+        match event:
+            case PartStart(start_headers):
+                headers, pieces = start_headers, []
+            case PartBytes(data):
+                pieces.append(data)
+            case PartEnd():
+                parts.append(Part(headers, b"".join(pieces)))
+    splitter.close()  # MultipartError (a ValueError) without the closing delimiter
     return parts
