@@ -123,3 +123,28 @@ def test_the_default_security_sink_logs_one_json_line(caplog: pytest.LogCaptureF
     (record,) = caplog.records
     assert record.getMessage() == "security alert"
     assert record.__dict__["kind"] == "redirect-refused"
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "../../../ok/studies/x",  # resolved away before a check made after resolution
+        "./../../../ok/studies/x",
+        "..;/..;/..;/ok/studies/x",  # Tomcat's path parameters
+        "%2e%2e/%2E./.%2e/ok/studies/x",
+    ],
+)
+async def test_a_location_climbing_out_of_the_base_path_is_refused(location: str) -> None:
+    """Issue 16 item 9: the raw Location is vetted before it is resolved."""
+    async with Scripted() as up, Scripted() as other:
+        up.script["go"] = (302, location)
+        async with gateway(upstreams(up, other)) as gw:
+            answer, _, body = await fetch(gw.url("redir"))
+            assert answer == 502
+            assert b"rule: traversal" in body
+            refused = gw.metric(
+                "mado_gateway_redirects_total", upstream="redir", outcome="traversal"
+            )
+            assert refused == 1
+            assert gw.events.kinds() == ["redirect-refused"]
+    assert [s.path for s in up.seen] == [f"/r/go/studies/{STUDY}"]  # nothing was followed
