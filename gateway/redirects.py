@@ -24,6 +24,7 @@ import contextlib
 
 import aiohttp
 from multidict import CIMultiDict
+from yarl import URL
 
 from gateway.addresses import AddressBlocked, check_literal
 from gateway.errors import AddressRefused, RedirectNotFollowed
@@ -136,8 +137,11 @@ class Follower:
         except AddressBlocked as blocked:
             raise self._blocked(upstream, url, blocked, via) from None
         session = self._session(upstream)
+        # encoded=True: yarl would otherwise re-quote the path and query (%2F -> /, %41 -> A,
+        # %3d -> %3D) and resolve dot segments; the URL is sent exactly as vetted above.
+        target = URL(url, encoded=True)
         try:
-            return await session.request(method, url, headers=headers, allow_redirects=False)
+            return await session.request(method, target, headers=headers, allow_redirects=False)
         except aiohttp.ClientConnectorDNSError as exc:
             if isinstance(exc.os_error, AddressBlocked):
                 raise self._blocked(upstream, url, exc.os_error, via) from None
