@@ -20,11 +20,14 @@ RLUID = "1.3.6.1.4.1.21367.13.70.1.200"
 STUDY = "1.2.826.0.1.3680043.10.99.1"
 
 
-def send(gateway: GatewayProcess, target: str) -> tuple[int, bytes]:
+def send(gateway: GatewayProcess, target: str, **headers: str) -> tuple[int, bytes]:
     """GET a raw request-target: http.client sends it exactly as given."""
     connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
     try:
-        connection.request("GET", target)
+        connection.putrequest("GET", target, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name.replace("_", "-"), value)
+        connection.endheaders()
         answer = connection.getresponse()
         return answer.status, answer.read()
     finally:
@@ -157,3 +160,72 @@ def test_the_field_report_example_arrives_as_sent(
     )
     assert status == 200
     assert recorder.requests[before].target.endswith(f"/studies/{STUDY}?{raw_query}".encode())
+
+
+DICOM = 'multipart/related; type="application/dicom"'
+
+
+def both_hops(
+    initiating: GatewayProcess, responding: GatewayProcess, tail: str
+) -> list[tuple[GatewayProcess, str]]:
+    prefix = f"/wado/homeCommunityId/{COMMUNITY_A}/RetrieveLocationUID/{RLUID}/"
+    return [(initiating, prefix + tail), (responding, prefix + tail)]
+
+
+def test_the_clients_accept_reaches_the_upstream_as_sent(
+    initiating: GatewayProcess, responding: GatewayProcess, recorder: Recorder
+) -> None:
+    """Checklist item 20: gateways pass the client's Accept (media type and
+    transfer-syntax) to the upstream — the IIG to the RIG, the RIG to the source."""
+    accept = f'{DICOM};transfer-syntax="1.2.840.10008.1.2.4.70", {DICOM}; q=0.5'
+    for gateway, target in both_hops(initiating, responding, f"studies/{STUDY}"):
+        before = len(recorder.requests)
+        assert send(gateway, target, Accept=accept)[0] == 200
+        assert recorder.requests[before].header("accept") == [accept]
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        (f"studies/{STUDY}", DICOM),
+        (f"studies/{STUDY}/series/1.2.3/instances/1.2.3.4", DICOM),
+        (f"studies/{STUDY}/metadata", "application/dicom+json"),
+        (f"studies/{STUDY}/series/1.2.3/rendered", "*/*"),
+        (f"studies/{STUDY}/series/1.2.3/instances/1.2.3.4/frames/1", "*/*"),
+    ],
+)
+def test_every_outbound_request_carries_an_accept(
+    initiating: GatewayProcess,
+    responding: GatewayProcess,
+    recorder: Recorder,
+    tail: str,
+    expected: str,
+) -> None:
+    """Checklist item 22: every outbound WADO-RS request includes an Accept header, also
+    when the client sent none (the DICOMweb default of the resource)."""
+    for gateway, target in both_hops(initiating, responding, tail):
+        before = len(recorder.requests)
+        assert send(gateway, target)[0] == 200
+        assert recorder.requests[before].header("accept") == [expected]
+
+
+def test_forbidden_transfer_syntaxes_never_reach_the_upstream(
+    initiating: GatewayProcess, responding: GatewayProcess, recorder: Recorder
+) -> None:
+    """Checklist item 23: ranges asking for Implicit VR Little Endian or Explicit VR Big
+    Endian are dropped; with nothing else acceptable the request is a 406 and nothing is sent."""
+    mixed = (
+        f"{DICOM}; transfer-syntax=1.2.840.10008.1.2, "
+        f"{DICOM}; transfer-syntax=1.2.840.10008.1.2.1; q=0.5, "
+        f'{DICOM}; Transfer-Syntax="1.2.840.10008.1.2.2"; q=0.9'
+    )
+    for gateway, target in both_hops(initiating, responding, f"studies/{STUDY}"):
+        before = len(recorder.requests)
+        assert send(gateway, target, Accept=mixed)[0] == 200
+        sent = recorder.requests[before].header("accept")
+        assert sent == [f"{DICOM}; transfer-syntax=1.2.840.10008.1.2.1; q=0.5"]
+
+        only = f"{DICOM}; transfer-syntax=1.2.840.10008.1.2"
+        status, body = send(gateway, target, Accept=only)
+        assert status == 406 and b"unsupported-transfer-syntax" in body
+        assert len(recorder.requests) == before + 1  # the 406 sent nothing upstream
