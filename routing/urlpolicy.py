@@ -13,14 +13,15 @@ redirect targets):
   (``https://trusted@evil/``), a host that is either a DNS name or a *canonical* IP literal
   (``2130706433``, ``0x7f.1``, ``0177.0.0.1`` and ``127.1`` are refused as ambiguous, as the
   WHATWG URL parser would turn them into 127.0.0.1), no control characters, no
-  backslashes, and no path traversal however it is spelt: a *dot segment* is any path
-  segment that, once percent-decoded (up to three times), stripped of ``;`` parameters
-  (``..;jsessionid=1``, as Tomcat reads it) and NFKC-normalised (U+FF0E, the fullwidth
-  full stop), is made of dots and spaces only (``..``, ``.``, ``...``, ``.. `` — Windows
-  servers drop trailing dots and spaces); encoded ``/`` and ``\\``, non-ASCII paths and
-  escapes that are not UTF-8 (overlong ``%c0%ae``) are refused too. A path that passes is
-  sent exactly as written: nothing on the way (yarl included, given an encoded URL) has a
-  dot segment left to resolve.
+  backslash before the query (WHATWG reads it as ``/`` there; in a query it is one more
+  byte forwarded as received), and no path traversal however it is spelt: a *dot
+  segment* is any path segment that, once percent-decoded (up to three times), stripped of
+  ``;`` parameters (``..;jsessionid=1``, as Tomcat reads it) and NFKC-normalised (U+FF0E,
+  the fullwidth full stop), is made of dots and spaces only (``..``, ``.``, ``...``,
+  ``.. `` — Windows servers drop trailing dots and spaces); encoded ``/`` and ``\\``,
+  non-ASCII paths and escapes that are not UTF-8 (overlong ``%c0%ae``) are refused too. A
+  path that passes is sent exactly as written: nothing on the way (yarl included, given an
+  encoded URL) has a dot segment left to resolve.
 * :func:`refusing_class` — a resolved (or literal) address against an
   :class:`~routing.model.AddressPolicy`; IPv4 addresses embedded in IPv6 (mapped
   ``::ffff:a.b.c.d``, compatible, 6to4, Teredo, NAT64) are judged by both spellings.
@@ -126,6 +127,8 @@ class RedirectStep:
 
 
 _CONTROL = re.compile(r"[\x00-\x20\x7f\\]")
+_QUERY_CONTROL = re.compile(r"[\x00-\x20\x7f]")  # a backslash in a query is just a byte
+_QUERY_START = re.compile(r"[?#]")
 _DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
@@ -147,7 +150,9 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 def vet_url(url: str, *, allow_http: bool) -> VettedUrl:
     """Check the shape of an outbound URL. Raises :class:`UrlRefused` naming the rule."""
-    if _CONTROL.search(url):
+    start = _QUERY_START.search(url)
+    head, tail = (url, "") if start is None else (url[: start.start()], url[start.start() :])
+    if _CONTROL.search(head) or _QUERY_CONTROL.search(tail):
         raise UrlRefused(Rule.MALFORMED, url, "control character, space or backslash in the URL")
     try:
         parts = urlsplit(url)

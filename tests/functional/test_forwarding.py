@@ -72,8 +72,9 @@ def responding(
 
 
 _HEX = "0123456789abcdefABCDEF"
-# RFC 3986 query characters, raw, but not the pair separators '&' and '='.
-_RAW = "abcXYZ019-._~!$'()*+,;:@/?"
+# RFC 3986 query characters, raw, but not the pair separators '&' and '=', and the
+# characters aiohttp's parser accepts raw though RFC 3986 does not (not '#').
+_RAW = "abcXYZ019-._~!$'()*+,;:@/?\\\"<>{}|^`[]"
 escape = (
     st.integers(min_value=0x20, max_value=0xFF)
     .filter(lambda byte: byte != 0x7F)  # controls are refused with 400 by design

@@ -83,6 +83,13 @@ def test_hostile_urls_are_refused_with_their_rule(url: str, rule: Rule) -> None:
     assert rule_of(url) is rule
 
 
+def test_a_backslash_is_refused_before_the_query_only() -> None:
+    assert rule_of("https://host.example/a\\b?x=1") is Rule.MALFORMED
+    assert rule_of("https://host.example\\@evil.example/") is Rule.MALFORMED
+    query = "https://host.example/a?x=\\y&z=%5C"  # forwarded byte for byte (checklist item 11)
+    assert vet_url(query, allow_http=False).url == query
+
+
 def test_http_needs_the_policy() -> None:
     assert rule_of("http://pacs.example.org/", allow_http=False) is Rule.SCHEME
     assert vet_url("http://pacs.example.org/", allow_http=True).port == 80
