@@ -405,3 +405,28 @@ def test_a_followed_location_never_holds_a_dot_segment(
     # Nothing was resolved away: the raw Location's path is in the followed URL as written.
     raw_path = urlsplit(location).path
     assert raw_path.lstrip("/").rstrip("/") in step.url
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [  # RFC 3986 §5.4.1, those without dot segments, from the current URL below
+        ("g", f"{UP}/wado/studies/g"),
+        ("g/", f"{UP}/wado/studies/g/"),
+        ("/g", f"{UP}/g"),
+        ("?y", f"{UP}/wado/studies/1.2?y"),
+        ("g?y", f"{UP}/wado/studies/g?y"),
+        ("#s", None),  # the current URL again: a loop
+        ("g#s", f"{UP}/wado/studies/g"),
+        ("g;x?y#s", f"{UP}/wado/studies/g;x?y"),
+        ("a//b", f"{UP}/wado/studies/a//b"),  # empty segments are kept, as written
+        ("//pacs-b.example.org/g", "https://pacs-b.example.org/g"),
+        ("https://pacs-b.example.org/x%2Fy?a=%41", None),  # an encoded '/' is refused
+        ("https://pacs-b.example.org/x?a=%41&b=%2f", "https://pacs-b.example.org/x?a=%41&b=%2f"),
+    ],
+)
+def test_a_location_is_resolved_without_rewriting_it(location: str, expected: str | None) -> None:
+    if expected is None:
+        with pytest.raises(UrlRefused):
+            decide(location)
+        return
+    assert decide(location).url == expected
