@@ -37,6 +37,7 @@ from routing.errors import (
     RoutingError,
     UnknownCommunity,
     UnknownSource,
+    UnsupportedTransferSyntax,
 )
 
 __all__ = [
@@ -227,6 +228,8 @@ def problem_for(exc: BaseException) -> Problem:
             return _problem(404, "unknown-community", str(exc))
         case UnknownSource():
             return _problem(404, "unknown-retrieve-location", str(exc))
+        case UnsupportedTransferSyntax():
+            return _problem(406, "unsupported-transfer-syntax", str(exc))
         case RetrieveUrlRefused():
             return _problem(403, "retrieve-url-refused", f"{exc}: the URL policy does not allow it")
         case UpstreamStatus():

@@ -2,7 +2,12 @@
 
 Requests: an allow-list. A consumer's cookies, credentials and tracing headers do not leave
 the community by default; what DICOMweb needs (``Accept`` with its transfer-syntax
-parameter, conditional and range headers) does. ``Accept-Encoding: identity`` is always sent:
+parameter, conditional and range headers) does. ``Accept`` goes as the client sent it
+(checklist item 20) unless a range asks for Implicit VR Little Endian or Explicit VR Big
+Endian: those ranges are dropped, and a request left with nothing acceptable is refused
+before anything is sent (checklist item 23, :mod:`routing.accept`). Every request carries
+an ``Accept`` (checklist item 22): the DICOMweb default for the resource when the client
+gave none. ``Accept-Encoding: identity`` is always sent:
 the gateway relays bytes and never decompresses, and Orthanc's gzip of single-part answers is
 about twenty times slower than sending them plain.
 
@@ -16,12 +21,12 @@ from collections.abc import Mapping
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from routing.accept import outbound_accept
 from routing.rad160 import ResourceKind
 
 __all__ = ["request_headers", "response_headers"]
 
-_FORWARDED_REQUEST_HEADERS = (
-    "Accept",
+_FORWARDED_REQUEST_HEADERS = (  # Accept is handled on its own
     "Accept-Charset",
     "Accept-Language",
     "If-Match",
@@ -58,14 +63,19 @@ _DEFAULT_ACCEPT = {
 def request_headers(
     incoming: Mapping[str, str], resource: ResourceKind, request_id: str
 ) -> CIMultiDict[str]:
-    """Headers for the upstream request, built from the consumer's."""
+    """Headers for the upstream request, built from the consumer's.
+
+    Raises :class:`~routing.errors.UnsupportedTransferSyntax` when the consumer's Accept
+    leaves nothing that may be requested over DICOMweb.
+    """
     out: CIMultiDict[str] = CIMultiDict()
     source = incoming if isinstance(incoming, CIMultiDictProxy) else CIMultiDict(incoming)
+    accept = outbound_accept(source.getall("Accept", ()))
+    for value in accept or (_DEFAULT_ACCEPT.get(resource, "*/*"),):
+        out.add("Accept", value)
     for name in _FORWARDED_REQUEST_HEADERS:
         for value in source.getall(name, ()):
             out.add(name, value)
-    if "Accept" not in out:
-        out["Accept"] = _DEFAULT_ACCEPT.get(resource, "*/*")
     out["Accept-Encoding"] = "identity"
     out["X-Request-ID"] = request_id
     return out

@@ -10,6 +10,11 @@ instead, one hop at a time, with every decision taken by :mod:`routing.urlpolicy
   with an ad-hoc session under the configuration's top-level address policy;
 * 303 turns into GET; Authorization, Cookie and Proxy-Authorization are dropped as soon as
   the origin changes, and stay dropped;
+* the upstream's configured credential (``auth``) is added to each request whose origin is
+  one of the upstream's own — replacing any ``Authorization`` — and to no other: not to a
+  redirect target elsewhere, not to another upstream a redirect leads to, not to a Retrieve
+  URL outside the upstream's origins. An upstream that answers it with 401 or 407 is logged
+  as an error naming where the credential came from, never the credential;
 * every URL, the first included, is checked against the address policy before it is
   requested: a literal address here, a host name by the session's resolver.
 
@@ -21,9 +26,11 @@ event. The upstream's body of a redirect is never read.
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import aiohttp
 from multidict import CIMultiDict
+from yarl import URL
 
 from gateway.addresses import AddressBlocked, check_literal
 from gateway.errors import AddressRefused, RedirectNotFollowed
@@ -31,7 +38,7 @@ from gateway.exchange import Exchange
 from gateway.metrics import Metrics
 from gateway.security import SecurityEvents
 from gateway.upstream import UpstreamPool
-from routing.model import Config, Protocol, Upstream
+from routing.model import Config, Protocol, Upstream, origin_of
 from routing.urlpolicy import (
     FOLLOWED_STATUSES,
     Rule,
@@ -47,6 +54,8 @@ REDIRECT_UPSTREAM = "redirect"
 """Upstream name (and metric label) for an allow-listed redirect target that is no upstream."""
 
 CREDENTIAL_HEADERS = ("Authorization", "Cookie", "Proxy-Authorization")
+
+log = logging.getLogger("mado_gateway.redirects")
 
 
 class Follower:
@@ -71,6 +80,7 @@ class Follower:
         self._events = events
         self._exchange = exchange
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._own_origins = upstream.origins
 
     async def get(self, url: str, headers: CIMultiDict[str]) -> aiohttp.ClientResponse:
         """GET ``url`` and follow redirects; the returned answer is not a followed redirect.
@@ -136,12 +146,32 @@ class Follower:
         except AddressBlocked as blocked:
             raise self._blocked(upstream, url, blocked, via) from None
         session = self._session(upstream)
+        # encoded=True: yarl would otherwise re-quote the path and query (%2F -> /, %41 -> A,
+        # %3d -> %3D) and resolve dot segments; the URL is sent exactly as vetted above.
+        target = URL(url, encoded=True)
+        credential = self._upstream.auth
+        if credential is not None and origin_of(url) in self._own_origins:
+            headers = headers.copy()
+            headers["Authorization"] = credential.authorization()
+        else:
+            credential = None
         try:
-            return await session.request(method, url, headers=headers, allow_redirects=False)
+            answer = await session.request(method, target, headers=headers, allow_redirects=False)
         except aiohttp.ClientConnectorDNSError as exc:
             if isinstance(exc.os_error, AddressBlocked):
                 raise self._blocked(upstream, url, exc.os_error, via) from None
             raise
+        if credential is not None and answer.status in {401, 407}:
+            log.error(
+                "upstream refused the configured credential: check its auth section",
+                extra={
+                    "upstream": self._upstream.name,
+                    "upstream_status": answer.status,
+                    "auth_type": str(credential.scheme),
+                    "credential_from": credential.source,
+                },
+            )
+        return answer
 
     def _session(self, upstream: Upstream) -> aiohttp.ClientSession:
         key = upstream.name if upstream.name != REDIRECT_UPSTREAM else repr(upstream.origins)

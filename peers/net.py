@@ -6,6 +6,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 
 __all__ = ["free_port", "wait_http"]
 
@@ -18,15 +19,23 @@ def free_port() -> int:
         return port
 
 
-def wait_http(url: str, *, timeout_s: float = 20.0, alive: object = None) -> None:
-    """Poll ``url`` until it answers 200; raise ``TimeoutError`` (or the process's death)."""
+def wait_http(
+    url: str,
+    *,
+    timeout_s: float = 20.0,
+    alive: object = None,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """Poll ``url`` (with ``headers``) until it answers 200; raise ``TimeoutError`` (or the
+    process's death)."""
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
         if callable(alive) and not alive():
             raise RuntimeError(f"process died before {url} answered")
         try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
+            request = urllib.request.Request(url, headers=dict(headers or {}))
+            with urllib.request.urlopen(request, timeout=2) as answer:
                 if answer.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:

@@ -3,10 +3,12 @@ Imaging Document Source, on loopback, with its own configuration and storage."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
@@ -38,12 +40,31 @@ def find_orthanc() -> tuple[str, str]:
 
 
 class OrthancServer(PeerProcess):
-    """A private Orthanc: ``with OrthancServer(folder) as orthanc: orthanc.dicomweb_url``."""
+    """A private Orthanc: ``with OrthancServer(folder) as orthanc: orthanc.dicomweb_url``.
 
-    def __init__(self, folder: Path, *, port: int | None = None, name: str = "ids") -> None:
+    ``users`` (name → password) turns on HTTP basic authentication for every request, as
+    most PACS require; the peer's own calls (readiness, uploads) then use the first user.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        port: int | None = None,
+        name: str = "ids",
+        users: Mapping[str, str] | None = None,
+    ) -> None:
         self.folder = folder
         self.port = port or free_port()
         self.name = name
+        self.users = dict(users or {})
+
+    def _own_headers(self) -> dict[str, str]:
+        if not self.users:
+            return {}
+        user, password = next(iter(self.users.items()))
+        pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {pair}"}
 
     @property
     def url(self) -> str:
@@ -65,7 +86,8 @@ class OrthancServer(PeerProcess):
             "HttpPort": self.port,
             "DicomServerEnabled": False,
             "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
+            "AuthenticationEnabled": bool(self.users),
+            "RegisteredUsers": self.users,
             "HttpCompressionEnabled": False,
             "StorageCompression": False,
             "Plugins": [plugin],
@@ -77,7 +99,7 @@ class OrthancServer(PeerProcess):
             [binary, str(config_file)], log_file=self.folder / "orthanc.log", cwd=self.folder
         )
         try:
-            wait_http(f"{self.url}/system", alive=self.alive)
+            wait_http(f"{self.url}/system", alive=self.alive, headers=self._own_headers())
         except Exception:
             self.stop()
             raise
@@ -89,7 +111,7 @@ class OrthancServer(PeerProcess):
             f"{self.url}/instances",
             data=part10,
             method="POST",
-            headers={"Content-Type": "application/dicom"},
+            headers={"Content-Type": "application/dicom", **self._own_headers()},
         )
         with urllib.request.urlopen(request, timeout=30) as answer:
             answer.read()

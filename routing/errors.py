@@ -6,6 +6,7 @@
      ├── InvalidIdentifier      a UID or OID that breaks PS3.5 §9.1 syntax (also a ValueError)
      ├── InvalidRequestPath     an XC-WADO path or query outside the RAD-160 grammar
      ├── ConfigError            a configuration with one or more problems, each with its field path
+     ├── UnsupportedTransferSyntax  nothing acceptable but Implicit VR LE / Explicit VR BE
      └── NotRoutable            a well-formed request the registry cannot route
           ├── UnknownCommunity  homeCommunityId with no responding gateway configured
           ├── UnknownSource     Retrieve Location UID with no Imaging Document Source configured
@@ -28,6 +29,7 @@ __all__ = [
     "NotRoutable",
     "RetrieveUrlRefused",
     "RoutingError",
+    "UnsupportedTransferSyntax",
     "UnknownCommunity",
     "UnknownSource",
 ]
@@ -70,6 +72,19 @@ class ConfigError(RoutingError):
         self.source = source
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source} has {len(self.problems)} problem(s):\n{lines}")
+
+
+class UnsupportedTransferSyntax(RoutingError):
+    """Every acceptable media range asks for a transfer syntax a gateway never requests over
+    DICOMweb (Implicit VR Little Endian, Explicit VR Big Endian: PS3.18 §8.7.3.5.2)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where  # "Accept header" or "accept query parameter"
+        super().__init__(
+            f"the {where} asks only for Implicit VR Little Endian or Explicit VR Big Endian, "
+            "which are not available via DICOMweb; ask for Explicit VR Little Endian "
+            "(1.2.840.10008.1.2.1) or a compressed transfer syntax"
+        )
 
 
 class NotRoutable(RoutingError):

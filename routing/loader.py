@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from routing.credentials import parse_auth
 from routing.errors import ConfigError, ConfigProblem, InvalidIdentifier
 from routing.fields import Fields, first_line, load_document
 from routing.ids import HomeCommunityId, Oid
@@ -168,6 +169,10 @@ def _upstream(name: str, fields: Fields, address_policy: AddressPolicy) -> Upstr
     # what an upstream may reach is read in one place).
     addresses = _address_policy(fields.section("address_policy"), address_policy)
     forward_authorization = fields.flag("forward_authorization", default=False)
+    auth = parse_auth(fields.section("auth"))
+    if forward_authorization and fields.has("auth"):
+        reason = "cannot be true together with auth (the configured credential replaces it)"
+        fields.problem("forward_authorization", reason)
     fields.finish()
     if protocol is None or not base_urls:
         return None
@@ -181,6 +186,7 @@ def _upstream(name: str, fields: Fields, address_policy: AddressPolicy) -> Upstr
         redirects=redirects,
         address_policy=addresses,
         forward_authorization=forward_authorization,
+        auth=auth,
     )
 
 

@@ -11,6 +11,7 @@ upstream; the upstream (base URLs in failover order, TLS, timeouts, limits) is d
 
 from __future__ import annotations
 
+import base64
 import enum
 import ipaddress
 from collections.abc import Mapping
@@ -22,11 +23,14 @@ from routing.ids import HomeCommunityId, Oid
 
 __all__ = [
     "AddressPolicy",
+    "AuthScheme",
     "Config",
+    "Credential",
     "Identity",
     "Limits",
     "Protocol",
     "RedirectPolicy",
+    "Secret",
     "Timeouts",
     "TlsProfile",
     "Upstream",
@@ -110,6 +114,77 @@ class RedirectPolicy:
     allowed_origins: frozenset[str] = frozenset()
 
 
+class Secret:
+    """A password or token: compared and hashed by its text, never shown.
+
+    ``repr``, ``str`` and formatting give ``<redacted>``, so a secret that reaches a log line,
+    an exception or a problem document by accident says nothing; only :meth:`reveal` (used
+    where the header is built) gives the text. Deliberately not a dataclass:
+    ``dataclasses.asdict`` would turn one into a plain string.
+    """
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def reveal(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return "Secret(<redacted>)"
+
+    def __str__(self) -> str:
+        return "<redacted>"
+
+    def __format__(self, spec: str) -> str:
+        return "<redacted>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._text))
+
+    def __copy__(self) -> Secret:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: object) -> Secret:
+        return self
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret is not pickled")
+
+
+class AuthScheme(enum.StrEnum):
+    """HTTP authentication schemes a gateway can present to an upstream."""
+
+    BASIC = "basic"  # RFC 7617, user-id and password in UTF-8
+    BEARER = "bearer"  # RFC 6750
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credential:
+    """What this gateway presents to one upstream, read from a file or the environment when
+    the configuration was loaded (and again on every reload).
+
+    ``source`` says where the secret came from (``password_file /run/secrets/pacs``,
+    ``token_env PACS_TOKEN``): safe to show an operator, unlike the secret.
+    """
+
+    scheme: AuthScheme
+    secret: Secret
+    username: str | None = None  # basic only
+    source: str = ""
+
+    def authorization(self) -> str:
+        """The ``Authorization`` header value."""
+        if self.scheme is AuthScheme.BASIC:
+            pair = f"{self.username}:{self.secret.reveal()}".encode()
+            return "Basic " + base64.b64encode(pair).decode("ascii")
+        return "Bearer " + self.secret.reveal()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Upstream:
     """A named peer: one or more base URLs tried in order until one answers.
@@ -117,6 +192,11 @@ class Upstream:
     ``forward_authorization``: the consumer's ``Authorization`` header is sent to this
     upstream (never across a redirect to another origin). Off by default: a token meant for
     one community does not travel to another unless an operator says so.
+
+    ``auth``: the gateway's own credential for this upstream, sent only to its own
+    :attr:`origins` (never to a redirect target elsewhere, nor to another upstream a redirect
+    leads to). It replaces the consumer's ``Authorization``, so the loader refuses it
+    together with ``forward_authorization``.
     """
 
     name: str
@@ -128,6 +208,7 @@ class Upstream:
     redirects: RedirectPolicy = field(default_factory=RedirectPolicy)
     address_policy: AddressPolicy = field(default_factory=AddressPolicy)
     forward_authorization: bool = False
+    auth: Credential | None = None
 
     @property
     def origins(self) -> frozenset[str]:

@@ -12,6 +12,10 @@ specification's own examples contain: ``study`` or ``studies``; ``retrieveurl`` 
 letter case; ``urn:oid:`` or ``oid:`` prefixes on the OIDs; a trailing slash; the two literal
 segments in any letter case. Every identifier is validated here, before anything is routed.
 
+A query whose ``accept`` (or ``transfer-syntax``) parameter asks for Implicit VR Little
+Endian or Explicit VR Big Endian is refused here (:func:`routing.accept.check_query`): the
+query is forwarded unedited, and those syntaxes are never requested over DICOMweb.
+
 ``rest`` is what follows the deepest UID — ``metadata``, ``rendered``, ``thumbnail``,
 ``frames/1,2``, ``bulk/7fe00010`` — passed through untouched once it is known to be made of
 safe segments.
@@ -25,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, unquote_plus
 
+from routing.accept import check_query
 from routing.errors import InvalidRequestPath
 from routing.ids import HomeCommunityId, Oid, Uid
 
@@ -107,8 +112,10 @@ def parse_rad160(path: str, raw_query: str = "") -> Rad160Request:
     """Parse the path below the gateway's endpoint (starting at ``homeCommunityId``).
 
     ``path`` is the raw (still percent-encoded) path; ``raw_query`` the raw query string
-    without ``?``. Raises :class:`InvalidRequestPath` for a path outside the grammar and
-    :class:`~routing.errors.InvalidIdentifier` for a malformed UID or OID.
+    without ``?``. Raises :class:`InvalidRequestPath` for a path outside the grammar,
+    :class:`~routing.errors.InvalidIdentifier` for a malformed UID or OID and
+    :class:`~routing.errors.UnsupportedTransferSyntax` for a query asking for a transfer
+    syntax DICOMweb does not carry.
     """
     relay_path = path.lstrip("/")
     segments = relay_path.split("/")
@@ -141,6 +148,7 @@ def parse_rad160(path: str, raw_query: str = "") -> Rad160Request:
             index += 2
     rest = tuple(segments[index:])
     _check_rest(rest)
+    check_query(raw_query)
 
     return Rad160Request(
         home_community_id=hcid,

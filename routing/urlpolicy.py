@@ -13,13 +13,23 @@ redirect targets):
   (``https://trusted@evil/``), a host that is either a DNS name or a *canonical* IP literal
   (``2130706433``, ``0x7f.1``, ``0177.0.0.1`` and ``127.1`` are refused as ambiguous, as the
   WHATWG URL parser would turn them into 127.0.0.1), no control characters, no
-  backslashes, and no path traversal, percent-encoded or not (``%2e%2e``, ``%2f``, double
-  encoding).
+  backslash before the query (WHATWG reads it as ``/`` there; in a query it is one more
+  byte forwarded as received), and no path traversal however it is spelt: a *dot
+  segment* is any path segment that, once percent-decoded (up to three times), stripped of
+  ``;`` parameters (``..;jsessionid=1``, as Tomcat reads it) and NFKC-normalised (U+FF0E,
+  the fullwidth full stop), is made of dots and spaces only (``..``, ``.``, ``...``,
+  ``.. `` — Windows servers drop trailing dots and spaces); encoded ``/`` and ``\\``,
+  non-ASCII paths and escapes that are not UTF-8 (overlong ``%c0%ae``) are refused too. A
+  path that passes is sent exactly as written: nothing on the way (yarl included, given an
+  encoded URL) has a dot segment left to resolve.
 * :func:`refusing_class` — a resolved (or literal) address against an
   :class:`~routing.model.AddressPolicy`; IPv4 addresses embedded in IPv6 (mapped
   ``::ffff:a.b.c.d``, compatible, 6to4, Teredo, NAT64) are judged by both spellings.
 * :func:`decide_redirect` — one redirect hop against a :class:`~routing.model.RedirectPolicy`:
-  status, hop limit, loop, scheme, origin, and whether credentials must be dropped.
+  status, hop limit, loop, scheme, origin, and whether credentials must be dropped. The raw
+  ``Location`` is vetted *before* it is resolved against the current URL: resolution removes
+  plain ``../`` segments, so a check made afterwards could not see a climb out of the
+  upstream's base path.
 
 Every refusal is a :class:`UrlRefused` whose ``rule`` is a :class:`Rule` (a bounded word,
 fit for a metric label and a problem document).
@@ -30,9 +40,10 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from routing.errors import RoutingError
 from routing.model import AddressPolicy, Config, RedirectPolicy, origin_of
@@ -116,6 +127,8 @@ class RedirectStep:
 
 
 _CONTROL = re.compile(r"[\x00-\x20\x7f\\]")
+_QUERY_CONTROL = re.compile(r"[\x00-\x20\x7f]")  # a backslash in a query is just a byte
+_QUERY_START = re.compile(r"[?#]")
 _DECODED_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
@@ -137,7 +150,9 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 def vet_url(url: str, *, allow_http: bool) -> VettedUrl:
     """Check the shape of an outbound URL. Raises :class:`UrlRefused` naming the rule."""
-    if _CONTROL.search(url):
+    start = _QUERY_START.search(url)
+    head, tail = (url, "") if start is None else (url[: start.start()], url[start.start() :])
+    if _CONTROL.search(head) or _QUERY_CONTROL.search(tail):
         raise UrlRefused(Rule.MALFORMED, url, "control character, space or backslash in the URL")
     try:
         parts = urlsplit(url)
@@ -198,21 +213,33 @@ def _host(url: str, netloc: str) -> tuple[str, IpAddress | None]:
 
 
 def _check_path(url: str, path: str) -> None:
+    if not path.isascii():
+        raise UrlRefused(Rule.MALFORMED, url, "a path that is not ASCII (percent-encode it)")
     if _BAD_ESCAPE.search(path):
         raise UrlRefused(Rule.MALFORMED, url, "invalid percent escape in the path")
     decoded = path
-    for _ in range(3):  # double and triple encoding
+    for _ in range(4):  # as sent, then decoded once, twice, three times
         if _ENCODED_SEPARATOR.search(decoded):
             raise UrlRefused(Rule.TRAVERSAL, url, "an encoded '/' or '\\' in the path")
-        segments = decoded.split("/")
-        if any(s in {".", ".."} for s in segments) or "\\" in decoded:
+        if "\\" in decoded or any(_is_dot_segment(s) for s in decoded.split("/")):
             raise UrlRefused(Rule.TRAVERSAL, url, "a dot segment in the path")
         if _DECODED_CONTROL.search(decoded):
             raise UrlRefused(Rule.MALFORMED, url, "an encoded control character in the path")
-        following = unquote(decoded)
+        try:
+            following = unquote(decoded, errors="strict")
+        except UnicodeDecodeError:
+            raise UrlRefused(Rule.MALFORMED, url, "percent escapes that are not UTF-8") from None
         if following == decoded:
             return
         decoded = following
+
+
+def _is_dot_segment(segment: str) -> bool:
+    """``.``/``..`` in every spelling a server might resolve (see the module docstring)."""
+    bare = segment.partition(";")[0]
+    if not bare.isascii():
+        bare = unicodedata.normalize("NFKC", bare)
+    return "." in bare and bare.strip(". \t") == ""
 
 
 def classify_address(address: IpAddress) -> AddressClass:
@@ -320,7 +347,9 @@ def decide_redirect(
     if _CONTROL.search(location):
         raise UrlRefused(Rule.MALFORMED, location, "control character or backslash in Location")
     try:
-        joined = urljoin(current_url, location.strip())
+        # Before resolution, which would silently remove plain "../" segments.
+        _check_path(location, urlsplit(location).path)
+        joined = _resolve(current_url, location)
     except ValueError:
         raise UrlRefused(Rule.MALFORMED, location, "a Location that cannot be parsed") from None
     target = vet_url(joined, allow_http=policy.allow_http)
@@ -341,3 +370,24 @@ def decide_redirect(
         method=method,
         drop_credentials=target.origin != current_origin,
     )
+
+
+def _resolve(base: str, reference: str) -> str:
+    """RFC 3986 §5.2 resolution of a reference already known to hold no dot segment.
+
+    With no dot segment there is nothing to remove, so the reference's path is kept exactly
+    as written (``urljoin`` would also drop empty segments). The fragment is left out.
+    """
+    reference = reference.partition("#")[0]
+    if urlsplit(reference).scheme:
+        return reference
+    parts = urlsplit(base)
+    if reference.startswith("//"):
+        return f"{parts.scheme}:{reference}"
+    path, qmark, query = reference.partition("?")
+    if not path:
+        return parts._replace(query=query if qmark else parts.query, fragment="").geturl()
+    if not path.startswith("/"):
+        directory = parts.path[: parts.path.rfind("/") + 1] or "/"
+        path = directory + path
+    return f"{parts.scheme}://{parts.netloc}{path}{qmark}{query}"

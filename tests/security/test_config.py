@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import dataclasses
 import ipaddress
+import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -129,3 +132,138 @@ def test_base_urls_pass_the_same_url_checks_as_every_outbound_url() -> None:
     text = problems(document)
     assert "upstreams.pacs.base_urls[0]: 'http://2130706433/dicom-web/' is refused" in text
     assert "upstreams.pacs.base_urls[1]" in text and "dot segment" in text
+
+
+# --- per-upstream credentials (issue 16 item 5) ----------------------------------------------
+
+SECRET = "s3cr3t-Pa55:word"
+
+
+def with_auth(auth: Any, **upstream: Any) -> dict[str, Any]:
+    document = copy.deepcopy(BASE)
+    document["upstreams"]["pacs"].update({"auth": auth, **upstream})
+    return document
+
+
+def test_basic_credentials_from_a_file_are_read_at_load_time(tmp_path: Path) -> None:
+    secret_file = tmp_path / "pacs.password"
+    secret_file.write_text(SECRET + "\n")  # the newline editors add is not part of it
+    auth = {"type": "basic", "username": "gateway", "password_file": str(secret_file)}
+    credential = parse_config(with_auth(auth)).upstreams["pacs"].auth
+    assert credential is not None
+    token = base64.b64encode(f"gateway:{SECRET}".encode()).decode()
+    assert credential.authorization() == f"Basic {token}"
+    secret_file.write_text("changed")  # read once: a change needs a reload (SIGHUP)
+    assert credential.authorization() == f"Basic {token}"
+
+
+def test_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PACS_USER", "gw")
+    monkeypatch.setenv("PACS_PASSWORD", SECRET)
+    monkeypatch.setenv("PACS_TOKEN", "abc.DEF-123_~+/==")
+    basic = {"type": "basic", "username_env": "PACS_USER", "password_env": "PACS_PASSWORD"}
+    credential = parse_config(with_auth(basic)).upstreams["pacs"].auth
+    assert credential is not None
+    assert base64.b64decode(credential.authorization().split()[1]) == f"gw:{SECRET}".encode()
+    bearer = parse_config(with_auth({"type": "bearer", "token_env": "PACS_TOKEN"}))
+    assert bearer.upstreams["pacs"].auth is not None
+    assert bearer.upstreams["pacs"].auth.authorization() == "Bearer abc.DEF-123_~+/=="
+
+
+def test_a_secret_is_never_shown(tmp_path: Path) -> None:
+    secret_file = tmp_path / "token"
+    secret_file.write_text(SECRET.replace(":", ""))
+    config = parse_config(with_auth({"type": "bearer", "token_file": str(secret_file)}))
+    upstream = config.upstreams["pacs"]
+    assert upstream.auth is not None
+    shown = [repr(upstream), str(upstream), repr(upstream.auth), str(upstream.auth.secret)]
+    shown += [f"{upstream.auth.secret}", repr(config.upstreams)]
+    for text in shown:
+        assert SECRET.replace(":", "") not in text
+    assert "redacted" in repr(upstream.auth.secret)
+    assert str(secret_file) in repr(upstream.auth)  # where it came from is no secret
+
+
+def test_inline_secrets_and_other_mistakes_are_refused_by_field_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    monkeypatch.setenv("EMPTY_VAR", "")
+    monkeypatch.setenv("WITH_NEWLINE", "abc\r\nX-Injected: 1")
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    cases = {
+        "inline-password": (
+            {"type": "basic", "username": "u", "password": SECRET},
+            "upstreams.pacs.auth.password: is refused: a secret is never written in the "
+            "configuration; use password_file or password_env",
+        ),
+        "inline-token": (
+            {"type": "bearer", "token": SECRET},
+            "upstreams.pacs.auth.token: is refused",
+        ),
+        "no-type": (
+            {"username": "u", "password_env": "X"},
+            "upstreams.pacs.auth.type: is required",
+        ),
+        "bad-type": ({"type": "digest"}, "upstreams.pacs.auth.type: must be one of basic, bearer"),
+        "no-password": ({"type": "basic", "username": "u"}, "one of password_file or password_env"),
+        "both": (
+            {"type": "basic", "username": "u", "password_env": "A", "password_file": "/x"},
+            "upstreams.pacs.auth: password_file and password_env exclude each other",
+        ),
+        "no-username": ({"type": "basic", "password_env": "EMPTY_VAR"}, "one of username or"),
+        "colon": (
+            {"type": "basic", "username": "a:b", "password_file": str(empty)},
+            "upstreams.pacs.auth.username: must not contain ':'",
+        ),
+        "missing-file": (
+            {"type": "bearer", "token_file": str(tmp_path / "nope")},
+            "upstreams.pacs.auth.token_file: cannot be read",
+        ),
+        "empty-file": (
+            {"type": "bearer", "token_file": str(empty)},
+            "upstreams.pacs.auth.token_file: is empty",
+        ),
+        "unset-env": (
+            {"type": "bearer", "token_env": "NOT_SET_ANYWHERE"},
+            "upstreams.pacs.auth.token_env: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        "empty-env": (
+            {"type": "bearer", "token_env": "EMPTY_VAR"},
+            "upstreams.pacs.auth.token_env: environment variable EMPTY_VAR is empty",
+        ),
+        "header-injection": (
+            {"type": "basic", "username": "u", "password_env": "WITH_NEWLINE"},
+            "upstreams.pacs.auth.password_env: contains a line break or control character",
+        ),
+        "bad-token": (
+            {"type": "bearer", "token_env": "WITH_NEWLINE"},
+            "upstreams.pacs.auth.token_env: contains a line break or control character",
+        ),
+        "wrong-kind": (
+            {"type": "bearer", "token_env": "X", "password_env": "Y"},
+            "upstreams.pacs.auth.password_env: only for type basic",
+        ),
+        "not-a-mapping": ("basic", "upstreams.pacs.auth: must be a mapping"),
+    }
+    for name, (auth, expected) in cases.items():
+        text = problems(with_auth(auth))
+        assert expected in text, (name, text)
+        assert SECRET not in text and "Injected" not in text, name
+
+
+def test_forward_authorization_and_a_configured_credential_exclude_each_other() -> None:
+    text = problems(with_auth({"type": "bearer", "token_env": "PATH"}, forward_authorization=True))
+    assert "upstreams.pacs.forward_authorization: cannot be true together with auth" in text
+
+
+def test_a_secret_survives_copies_but_not_pickling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PACS_TOKEN", "Zq9wX2")
+    upstream = parse_config(with_auth({"type": "bearer", "token_env": "PACS_TOKEN"})).upstreams[
+        "pacs"
+    ]
+    assert copy.deepcopy(upstream) == upstream
+    assert "Zq9wX2" not in repr(dataclasses.asdict(upstream))
+    with pytest.raises(TypeError):
+        pickle.dumps(upstream)

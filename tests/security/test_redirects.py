@@ -123,3 +123,99 @@ def test_the_default_security_sink_logs_one_json_line(caplog: pytest.LogCaptureF
     (record,) = caplog.records
     assert record.getMessage() == "security alert"
     assert record.__dict__["kind"] == "redirect-refused"
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "../../../ok/studies/x",  # resolved away before a check made after resolution
+        "./../../../ok/studies/x",
+        "..;/..;/..;/ok/studies/x",  # Tomcat's path parameters
+        "%2e%2e/%2E./.%2e/ok/studies/x",
+    ],
+)
+async def test_a_location_climbing_out_of_the_base_path_is_refused(location: str) -> None:
+    """Issue 16 item 9: the raw Location is vetted before it is resolved."""
+    async with Scripted() as up, Scripted() as other:
+        up.script["go"] = (302, location)
+        async with gateway(upstreams(up, other)) as gw:
+            answer, _, body = await fetch(gw.url("redir"))
+            assert answer == 502
+            assert b"rule: traversal" in body
+            refused = gw.metric(
+                "mado_gateway_redirects_total", upstream="redir", outcome="traversal"
+            )
+            assert refused == 1
+            assert gw.events.kinds() == ["redirect-refused"]
+    assert [s.path for s in up.seen] == [f"/r/go/studies/{STUDY}"]  # nothing was followed
+
+
+# --- the gateway's own credential for an upstream (issue 16 item 5) --------------------------
+
+TOKEN = "gw-token.Abc123~"
+
+
+def authed(up: Scripted, other: Scripted, **redir: Any) -> dict[str, dict[str, Any]]:
+    return {
+        "pacs": {
+            "base_urls": [up.url + "r/go/"],
+            "redirects": {"allow_http": True, **redir},
+            "auth": {"type": "bearer", "token_env": "GW_TEST_TOKEN"},
+        },
+        "other": {"base_urls": [other.url + "ok/"]},
+    }
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("GW_TEST_TOKEN", TOKEN)
+    return TOKEN
+
+
+async def test_the_configured_credential_goes_to_the_upstreams_own_origin_only(
+    token: str,
+) -> None:
+    async with Scripted() as up, Scripted() as other:
+        up.script["go"] = (302, f"{other.url}ok/studies/{STUDY}")
+        async with gateway(authed(up, other)) as gw:
+            answer, _, body = await fetch(gw.url("pacs"), Authorization="Bearer consumer")
+    assert (answer, body) == (200, other.body)
+    assert up.seen[0].headers["authorization"] == f"Bearer {token}"  # replaces the consumer's
+    assert "authorization" not in other.seen[0].headers  # another upstream's origin
+
+
+async def test_the_credential_is_not_sent_to_an_allow_listed_redirect_target(token: str) -> None:
+    async with Scripted() as up, Scripted() as cdn:
+        up.script["go"] = (307, f"{cdn.url}ok/studies/{STUDY}")
+        upstreams = authed(up, cdn, allowed_origins=[cdn.origin])
+        del upstreams["other"]
+        async with gateway(upstreams) as gw:
+            answer, _, _ = await fetch(gw.url("pacs"))
+    assert answer == 200
+    assert up.seen[0].headers["authorization"] == f"Bearer {token}"
+    assert "authorization" not in cdn.seen[0].headers
+
+
+async def test_a_same_origin_redirect_carries_the_credential_again(token: str) -> None:
+    async with Scripted() as up, Scripted() as other:
+        up.script["go"] = (308, f"/ok/studies/{STUDY}")
+        async with gateway(authed(up, other)) as gw:
+            assert (await fetch(gw.url("pacs")))[0] == 200
+    assert [s.headers.get("authorization") for s in up.seen] == [f"Bearer {token}"] * 2
+
+
+async def test_a_retrieve_url_gets_the_credential_only_at_the_upstreams_origin(
+    token: str,
+) -> None:
+    async with Scripted() as up, Scripted() as other:
+        upstreams = authed(up, other)
+        upstreams["pacs"]["base_urls"] = [up.url + "ok/"]
+        policy = {"allowed_origins": [other.origin], "allow_upstream_origins": True}
+        async with gateway(upstreams, url_policy=policy) as gw:
+            to_upstream = f"retrieveurl={up.url}ok/elsewhere/"
+            assert (await fetch(gw.url("pacs", query=to_upstream)))[0] == 200
+            to_other = f"retrieveurl={other.url}ok/"
+            assert (await fetch(gw.url("pacs", query=to_other)))[0] == 200
+    assert up.seen[0].path == f"/ok/elsewhere/studies/{STUDY}"
+    assert up.seen[0].headers["authorization"] == f"Bearer {token}"
+    assert "authorization" not in other.seen[0].headers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -80,6 +81,13 @@ def rule_of(url: str, *, allow_http: bool = True) -> Rule:
 )
 def test_hostile_urls_are_refused_with_their_rule(url: str, rule: Rule) -> None:
     assert rule_of(url) is rule
+
+
+def test_a_backslash_is_refused_before_the_query_only() -> None:
+    assert rule_of("https://host.example/a\\b?x=1") is Rule.MALFORMED
+    assert rule_of("https://host.example\\@evil.example/") is Rule.MALFORMED
+    query = "https://host.example/a?x=\\y&z=%5C"  # forwarded byte for byte (checklist item 11)
+    assert vet_url(query, allow_http=False).url == query
 
 
 def test_http_needs_the_policy() -> None:
@@ -304,3 +312,121 @@ def test_hop_limit_property(max_hops: int, hops: int) -> None:
         assert decide("https://pacs-b.example.org/s", hops=hops, max_hops=max_hops).upstream == (
             "pacs-b"
         )
+
+
+# --- dot segments in a raw Location (issue 16, item 9) ---------------------------------------
+
+DOT_LOCATIONS = [
+    "../admin",
+    "./admin",
+    "..",
+    ".",
+    "/..",
+    "/wado/../admin",
+    "/wado/./studies/1.3",
+    "a/../../admin",
+    "studies/1.2/..",
+    "%2e%2e/admin",
+    "%2E./admin",
+    ".%2e/admin",
+    "%2e/admin",
+    "%252e%252e/admin",
+    "..;/admin",
+    ".;/admin",
+    "..;jsessionid=1/admin",
+    "%2e%2e;x=1/admin",
+    "/wado/..;/admin",
+    "..%20/admin",
+    ".../admin",
+    "%c0%ae%c0%ae/admin",  # overlong UTF-8 '.', decoded as a dot by some servers
+    "%ef%bc%8e%ef%bc%8e/admin",  # fullwidth full stops, NFKC-equal to '..'
+    "..\\admin",
+    "..%5cadmin",
+    "..%2fadmin",
+    "https://pacs-a.example.org/wado/../admin",
+    "https://pacs-b.example.org/x/./y",
+    "//pacs-b.example.org/x/../y",
+    "https://pacs-b.example.org/x/%2e%2e/y",
+]
+
+
+@pytest.mark.parametrize("location", DOT_LOCATIONS)
+def test_dot_segments_in_a_location_are_refused_before_resolution(location: str) -> None:
+    assert redirect_rule(location) in {Rule.TRAVERSAL, Rule.MALFORMED}
+
+
+def test_locations_without_dot_segments_are_still_followed() -> None:
+    for location in ("studies/1.3", "/wado/studies/1.3", "x/...y/z", "a.b/c..d", "?q=../x"):
+        step = decide(location)
+        assert step.upstream == "pacs-a" and not step.drop_credentials
+
+
+_PIECES = [
+    "..", ".", "%2e%2e", "%2E.", ".%2e", "%2e", "%2E", "%252e", "..;", ".;x", "..;a=b",
+    "%2e%2e;", "...", "..%20", "%c0%ae", "\\", "%5c", "%2f", "a", "b", "wado", "studies",
+    "1.2", "", "a.b", "x..y",
+]  # fmt: skip
+_HEADS = [
+    "",
+    "/",
+    "https://pacs-a.example.org/",
+    "https://pacs-b.example.org/",
+    "//pacs-b.example.org/",
+    "https://evil.example/",
+]
+
+
+def _dot_only(segment: str) -> bool:
+    return segment != "" and segment.strip(". ") == ""
+
+
+@settings(max_examples=1000)
+@given(
+    st.sampled_from(_HEADS),
+    st.lists(st.sampled_from(_PIECES), min_size=1, max_size=6),
+    st.sampled_from(["", "?q=../a", "#../frag"]),
+)
+def test_a_followed_location_never_holds_a_dot_segment(
+    head: str, pieces: list[str], tail: str
+) -> None:
+    """Any Location built from dot-segment spellings: refused, or followed to a target that
+    is under a registered origin and has no dot segment, however decoded."""
+    location = head + "/".join(pieces) + tail
+    try:
+        step = decide(location)
+    except UrlRefused:
+        return
+    assert step.origin in REGISTERED
+    path = urlsplit(step.url).path
+    for _ in range(4):
+        for segment in path.split("/"):
+            assert not _dot_only(segment.split(";")[0]), (location, step.url)
+        path = unquote(path)
+    # Nothing was resolved away: the raw Location's path is in the followed URL as written.
+    raw_path = urlsplit(location).path
+    assert raw_path.lstrip("/").rstrip("/") in step.url
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [  # RFC 3986 §5.4.1, those without dot segments, from the current URL below
+        ("g", f"{UP}/wado/studies/g"),
+        ("g/", f"{UP}/wado/studies/g/"),
+        ("/g", f"{UP}/g"),
+        ("?y", f"{UP}/wado/studies/1.2?y"),
+        ("g?y", f"{UP}/wado/studies/g?y"),
+        ("#s", None),  # the current URL again: a loop
+        ("g#s", f"{UP}/wado/studies/g"),
+        ("g;x?y#s", f"{UP}/wado/studies/g;x?y"),
+        ("a//b", f"{UP}/wado/studies/a//b"),  # empty segments are kept, as written
+        ("//pacs-b.example.org/g", "https://pacs-b.example.org/g"),
+        ("https://pacs-b.example.org/x%2Fy?a=%41", None),  # an encoded '/' is refused
+        ("https://pacs-b.example.org/x?a=%41&b=%2f", "https://pacs-b.example.org/x?a=%41&b=%2f"),
+    ],
+)
+def test_a_location_is_resolved_without_rewriting_it(location: str, expected: str | None) -> None:
+    if expected is None:
+        with pytest.raises(UrlRefused):
+            decide(location)
+        return
+    assert decide(location).url == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing.errors import InvalidIdentifier, InvalidRequestPath
+from routing.errors import InvalidIdentifier, InvalidRequestPath, UnsupportedTransferSyntax
 from routing.rad160 import ResourceKind, parse_rad160, strip_query_param
 
 STUDY = "1.2.840.113619.2.207.28521.42888.1640475282.450"
@@ -144,3 +144,28 @@ def test_bad_retrieve_urls_are_refused(query: str) -> None:
 def test_strip_query_param_keeps_other_pairs_verbatim() -> None:
     assert strip_query_param("a=1&RetrieveUrl=x%2F&b=%20", "retrieveurl") == "a=1&b=%20"
     assert strip_query_param("", "retrieveurl") == ""
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "accept=multipart/related;type=application/dicom;transfer-syntax=1.2.840.10008.1.2",
+        "ACCEPT=multipart%2Frelated%3B%20type%3D%22application%2Fdicom%22%3B%20"
+        "transfer-syntax%3D1.2.840.10008.1.2.2",
+        "accept=multipart%252Frelated%253Btransfer-syntax%253D1.2.840.10008.1.2",
+        "x=1&accept=application/dicom;transfer-syntax=1.2.840.10008.1.2.1,"
+        "application/dicom;transfer-syntax=%221.2.840.10008.1.2%22",
+        "transfer-syntax=1.2.840.10008.1.2",
+        "transferSyntax=1.2.840.10008.1.2.2",
+    ],
+)
+def test_a_query_asking_for_a_forbidden_transfer_syntax_is_refused(query: str) -> None:
+    """Checklist item 23, for the accept query parameter (PS3.18 §8.3.3.1): the query is
+    forwarded unedited, so one that names Implicit VR LE or Explicit VR BE is refused."""
+    with pytest.raises(UnsupportedTransferSyntax):
+        parse_rad160(f"{PREFIX}studies/{STUDY}", query)
+
+
+def test_a_query_accept_with_allowed_syntaxes_passes() -> None:
+    query = "accept=multipart/related;type=application/dicom;transfer-syntax=1.2.840.10008.1.2.1"
+    assert parse_rad160(f"{PREFIX}studies/{STUDY}", query).raw_query == query
