@@ -22,9 +22,12 @@ client already at ``max_streams``      429          ``too-many-streams`` (``Retr
 What each route takes is data (:mod:`gateway.routes`). The rate and stream checks and the
 subject check apply to the XC-WADO endpoint and ``/mado/retrieve``, not to ``/livez``,
 ``/readyz`` or ``/metrics``. A client is its verified certificate subject when it presented
-one, else its address. Requests beyond aiohttp's own parser limits (set to twice ours by
-:func:`parser_limits`) never reach any middleware: aiohttp answers those with a bare 400 and
-closes the connection.
+one, else its address. Two rate classes: a client whose subject is listed under
+``server.peer_gateways`` (an initiating gateway speaking for a whole community) has its own
+bucket and stream count under the peer limits; every other client, the per-client ones.
+
+Requests beyond aiohttp's own parser limits (set to twice ours by :func:`parser_limits`)
+never reach any middleware: aiohttp answers those with a bare 400 and closes the connection.
 
 A manifest may come with a Content-Length (checked here, before the handler runs) or chunked;
 either way the handler reads it with :func:`read_manifest`, which stops at the limit.
@@ -161,7 +164,9 @@ def hardening_middleware(
     settings: ServerSettings, metrics: Metrics, events: SecurityEvents
 ) -> Middleware:
     """The middleware described in the module docstring, for one application."""
-    limiter = ClientLimiter.create(settings.rate_limit)
+    per_client = ClientLimiter.create(settings.rate_limit)
+    per_peer = ClientLimiter.create(settings.peer_gateways.rate_limit)
+    peers = settings.peer_gateways.subjects
 
     @web.middleware
     async def hardening(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -172,7 +177,8 @@ def hardening_middleware(
                 return preflight(request, route, settings.cors)
             if not route.limited:
                 return await handler(request)
-            client = _client(request, settings, events)
+            client, subject = _client(request, settings, events)
+            limiter = per_peer if peers and subject_allowed(subject, peers) else per_client
             limiter.admit(client)
             with limiter.stream(client):
                 try:
@@ -229,7 +235,10 @@ def _check_sizes(request: web.Request, route: RoutePolicy, limits: InboundLimits
             raise BodyNotAllowed()
 
 
-def _client(request: web.Request, settings: ServerSettings, events: SecurityEvents) -> str:
+def _client(
+    request: web.Request, settings: ServerSettings, events: SecurityEvents
+) -> tuple[str, str | None]:
+    """(the key its limits are kept under, its verified certificate subject or None)."""
     subject = None
     if settings.tls is not None and settings.tls.client_ca_file is not None:
         subject = peer_subject(request.get_extra_info("peercert"))
@@ -242,4 +251,4 @@ def _client(request: web.Request, settings: ServerSettings, events: SecurityEven
             )
             raise ClientNotAllowed()
         request[EXCHANGE].client_subject = subject  # the audit trail names who, not just where
-    return subject or request.remote or "unknown"
+    return subject or request.remote or "unknown", subject
