@@ -38,13 +38,20 @@ _BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 class ServerTls:
     """HTTPS for the gateway itself; with ``client_ca_file``, client certificates are verified
     (required unless ``require_client_cert`` is false). ``allowed_client_subjects``, when
-    non-empty, admits only clients whose certificate subject is one of them."""
+    non-empty, admits only clients whose certificate subject is one of them.
+
+    A failed inbound handshake is a Security Alert (checklist item 53), at most one per peer
+    address every ``handshake_alert_interval_s`` and at most ``handshake_alerts_per_interval``
+    in all over that time; every failure is counted either way."""
 
     cert_file: str
     key_file: str
     client_ca_file: str | None = None
     require_client_cert: bool = True
     allowed_client_subjects: tuple[frozenset[tuple[str, str]], ...] = ()
+    handshake_timeout_s: float = 60.0
+    handshake_alert_interval_s: float = 60.0
+    handshake_alerts_per_interval: int = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +188,10 @@ def _server_tls(fields: Fields) -> ServerTls | None:
             file = None
         files[name] = file
     require = fields.flag("require_client_cert", default=True)
+    default = ServerTls(cert_file="", key_file="")
+    timeout = fields.number("handshake_timeout_s", default.handshake_timeout_s)
+    interval = fields.number("handshake_alert_interval_s", default.handshake_alert_interval_s)
+    most = fields.integer("handshake_alerts_per_interval", default.handshake_alerts_per_interval)
     subjects = _subjects(fields, "allowed_client_subjects")
     if subjects and files["client_ca_file"] is None:
         fields.problem("allowed_client_subjects", "needs client_ca_file (certificates to check)")
@@ -204,6 +215,9 @@ def _server_tls(fields: Fields) -> ServerTls | None:
         client_ca_file=files["client_ca_file"],
         require_client_cert=require,
         allowed_client_subjects=tuple(subjects),
+        handshake_timeout_s=timeout,
+        handshake_alert_interval_s=interval,
+        handshake_alerts_per_interval=most,
     )
 
 
