@@ -19,10 +19,11 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway.settings import ServerTls
+from gateway.settings import ServerTls, parse_server_settings
 from gateway.tls import peer_subject, server_context
 from gateway.tlsaccept import REASONS, HandshakeFailures, TlsSite, failure_reason
 from peers.net import free_port
+from routing.errors import ConfigError
 from tests.security.pki import Pki
 
 
@@ -202,3 +203,28 @@ def test_alerts_are_limited_per_peer_and_overall() -> None:
     )
     failures.failed(("192.0.2.7", 1), ConnectionResetError())  # not TLS-level: never alerted
     assert len(events.alerts) == 6
+
+
+def test_handshake_settings_name_their_field_paths() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_server_settings(
+            {
+                "server": {
+                    "tls": {
+                        "cert_file": "/nonexistent.pem",
+                        "key_file": "/nonexistent.key",
+                        "handshake_timeout_s": 0,
+                        "handshake_alert_interval_s": -1,
+                        "handshake_alerts_per_interval": 0,
+                    }
+                }
+            }
+        )
+    text = "\n".join(str(p) for p in caught.value.problems)
+    for path in (
+        "server.tls.handshake_timeout_s",
+        "server.tls.handshake_alert_interval_s",
+        "server.tls.handshake_alerts_per_interval",
+    ):
+        assert path in text, text
+    assert parse_server_settings({}).tls is None
