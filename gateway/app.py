@@ -22,8 +22,9 @@ from gateway.audit.events import AuditSecurityEvents
 from gateway.audit.messages import AlertKind
 from gateway.audit.service import AuditService
 from gateway.consumer import endpoint as manifest_endpoint
+from gateway.cors import cors_on_prepare
 from gateway.exchange import ExchangeSink
-from gateway.hardening import cors_on_prepare, hardening_middleware, parser_limits
+from gateway.hardening import hardening_middleware, parser_limits
 from gateway.keys import HOLDER, METRICS, POOL, READINESS, SECURITY, SETTINGS, SINKS
 from gateway.metrics import Metrics
 from gateway.middleware import exchange_middleware

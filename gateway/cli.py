@@ -14,6 +14,8 @@ Every failure is a message on standard error and a non-zero exit status, never a
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import ssl
 import sys
 from collections.abc import Callable, Sequence
@@ -29,10 +31,12 @@ from gateway.audit.errors import JournalError
 from gateway.audit.service import AuditService
 from gateway.audit.settings import AuditSettings, parse_audit_settings
 from gateway.consumer.cli import add_commands as add_fetch_commands
+from gateway.keys import SECURITY
 from gateway.logs import configure_logging
 from gateway.reload import RegistryHolder
 from gateway.settings import ServerSettings, parse_server_settings
 from gateway.tls import server_context
+from gateway.tlsaccept import HandshakeFailures, TlsSite
 from mado.cli import add_commands as add_manifest_commands
 from routing.errors import ConfigError, ConfigProblem
 from routing.fields import load_document
@@ -151,24 +155,8 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(
         settings, holder, metrics_registry=metrics_registry, audit=audit, handle_signals=True
     )
-    ssl_context = None
-    if settings.tls is not None:  # HTTPS, with client certificates when configured
-        ssl_context = server_context(
-            cert_file=settings.tls.cert_file,
-            key_file=settings.tls.key_file,
-            client_ca_file=settings.tls.client_ca_file,
-            require_client_cert=settings.tls.require_client_cert,
-        )
     try:
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            ssl_context=ssl_context,
-            handler_cancellation=True,
-            access_log=None,
-            print=None,
-        )
+        asyncio.run(_serve_until_stopped(app, settings, metrics_registry))
     except JournalError as exc:  # the gateway does not serve without an audit trail
         print(f"cannot start: audit journal unusable: {exc}", file=sys.stderr)
         return 1
@@ -180,3 +168,41 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"cannot start on {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _serve_until_stopped(
+    app: web.Application, settings: ServerSettings, registry: CollectorRegistry
+) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (in-flight requests finish,
+    the audit trail records Application Stop). HTTPS goes through :class:`TlsSite`, so that
+    failed handshakes are alerted (checklist item 53)."""
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        site: web.BaseSite
+        if settings.tls is None:
+            site = web.TCPSite(runner, settings.host, settings.port)
+        else:
+            site = TlsSite(
+                runner,
+                settings.host,
+                settings.port,
+                ssl_context=server_context(
+                    cert_file=settings.tls.cert_file,
+                    key_file=settings.tls.key_file,
+                    client_ca_file=settings.tls.client_ca_file,
+                    require_client_cert=settings.tls.require_client_cert,
+                ),
+                failures=HandshakeFailures(app[SECURITY], registry, settings.tls),
+                handshake_timeout_s=settings.tls.handshake_timeout_s,
+            )
+        await site.start()
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()

@@ -13,7 +13,10 @@
           ├── UriTooLong       414  the URL is longer than server.limits.max_url_bytes
           ├── HeadersTooLarge  431  too many header bytes or headers
           ├── BodyNotAllowed   413  a body on a request that takes none (or over the limit)
+          ├── BodyTooLarge     413  a manifest over server.limits.max_manifest_bytes
           ├── CorsRefused      403  a CORS preflight from an origin that is not allowed
+          │    ├── CorsMethodRefused   403  … for a method the route does not take
+          │    └── CorsHeadersRefused  403  … with a request header the route does not accept
           ├── ClientNotAllowed 403  a client certificate subject not on the allowed list
           ├── RateLimited      429  the client's token bucket is empty (Retry-After)
           └── TooManyStreams   429  the client already has max_streams responses running
@@ -43,8 +46,11 @@ from routing.errors import (
 __all__ = [
     "AddressRefused",
     "BodyNotAllowed",
+    "BodyTooLarge",
     "ClientNotAllowed",
     "ControlInQuery",
+    "CorsHeadersRefused",
+    "CorsMethodRefused",
     "CorsRefused",
     "GatewayError",
     "HeadersTooLarge",
@@ -168,10 +174,42 @@ class BodyNotAllowed(InboundRefused):
     detail = "this request takes no body (or a smaller one)"
 
 
+class BodyTooLarge(InboundRefused):
+    status = 413
+    slug = "request-body-too-large"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"the manifest is larger than this gateway accepts "
+            f"(server.limits.max_manifest_bytes: {limit} bytes)"
+        )
+
+
 class CorsRefused(InboundRefused):
     status = 403
     slug = "cors-origin-refused"
     detail = "the page's origin is not allowed to call this gateway"
+
+
+class CorsMethodRefused(CorsRefused):
+    slug = "cors-method-refused"
+
+    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
+        self.method = method
+        super().__init__(
+            f"this route does not take {method[:20]!r} from a page; it takes {', '.join(allowed)}"
+        )
+
+
+class CorsHeadersRefused(CorsRefused):
+    slug = "cors-headers-refused"
+
+    def __init__(self, header: str) -> None:
+        self.header = header
+        super().__init__(
+            f"this route does not accept the request header {header[:64]!r} from a page"
+        )
 
 
 class ClientNotAllowed(InboundRefused):

@@ -9,23 +9,28 @@ check, in order                        status       type (``urn:mado-gateway:pro
 URL longer than ``max_url_bytes``      414          ``uri-too-long``
 encoded CR, LF, NUL… in the query      400          ``invalid-request``
 header bytes or count over the limit   431          ``headers-too-large``
-a body (retrieve requests take none)   413          ``request-body-not-allowed``
-CORS preflight, origin not allowed     403          ``cors-origin-refused``
+a body on a route that takes none      413          ``request-body-not-allowed``
+a manifest over ``max_manifest_bytes``  413          ``request-body-too-large``
+CORS preflight refused                 403          ``cors-origin-refused``,
+                                                    ``cors-method-refused``,
+                                                    ``cors-headers-refused`` (:mod:`gateway.cors`)
 client certificate subject not listed  403          ``client-not-allowed``
 token bucket of the client empty       429          ``rate-limited`` (``Retry-After``)
 client already at ``max_streams``      429          ``too-many-streams`` (``Retry-After``)
 =====================================  ===========  ========================================
 
-The rate and stream checks and the subject check apply to the XC-WADO endpoint, not to
-``/livez``, ``/readyz`` or ``/metrics``. A client is its verified certificate subject when
-it presented one, else its address. Requests beyond aiohttp's own parser limits (set to
-twice ours by :func:`parser_limits`) never reach any middleware: aiohttp answers those with
-a bare 400 and closes the connection.
+What each route takes is data (:mod:`gateway.routes`). The rate and stream checks and the
+subject check apply to the XC-WADO endpoint and ``/mado/retrieve``, not to ``/livez``,
+``/readyz`` or ``/metrics``. A client is its verified certificate subject when it presented
+one, else its address. Two rate classes: a client whose subject is listed under
+``server.peer_gateways`` (an initiating gateway speaking for a whole community) has its own
+bucket and stream count under the peer limits; every other client, the per-client ones.
 
-CORS (MADO Rev 1.1 §X.5): a preflight from an allowed origin is answered 204, allowing GET
-and the headers a viewer sends (``Authorization`` included); every answer to an allowed
-origin carries ``Access-Control-Allow-Origin`` and exposes the headers a viewer reads
-(:func:`cors_on_prepare`).
+Requests beyond aiohttp's own parser limits (set to twice ours by :func:`parser_limits`)
+never reach any middleware: aiohttp answers those with a bare 400 and closes the connection.
+
+A manifest may come with a Content-Length (checked here, before the handler runs) or chunked;
+either way the handler reads it with :func:`read_manifest`, which stops at the limit.
 """
 
 from __future__ import annotations
@@ -34,74 +39,55 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from gateway.cors import is_preflight, preflight
 from gateway.errors import (
     BodyNotAllowed,
+    BodyTooLarge,
     ClientNotAllowed,
     ControlInQuery,
-    CorsRefused,
     HeadersTooLarge,
     InboundRefused,
     RateLimited,
     TooManyStreams,
     UriTooLong,
 )
-from gateway.keys import EXCHANGE
+from gateway.keys import EXCHANGE, SETTINGS
 from gateway.metrics import Metrics
 from gateway.middleware import problem_response
+from gateway.routes import MANIFEST_PATH, RoutePolicy, route_for
 from gateway.security import SecurityEvents
-from gateway.settings import CorsPolicy, InboundLimits, RateLimit, ServerSettings
+from gateway.settings import InboundLimits, RateLimit, ServerSettings
 from gateway.tls import peer_subject, subject_allowed
 from routing.errors import RetrieveUrlRefused
-from routing.model import origin_of
 
 __all__ = [
-    "CORS_ALLOWED_HEADERS",
-    "CORS_EXPOSED_HEADERS",
     "MANIFEST_PATH",
     "ClientLimiter",
+    "StreamReaderLike",
     "TokenBuckets",
-    "cors_on_prepare",
     "hardening_middleware",
     "parser_limits",
+    "read_limited",
+    "read_manifest",
 ]
 
-MANIFEST_PATH = "/mado/retrieve"  # the one route that takes a body (a manifest)
 
-CORS_ALLOWED_HEADERS = (
-    "Authorization",
-    "Accept",
-    "Accept-Language",
-    "Range",
-    "If-Range",
-    "If-Match",
-    "If-None-Match",
-    "If-Modified-Since",
-    "If-Unmodified-Since",
-    "Cache-Control",
-    "X-Request-ID",
-)
-CORS_EXPOSED_HEADERS = (
-    "Content-Type",
-    "Content-Length",
-    "Content-Range",
-    "Content-Location",
-    "Accept-Ranges",
-    "ETag",
-    "Last-Modified",
-    "Warning",
-    "Retry-After",
-    "X-Request-ID",
-)
+class StreamReaderLike(Protocol):
+    """What :func:`read_limited` needs of a body (aiohttp's ``StreamReader`` has it)."""
+
+    async def readany(self) -> bytes: ...
 
 
 _ENCODED_CONTROL = re.compile(r"%(?:[01][0-9a-fA-F]|7[fF])")
+_CLOSE_AFTER = (BodyNotAllowed, BodyTooLarge, UriTooLong, HeadersTooLarge)
 
 
 def parser_limits(limits: InboundLimits) -> dict[str, int]:
@@ -178,19 +164,21 @@ def hardening_middleware(
     settings: ServerSettings, metrics: Metrics, events: SecurityEvents
 ) -> Middleware:
     """The middleware described in the module docstring, for one application."""
-    limiter = ClientLimiter.create(settings.rate_limit)
-    endpoint = settings.base_path + "/"
-    limited = (endpoint, MANIFEST_PATH)
+    per_client = ClientLimiter.create(settings.rate_limit)
+    per_peer = ClientLimiter.create(settings.peer_gateways.rate_limit)
+    peers = settings.peer_gateways.subjects
 
     @web.middleware
     async def hardening(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = route_for(request.path, settings.base_path)
         try:
-            _check_sizes(request, settings.limits)
-            if _is_preflight(request):
-                return _preflight(request, settings.cors)
-            if not request.path.startswith(limited):
+            _check_sizes(request, route, settings.limits)
+            if is_preflight(request):
+                return preflight(request, route, settings.cors)
+            if not route.limited:
                 return await handler(request)
-            client = _client(request, settings, events)
+            client, subject = _client(request, settings, events)
+            limiter = per_peer if peers and subject_allowed(subject, peers) else per_client
             limiter.admit(client)
             with limiter.stream(client):
                 try:
@@ -201,14 +189,33 @@ def hardening_middleware(
         except InboundRefused as exc:
             metrics.inbound_refusals.labels(exc.slug).inc()
             response = problem_response(exc, request[EXCHANGE])
-            if isinstance(exc, BodyNotAllowed | UriTooLong | HeadersTooLarge):
+            if isinstance(exc, _CLOSE_AFTER):
                 response.force_close()  # an unread body or an oversized stream: start afresh
             return response
 
     return hardening
 
 
-def _check_sizes(request: web.Request, limits: InboundLimits) -> None:
+async def read_manifest(request: web.Request) -> bytes:
+    """The body of ``POST /mado/retrieve``, with or without a Content-Length.
+
+    Raises :class:`BodyTooLarge` (413, through the hardening middleware) as soon as more than
+    ``server.limits.max_manifest_bytes`` have arrived: a chunked body is never read past it.
+    """
+    return await read_limited(request.content, request.app[SETTINGS].limits.max_manifest_bytes)
+
+
+async def read_limited(content: StreamReaderLike, limit: int) -> bytes:
+    """Everything ``content`` delivers until its end; :class:`BodyTooLarge` past ``limit``."""
+    body = bytearray()
+    while chunk := await content.readany():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(limit)
+    return bytes(body)
+
+
+def _check_sizes(request: web.Request, route: RoutePolicy, limits: InboundLimits) -> None:
     if len(request.raw_path) > limits.max_url_bytes:
         raise UriTooLong()
     if _ENCODED_CONTROL.search(request.rel_url.raw_query_string):
@@ -220,14 +227,18 @@ def _check_sizes(request: web.Request, limits: InboundLimits) -> None:
         raise HeadersTooLarge()
     if request.body_exists:
         length = request.content_length
-        allowed = limits.max_body_bytes
-        if request.method == "POST" and request.path == MANIFEST_PATH:
-            allowed = limits.max_manifest_bytes
-        if length is None or length > allowed:
+        if route.takes_body and request.method in route.methods:
+            # Without a Content-Length the reader enforces the limit (read_manifest).
+            if length is not None and length > limits.max_manifest_bytes:
+                raise BodyTooLarge(limits.max_manifest_bytes)
+        elif length is None or length > limits.max_body_bytes:
             raise BodyNotAllowed()
 
 
-def _client(request: web.Request, settings: ServerSettings, events: SecurityEvents) -> str:
+def _client(
+    request: web.Request, settings: ServerSettings, events: SecurityEvents
+) -> tuple[str, str | None]:
+    """(the key its limits are kept under, its verified certificate subject or None)."""
     subject = None
     if settings.tls is not None and settings.tls.client_ca_file is not None:
         subject = peer_subject(request.get_extra_info("peercert"))
@@ -240,58 +251,4 @@ def _client(request: web.Request, settings: ServerSettings, events: SecurityEven
             )
             raise ClientNotAllowed()
         request[EXCHANGE].client_subject = subject  # the audit trail names who, not just where
-    return subject or request.remote or "unknown"
-
-
-def _is_preflight(request: web.Request) -> bool:
-    return (
-        request.method == "OPTIONS"
-        and "Origin" in request.headers
-        and "Access-Control-Request-Method" in request.headers
-    )
-
-
-def _origin_allowed(origin: str | None, cors: CorsPolicy) -> bool:
-    if not origin or not cors.allowed_origins:
-        return False
-    if "*" in cors.allowed_origins:
-        return True
-    try:
-        return origin_of(origin) in cors.allowed_origins
-    except ValueError:
-        return False
-
-
-def _preflight(request: web.Request, cors: CorsPolicy) -> web.StreamResponse:
-    origin = request.headers["Origin"]
-    method = request.headers["Access-Control-Request-Method"].strip().upper()
-    if not _origin_allowed(origin, cors) or method not in {"GET", "HEAD"}:
-        raise CorsRefused()
-    response = web.Response(status=204)
-    response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Access-Control-Allow-Methods"] = "GET"
-    response.headers["Access-Control-Allow-Headers"] = ", ".join(CORS_ALLOWED_HEADERS)
-    response.headers["Access-Control-Max-Age"] = str(int(cors.max_age_s))
-    response.headers["Vary"] = (
-        "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
-    )
-    return response
-
-
-def cors_on_prepare(
-    cors: CorsPolicy,
-) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
-    """An ``on_response_prepare`` handler adding CORS headers for an allowed ``Origin``."""
-
-    async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
-        origin = request.headers.get("Origin")
-        if "Access-Control-Allow-Origin" in response.headers:
-            return  # a preflight answer, already complete
-        if not _origin_allowed(origin, cors):
-            return
-        assert origin is not None
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = ", ".join(CORS_EXPOSED_HEADERS)
-        response.headers.add("Vary", "Origin")
-
-    return add_cors
+    return subject or request.remote or "unknown", subject

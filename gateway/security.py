@@ -7,7 +7,9 @@ provides an implementation that sends a DICOM PS3.15 A.5.3.11 Security Alert (Ev
 request: an implementation must enqueue and return.
 
 Kinds (bounded words): ``redirect-refused``, ``address-refused``, ``retrieve-url-refused``,
-``tls-failure``, ``client-refused``.
+``tls-failure``, ``client-refused``. ``tls-failure`` is both directions: an upstream whose
+TLS failed (the target is its URL) and an inbound handshake that failed (the target is the
+peer's ``address:port``, and the performer its address; :mod:`gateway.tlsaccept`).
 """
 
 from __future__ import annotations
@@ -33,16 +35,24 @@ log = logging.getLogger("mado_gateway.security")
 class SecurityEvents(Protocol):
     """Receives security events. Must return quickly and never raise."""
 
-    def security_alert(self, kind: str, target: str, detail: str) -> None:
+    def security_alert(
+        self, kind: str, target: str, detail: str, *, performer: str | None = None
+    ) -> None:
         """``kind``: one of :data:`KINDS`; ``target``: the URL, host or subject concerned;
-        ``detail``: our own sentence naming the rule (never an upstream's message)."""
+        ``detail``: our own sentence naming the rule (never an upstream's message);
+        ``performer``: the address of whoever caused it, when known."""
 
 
 class LogSecurityEvents:
     """The default sink: one ``security alert`` JSON log line at WARNING level."""
 
-    def security_alert(self, kind: str, target: str, detail: str) -> None:
-        log.warning("security alert", extra={"kind": kind, "target": target, "detail": detail})
+    def security_alert(
+        self, kind: str, target: str, detail: str, *, performer: str | None = None
+    ) -> None:
+        extra = {"kind": kind, "target": target, "detail": detail}
+        if performer is not None:
+            extra["performer"] = performer
+        log.warning("security alert", extra=extra)
 
 
 class CountedSecurityEvents:
@@ -57,9 +67,11 @@ class CountedSecurityEvents:
         for kind in KINDS:
             counter.labels(kind)
 
-    def security_alert(self, kind: str, target: str, detail: str) -> None:
+    def security_alert(
+        self, kind: str, target: str, detail: str, *, performer: str | None = None
+    ) -> None:
         self._counter.labels(kind).inc()
         try:
-            self.inner.security_alert(kind, target, detail)
+            self.inner.security_alert(kind, target, detail, performer=performer)
         except Exception:
             log.exception("security event sink failed", extra={"kind": kind})

@@ -22,7 +22,9 @@ from routing.model import origin_of
 
 __all__ = [
     "CorsPolicy",
+    "PEER_RATE_LIMIT",
     "InboundLimits",
+    "PeerGateways",
     "RateLimit",
     "ServerSettings",
     "ServerTls",
@@ -36,13 +38,20 @@ _BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 class ServerTls:
     """HTTPS for the gateway itself; with ``client_ca_file``, client certificates are verified
     (required unless ``require_client_cert`` is false). ``allowed_client_subjects``, when
-    non-empty, admits only clients whose certificate subject is one of them."""
+    non-empty, admits only clients whose certificate subject is one of them.
+
+    A failed inbound handshake is a Security Alert (checklist item 53), at most one per peer
+    address every ``handshake_alert_interval_s`` and at most ``handshake_alerts_per_interval``
+    in all over that time; every failure is counted either way."""
 
     cert_file: str
     key_file: str
     client_ca_file: str | None = None
     require_client_cert: bool = True
     allowed_client_subjects: tuple[frozenset[tuple[str, str]], ...] = ()
+    handshake_timeout_s: float = 60.0
+    handshake_alert_interval_s: float = 60.0
+    handshake_alerts_per_interval: int = 100
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,12 +82,28 @@ class RateLimit:
     refilled at ``requests_per_s``, and at most ``max_streams`` responses at once."""
 
     # Sized for one viewer loading a large study instance by instance (a burst of a thousand
-    # requests) while still stopping a runaway client; an initiating gateway that speaks for a
-    # whole community is one client here and usually needs more.
+    # requests) while still stopping a runaway client. An initiating gateway that speaks for
+    # a whole community is not one viewer: it has its own class (PeerGateways).
     requests_per_s: float = 200.0
     burst: int = 1000
     max_streams: int = 64
     max_clients: int = 10000  # buckets kept; the least recently seen is forgotten first
+
+
+PEER_RATE_LIMIT = RateLimit(requests_per_s=5000.0, burst=50000, max_streams=1024, max_clients=100)
+"""The default limits of each peer gateway: above what one gateway process can serve (see
+the README), so a community's viewers are never throttled here (their own initiating gateway
+limits each of them), while a peer stuck in a loop still meets a ceiling."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerGateways:
+    """Initiating gateways of other communities, known by their verified client certificate
+    subject (RFC 4514, matched as ``allowed_client_subjects`` is). Each one has its own
+    bucket and stream count under ``rate_limit`` instead of the per-client limits."""
+
+    subjects: tuple[frozenset[tuple[str, str]], ...] = ()
+    rate_limit: RateLimit = PEER_RATE_LIMIT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +126,7 @@ class ServerSettings:
     limits: InboundLimits = field(default_factory=InboundLimits)
     cors: CorsPolicy = field(default_factory=CorsPolicy)
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    peer_gateways: PeerGateways = field(default_factory=PeerGateways)
 
 
 def parse_server_settings(
@@ -131,7 +157,8 @@ def parse_server_settings(
     tls = _server_tls(fields.section("tls"))
     limits = _limits(fields.section("limits"))
     cors = _cors(fields.section("cors"))
-    rate_limit = _rate_limit(fields.section("rate_limit"))
+    rate_limit = _rate_limit(fields.section("rate_limit"), RateLimit())
+    peer_gateways = _peer_gateways(fields.section("peer_gateways"), tls)
     fields.finish()
     if problems:
         raise ConfigError(problems, source)
@@ -146,6 +173,7 @@ def parse_server_settings(
         limits=limits,
         cors=cors,
         rate_limit=rate_limit,
+        peer_gateways=peer_gateways,
     )
 
 
@@ -160,12 +188,11 @@ def _server_tls(fields: Fields) -> ServerTls | None:
             file = None
         files[name] = file
     require = fields.flag("require_client_cert", default=True)
-    subjects = []
-    for where, text in fields.strings("allowed_client_subjects"):
-        try:
-            subjects.append(parse_subject(text))
-        except ValueError as exc:
-            fields.problems.append(ConfigProblem(path=where, reason=f"not a subject: {exc}"))
+    default = ServerTls(cert_file="", key_file="")
+    timeout = fields.number("handshake_timeout_s", default.handshake_timeout_s)
+    interval = fields.number("handshake_alert_interval_s", default.handshake_alert_interval_s)
+    most = fields.integer("handshake_alerts_per_interval", default.handshake_alerts_per_interval)
+    subjects = _subjects(fields, "allowed_client_subjects")
     if subjects and files["client_ca_file"] is None:
         fields.problem("allowed_client_subjects", "needs client_ca_file (certificates to check)")
     fields.finish()
@@ -188,6 +215,9 @@ def _server_tls(fields: Fields) -> ServerTls | None:
         client_ca_file=files["client_ca_file"],
         require_client_cert=require,
         allowed_client_subjects=tuple(subjects),
+        handshake_timeout_s=timeout,
+        handshake_alert_interval_s=interval,
+        handshake_alerts_per_interval=most,
     )
 
 
@@ -225,8 +255,7 @@ def _cors(fields: Fields) -> CorsPolicy:
     return value
 
 
-def _rate_limit(fields: Fields) -> RateLimit:
-    default = RateLimit()
+def _rate_limit(fields: Fields, default: RateLimit) -> RateLimit:
     value = RateLimit(
         requests_per_s=fields.number("requests_per_s", default.requests_per_s),
         burst=fields.integer("burst", default.burst),
@@ -235,3 +264,33 @@ def _rate_limit(fields: Fields) -> RateLimit:
     )
     fields.finish()
     return value
+
+
+def _peer_gateways(fields: Fields, tls: ServerTls | None) -> PeerGateways:
+    subjects = _subjects(fields, "subjects")
+    if subjects and (tls is None or tls.client_ca_file is None):
+        fields.problem("subjects", "needs server.tls.client_ca_file (certificates to check)")
+    elif tls is not None and tls.allowed_client_subjects:
+        for subject in subjects:
+            if subject not in tls.allowed_client_subjects:
+                names = ",".join(f"{k}={v}" for k, v in sorted(subject))
+                fields.problem(
+                    "subjects",
+                    f"{names} is not on server.tls.allowed_client_subjects: it would be refused",
+                )
+    value = PeerGateways(
+        subjects=tuple(subjects),
+        rate_limit=_rate_limit(fields.section("rate_limit"), PEER_RATE_LIMIT),
+    )
+    fields.finish()
+    return value
+
+
+def _subjects(fields: Fields, key: str) -> list[frozenset[tuple[str, str]]]:
+    subjects = []
+    for where, text in fields.strings(key):
+        try:
+            subjects.append(parse_subject(text))
+        except ValueError as exc:
+            fields.problems.append(ConfigProblem(path=where, reason=f"not a subject: {exc}"))
+    return subjects

@@ -39,6 +39,9 @@ class AuditSecurityEvents:
         self._audit = audit
         self._log = LogSecurityEvents()
 
-    def security_alert(self, kind: str, target: str, detail: str) -> None:
-        self._log.security_alert(kind, target, detail)
-        self._audit.security_alert(_KINDS.get(kind, AlertKind.REFUSED_URL), target, detail)
+    def security_alert(
+        self, kind: str, target: str, detail: str, *, performer: str | None = None
+    ) -> None:
+        self._log.security_alert(kind, target, detail, performer=performer)
+        alert = _KINDS.get(kind, AlertKind.REFUSED_URL)
+        self._audit.security_alert(alert, target, detail, performer=performer)

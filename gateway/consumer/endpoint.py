@@ -36,7 +36,7 @@ from gateway.dicomheader import read_identity
 from gateway.errors import GatewayError
 from gateway.exchange import Exchange, Outcome
 from gateway.forward import open_upstream
-from gateway.hardening import MANIFEST_PATH
+from gateway.hardening import MANIFEST_PATH, read_manifest
 from gateway.keys import EXCHANGE, HOLDER
 from gateway.middleware import seal
 from gateway.multipart import (
@@ -70,8 +70,7 @@ async def retrieve_manifest(request: web.Request) -> web.StreamResponse:
     exchange.route_kind = "manifest"
     exchange.resource = ResourceKind.INSTANCES.value
     registry = request.app[HOLDER].registry
-    # The hardening middleware has checked Content-Length against server.limits.
-    body = await request.content.read()
+    body = await read_manifest(request)  # bounded by server.limits, chunked or not
     manifest = read_bytes(body, "the request body").manifest
     hcid = HomeCommunityId(
         request.query.get("homeCommunityId") or registry.identity.home_community_id

@@ -133,7 +133,9 @@ class RecordingEvents:
     def __init__(self) -> None:
         self.alerts: list[tuple[str, str, str]] = []
 
-    def security_alert(self, kind: str, target: str, detail: str) -> None:
+    def security_alert(
+        self, kind: str, target: str, detail: str, *, performer: str | None = None
+    ) -> None:
         self.alerts.append((kind, target, detail))
 
     def kinds(self) -> list[str]:

@@ -241,7 +241,7 @@ REQUEST_CASES = [
     Case(
         "cors-preflight-bad-method",
         403,
-        "cors-origin-refused",
+        "cors-method-refused",
         f"{B}/studies/{STUDY}",
         headers=(
             ("Origin", "https://viewer.example.org"),

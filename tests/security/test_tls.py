@@ -14,59 +14,24 @@ import json
 import re
 import signal
 import ssl
-import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import trustme
-from cryptography import x509
 
 from gateway.tls import peer_subject, server_context
-from peers.gateway import REPO, GatewayProcess, gateway_config
-from peers.net import free_port, wait_http
+from peers.gateway import GatewayProcess, gateway_config
+from peers.net import free_port
 from tests.security.harness import Scripted, fetch, gateway
-
-STUDY = "1.2.826.0.1.3680043.10.99.7"
-
-
-@dataclass
-class Pki:
-    folder: Path
-    server_ca: trustme.CA
-    client_ca: trustme.CA
-
-    def write_ca(self, ca: trustme.CA, name: str) -> str:
-        path = self.folder / f"{name}.pem"
-        ca.cert_pem.write_to_path(str(path))
-        return str(path)
-
-    def leaf(self, ca: trustme.CA, name: str, *identities: str) -> tuple[str, str, str]:
-        """(cert file, key file, RFC 4514 subject) of a new leaf certificate."""
-        leaf = ca.issue_cert(*(identities or ("127.0.0.1",)), common_name=name)
-        cert, key = self.folder / f"{name}.crt", self.folder / f"{name}.key"
-        leaf.cert_chain_pems[0].write_to_path(str(cert))
-        leaf.private_key_pem.write_to_path(str(key))
-        subject = x509.load_pem_x509_certificate(cert.read_bytes()).subject.rfc4514_string()
-        return str(cert), str(key), subject
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return Pki(folder=tmp_path, server_ca=trustme.CA(), client_ca=trustme.CA())
+from tests.security.pki import STUDY, Pki
 
 
 def client_context(pki: Pki, cert: tuple[str, str, str] | None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=pki.write_ca(pki.server_ca, "server-ca"))
-    if cert is not None:
-        context.load_cert_chain(cert[0], cert[1])
-    return context
+    return pki.client_context(cert)
 
 
 async def test_an_untrusted_upstream_certificate_is_refused(pki: Pki) -> None:
@@ -142,30 +107,6 @@ def test_peer_subject_is_rfc4514_most_specific_first() -> None:
     }
     assert peer_subject(peercert) == "CN=gw,O=B,C=FR"
     assert peer_subject({}) is None
-
-
-@pytest.fixture
-def source() -> Iterator[str]:
-    """A fast WADO-RS source in its own process (peers.faults): 3 CT instances of 64 x 64 pixels."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "peers.faults", "--port", str(port), "--side", "64", "--parts", "3"],
-        cwd=REPO,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}/big/"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                wait_http(base + "studies/1.2", timeout_s=0.5)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-        yield base
-    finally:
-        process.terminate()
-        process.wait()
 
 
 def get(url: str) -> tuple[int, bytes]:

@@ -1,0 +1,101 @@
+"""The inbound route table as data: what each kind of route takes (design.md §4).
+
+Three kinds of route, told apart by path alone:
+
+==================  ==========================  =======  ====  ===========================
+route               path                        methods  body  rate, streams, subjects
+==================  ==========================  =======  ====  ===========================
+``xc-wado``         ``{base_path}/…``           GET      no    per client or peer class
+``manifest``        ``/mado/retrieve``          POST     yes   per client or peer class
+``admin``           anything else (``/livez``)  GET      no    not limited
+==================  ==========================  =======  ====  ===========================
+
+The methods are those a browser may be allowed by a CORS preflight (:mod:`gateway.cors`),
+and the request headers a page may send are listed per route: the manifest route also
+accepts ``Content-Type`` (a page POSTs ``application/dicom`` or ``application/fhir+json``).
+The one body there is, a manifest, is bounded by ``server.limits.max_manifest_bytes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ADMIN_ROUTE",
+    "EXPOSED_HEADERS",
+    "MANIFEST_PATH",
+    "MANIFEST_ROUTE",
+    "RETRIEVE_ROUTE",
+    "VIEWER_HEADERS",
+    "RoutePolicy",
+    "route_for",
+]
+
+MANIFEST_PATH = "/mado/retrieve"
+
+VIEWER_HEADERS = (
+    "Authorization",
+    "Accept",
+    "Accept-Language",
+    "Range",
+    "If-Range",
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+    "Cache-Control",
+    "X-Request-ID",
+)
+"""What a viewer page sends with a retrieve request (all the routes accept these)."""
+
+EXPOSED_HEADERS = (
+    "Content-Type",
+    "Content-Length",
+    "Content-Range",
+    "Content-Location",
+    "Accept-Ranges",
+    "ETag",
+    "Last-Modified",
+    "Warning",
+    "Retry-After",
+    "X-Request-ID",
+)
+"""Answer headers a page may read, whatever the route."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoutePolicy:
+    """What one kind of route takes.
+
+    ``methods``: what a preflight may allow (exact, upper case). ``request_headers``: what a
+    page may send (any letter case on the wire). ``takes_body``: a body is read, up to
+    ``server.limits.max_manifest_bytes``, with or without a Content-Length; other routes take
+    none beyond ``server.limits.max_body_bytes`` (and never a chunked one). ``limited``: the
+    client subject check, rate and stream caps apply.
+    """
+
+    name: str
+    methods: tuple[str, ...]
+    request_headers: tuple[str, ...] = VIEWER_HEADERS
+    takes_body: bool = False
+    limited: bool = False
+
+
+RETRIEVE_ROUTE = RoutePolicy(name="xc-wado", methods=("GET",), limited=True)
+MANIFEST_ROUTE = RoutePolicy(
+    name="manifest",
+    methods=("POST",),
+    request_headers=(*VIEWER_HEADERS, "Content-Type"),
+    takes_body=True,
+    limited=True,
+)
+ADMIN_ROUTE = RoutePolicy(name="admin", methods=("GET",))
+
+
+def route_for(path: str, base_path: str) -> RoutePolicy:
+    """The policy of the route that serves ``path`` (the request's decoded path)."""
+    if path.startswith(base_path + "/"):
+        return RETRIEVE_ROUTE
+    if path == MANIFEST_PATH:
+        return MANIFEST_ROUTE
+    return ADMIN_ROUTE
