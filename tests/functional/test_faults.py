@@ -6,13 +6,16 @@ Each test uses real sockets end to end: client → in-process gateway → script
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aiohttp
+import orjson
 import pytest
 
+from gateway.logs import JsonFormatter
 from peers.faults import BOUNDARY, MULTIPART, Fault, FaultUpstream, Framing, Script, multipart_body
 from peers.net import free_port
-from tests.functional.inprocess import Running, running_gateway
+from tests.functional.inprocess import STUDY, Running, running_gateway
 from tests.functional.received import Received, receive
 
 DEAD = f"http://127.0.0.1:{free_port()}/"  # nothing listens here
@@ -398,3 +401,79 @@ async def test_a_304_that_announces_a_body_does_not_poison_the_pooled_connection
     # The 304's connection was not reused: the second request had one of its own.
     assert (second.status, second.body) == (304, b"")
     assert (up.connections, up.connections_reused) == (2, 0)
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    """The WARNING-or-above records of the gateway, as the JSON lines it would write."""
+    formatter = JsonFormatter()
+    return [
+        orjson.loads(formatter.format(record))
+        for record in caplog.records
+        if record.levelno >= logging.WARNING and record.name.startswith("mado_gateway")
+    ]
+
+
+def assert_nothing_private(lines: list[dict[str, object]]) -> None:
+    text = orjson.dumps(lines).decode()
+    assert STUDY not in text  # no UID: a base URL is what comes before the study path
+    assert "?" not in text
+    assert "@" not in text
+
+
+async def test_a_failover_is_a_warning_naming_the_base_url_that_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    dead = DEAD + "dicom-web/"
+    async with FaultUpstream() as up, running_gateway({"ok": [dead, up.base_url + "ok/"]}) as gw:
+        status, _, _ = await fetch(gw.url("ok", query="includefield=00100010"))
+    assert status == 200
+    lines = warnings_of(caplog)
+    assert [line["msg"] for line in lines] == ["upstream failed; failing over to the next base URL"]
+    assert lines[0]["upstream"] == "ok"
+    assert lines[0]["base_url"] == dead
+    assert lines[0]["failover_to"] == up.base_url + "ok/"
+    assert lines[0]["reason"] == "connect"
+    assert_nothing_private(lines)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reason"),
+    [("status/500/", "status"), ("status/503/", "status"), ("reset/", "truncated")],
+)
+async def test_upstream_failures_and_aborts_are_warnings_with_the_base_url(
+    caplog: pytest.LogCaptureFixture, scenario: str, reason: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with FaultUpstream() as up, running_gateway({"up": [up.base_url + scenario]}) as gw:
+        await receive(gw.url("up"), deadline_s=5)
+    lines = warnings_of(caplog)
+    assert lines, "no warning for an upstream failure"
+    assert all(line["upstream"] == "up" for line in lines)
+    assert all(line["base_url"] == up.base_url + scenario for line in lines)
+    assert lines[-1]["reason"] == reason
+    assert_nothing_private(lines)
+
+
+async def test_all_base_urls_failing_is_one_warning_per_base_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    other = f"http://127.0.0.1:{free_port()}/second/"
+    async with running_gateway({"dead": [DEAD, other]}) as gw:
+        assert (await fetch(gw.url("dead")))[0] == 502
+    lines = warnings_of(caplog)
+    assert [(line["base_url"], line["failover_to"]) for line in lines] == [
+        (DEAD, other),
+        (other, None),
+    ]
+
+
+async def test_a_4xx_answer_is_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with (
+        FaultUpstream() as up,
+        running_gateway({"status": [up.base_url + "status/404/"]}) as gw,
+    ):
+        assert (await fetch(gw.url("status")))[0] == 404
+    assert warnings_of(caplog) == []

@@ -106,3 +106,13 @@ async def test_only_relayable_upstream_statuses_reach_the_client(tmp_path: Path)
             )
     found = [p for p in problems if p is not None]
     assert not found, f"{len(found)} wrong answers, e.g.:\n" + "\n".join(found[::20])
+    # Each failure is a WARNING line of A's, naming the upstream and its base URL, no UID.
+    lines = [orjson.loads(line) for line in a.log().splitlines() if line.startswith("{")]
+    failures = [
+        line for line in lines if line["level"] == "warning" and line["logger"].endswith("forward")
+    ]
+    final = {c for c in codes if expected_status(c) in (502, 503) and not 100 <= c < 200}
+    assert {line["upstream_status"] for line in failures} >= final | {101}
+    for line in failures:
+        assert (line["upstream"], line["base_url"]) == ("ids-a", up.base_url + "scripted/")
+        assert uid(0).rsplit(".", 1)[0] not in orjson.dumps(line).decode()
