@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import aiohttp
 
@@ -61,9 +62,10 @@ class IdleWatchdog:
     Contract with the copy loop: it sets :attr:`since` to :data:`BUSY` while it writes to the
     client (time the upstream is not being waited for) and to ``clock()`` when it turns to
     the upstream again. One timer per stream, re-armed only when it fires — at
-    ``since + idle_s`` — so the loop pays one clock read and two stores per block. On expiry
-    the reader gets :class:`UpstreamIdle`, which wakes it whatever state the HTTP parser is
-    in. :meth:`cancel` when the copy is over.
+    ``since + idle_s`` — so the loop pays one clock read and two stores per block, well
+    under a microsecond. On expiry the reader gets :class:`UpstreamIdle`, which wakes it
+    whatever state the HTTP parser is in; the stream then ends at most ``idle_s`` after
+    the relay last turned to the upstream. :meth:`cancel` when the copy is over.
     """
 
     __slots__ = ("_content", "_handle", "_idle_s", "_loop", "clock", "since")
@@ -74,15 +76,15 @@ class IdleWatchdog:
         self._loop = asyncio.get_running_loop()
         self._content = content
         self._idle_s = idle_s
-        self.clock = self._loop.time
+        self.clock = time.monotonic  # a C call: the cheapest clock there is, per block
         self.since = self.clock()
-        self._handle = self._loop.call_at(self.since + idle_s, self._check)
+        self._handle = self._loop.call_later(idle_s, self._check)
 
     def _check(self) -> None:
         now = self.clock()
         due = self.since + self._idle_s
         if due > now:  # the upstream delivered since (or the client is being written to)
-            self._handle = self._loop.call_at(min(due, now + self._idle_s), self._check)
+            self._handle = self._loop.call_later(min(due - now, self._idle_s), self._check)
             return
         self._content.set_exception(UpstreamIdle(f"no data from the upstream for {self._idle_s} s"))
 

@@ -6,8 +6,8 @@ picks a scenario (the first segment after the base path); the server writes raw 
 socket so that framing, resets and stalls are exactly as scripted. It also counts accepted
 connections and request paths, so a test can prove that an upstream saw nothing.
 
-The ``scripted`` scenario plays a :class:`Script` chosen by the last path segment (a test
-registers ``up.scripts[uid] = Script(...)`` and asks for ``…/scripted/studies/{uid}``): any
+The ``scripted`` scenario plays a :class:`Script` chosen by a path segment (a test registers
+``up.scripts[uid] = Script(...)`` and asks for ``…/scripted/studies/{uid}/…``): any
 status line, any framing (Content-Length, chunked, close-delimited) and a fault at any
 offset of the body (reset, clean close, stall, malformed chunk size, early last chunk).
 """
@@ -84,13 +84,13 @@ class Script:
     def head(self) -> bytes:
         if self.head_bytes is not None:
             return self.head_bytes
-        headers = dict(self.headers)
+        # Connection: close whatever the framing: the connection serves this one script (a
+        # fault after a complete message must not meet the next request on it).
+        headers = {**self.headers, "Connection": "close"}
         if self.framing == "length":
             headers["Content-Length"] = str(len(self.body))
         elif self.framing == "chunked":
             headers["Transfer-Encoding"] = "chunked"
-        else:
-            headers["Connection"] = "close"
         return _head(self.status, headers)
 
 
@@ -159,7 +159,8 @@ class FaultUpstream:
                 writer.close()
 
     async def _scripted(self, writer: asyncio.StreamWriter, path: str) -> None:
-        script = self.scripts[path.rstrip("/").rsplit("/", 1)[-1]]
+        segments = path.partition("?")[0].split("/")
+        script = self.scripts[next(s for s in reversed(segments) if s in self.scripts)]
         body = script.body
         end = len(body) if script.offset is None else min(script.offset, len(body))
         writer.write(script.head())
