@@ -477,3 +477,55 @@ async def test_a_4xx_answer_is_no_warning(caplog: pytest.LogCaptureFixture) -> N
     ):
         assert (await fetch(gw.url("status")))[0] == 404
     assert warnings_of(caplog) == []
+
+
+@pytest.mark.parametrize("status", ["101 Switching Protocols", "300 Multiple Choices", "999 Odd"])
+async def test_a_redirect_hop_that_answers_an_odd_status_is_a_502(status: str) -> None:
+    async with FaultUpstream() as up:
+        base = up.base_url + "scripted/"
+        target = base + f"studies/{uid(21)}"
+        up.scripts[uid(20)] = Script(status="302 Found", headers={"Location": target})
+        up.scripts[uid(21)] = Script(
+            status=status, headers={"Content-Type": "application/json", "Upgrade": "h2c"}
+        )
+        upstream = {
+            "protocol": "wado-rs",
+            "base_urls": [base],
+            "timeouts": {"connect_s": 1, "read_idle_s": 1},
+            "redirects": {"allow_http": True},
+        }
+        async with running_gateway(
+            {"scripted": [base]}, extra={"upstreams": {"scripted": upstream}}
+        ) as gw:
+            got = await receive(gw.url("scripted", f"studies/{uid(20)}"), deadline_s=5)
+            assert (
+                gw.metric("mado_gateway_redirects_total", upstream="scripted", outcome="followed")
+                == 1
+            )
+    assert up.paths[-1].endswith(uid(21))  # the hop was followed
+    assert (got.status, got.content_type) == (502, "application/problem+json")
+    assert b"upstream-status" in got.body
+    assert (
+        status.split(maxsplit=1)[0].encode() in got.body
+    )  # named in the detail, never as the status
+
+
+async def test_an_interim_103_is_read_past_and_only_the_final_answer_is_relayed() -> None:
+    jpeg = b"\xff\xd8" + bytes(500) + b"\xff\xd9"
+    head = (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </hint>; rel=preload\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(jpeg)
+    )
+    async with (
+        FaultUpstream() as up,
+        running_gateway({"scripted": [up.base_url + "scripted/"]}, read_idle_s=IDLE_S) as gw,
+    ):
+        up.scripts[uid(30)] = Script(head_bytes=head, body=jpeg)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(gw.url("scripted", f"studies/{uid(30)}/rendered")) as answer,
+        ):
+            body = await answer.read()
+            assert (answer.status, body) == (200, jpeg)
+            assert "Link" not in answer.headers
