@@ -97,7 +97,7 @@ async def open_upstream(
     resource: ResourceKind,
     pool: UpstreamPool | None = None,
 ) -> AsyncIterator[tuple[str, aiohttp.ClientResponse]]:
-    """The first 2xx answer along ``route``, as ``(base_url, answer)``; the attempt phase.
+    """The first relayable answer along ``route``, as ``(base_url, answer)``: the attempt phase.
 
     Base URLs are tried in order; redirects are followed under the upstream's redirect
     policy and every outbound address is checked (:mod:`gateway.redirects`). Raises the

@@ -100,7 +100,7 @@ async def stream_answer(
         _abort(request, exchange, "truncated", base, "no close delimiter at the end")
         return response
     if close_delimited(answer) and not ended_in_order(answer):
-        _abort(request, exchange, "truncated", base, "connection reset")
+        _abort(request, exchange, "truncated", base, "connection not closed in order")
         return response
     # Complete: record it (audit journal included) before the terminating chunk tells the
     # client so. The answer is always chunked for this reason (see above).
