@@ -60,6 +60,7 @@ __all__ = [
     "RedirectNotFollowed",
     "TooManyStreams",
     "UriTooLong",
+    "UpstreamProtocol",
     "UpstreamStatus",
     "UpstreamTimeout",
     "UpstreamUnavailable",
@@ -97,7 +98,8 @@ class UpstreamTimeout(GatewayError):
 
 
 class UpstreamStatus(GatewayError):
-    """The upstream answered an error status; relayed as is for 4xx and 503, as 502 otherwise."""
+    """The upstream answered a status that is not relayed: the client sees a 4xx or 503 as is,
+    any other status (5xx, 1xx, a 3xx not followed, anything outside 100-599) as 502."""
 
     slug = "upstream-status"
 
@@ -105,9 +107,24 @@ class UpstreamStatus(GatewayError):
         self.upstream = upstream
         self.upstream_status = upstream_status
         self.warnings = warnings
-        self.status = upstream_status if upstream_status < 500 or upstream_status == 503 else 502
+        self.status = (
+            upstream_status if 400 <= upstream_status < 500 or upstream_status == 503 else 502
+        )
         phrase = _phrase(upstream_status)
         super().__init__(f"upstream {upstream} answered {upstream_status} {phrase}")
+
+
+class UpstreamProtocol(GatewayError):
+    """An answer that cannot be relayed as HTTP says it must be read: a malformed head, or a
+    multipart answer whose boundary is missing or not one RFC 2046 allows."""
+
+    status = 502
+    slug = "upstream-protocol"
+
+    def __init__(self, upstream: str, what: str) -> None:
+        self.upstream = upstream
+        self.reason = "protocol"
+        super().__init__(f"upstream {upstream} answered {what}")
 
 
 class RedirectNotFollowed(GatewayError):

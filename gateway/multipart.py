@@ -1,20 +1,29 @@
-"""A streaming multipart/related splitter, for the places that must re-frame or store parts.
+"""Multipart framing (RFC 2046 §5.1.1): the boundary, the close check, and a splitter.
 
-The pass-through path never uses this (it relays bytes as they are); the MADO consumer
-helper does, to write each instance to its own file and to merge several DICOMweb answers
-into one multipart response. Parts are delivered in pieces as they arrive — headers once,
-then body bytes — so memory stays bounded by the chunk size plus one delimiter, however large
-a part is. RFC 2046 §5.1.1: parts are separated by CRLF ``--boundary``; the first delimiter
-may open the body; ``--boundary--`` closes it; preamble and epilogue are ignored.
+* :func:`boundary_of` reads the ``boundary`` parameter of a Content-Type and refuses one that
+  RFC 2046 does not allow (missing, repeated, empty, longer than 70 characters, a character
+  outside ``bchars``, a trailing space): without a boundary there is no way to tell a
+  complete multipart body from a cut one.
+* :class:`CloseCheck` tells from the last bytes of a body alone whether it ended with its
+  close delimiter — CRLF ``--boundary--``, then only transport padding and, after a CRLF, an
+  epilogue of at most :data:`EPILOGUE_ALLOWANCE` bytes. The one delimiter without a CRLF
+  before it is the one that opens the body. The relay keeps only that tail.
+* :class:`MultipartSplitter` delivers parts in pieces as they arrive — headers once, then
+  body bytes — so memory stays bounded by the chunk size plus one delimiter, however large a
+  part is. The pass-through path never uses it (it relays bytes as they are); the MADO
+  consumer does, to store each instance or to re-frame several answers into one.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = [
+    "EPILOGUE_ALLOWANCE",
+    "CloseCheck",
     "MultipartError",
     "PartBytes",
     "PartEnd",
@@ -24,6 +33,17 @@ __all__ = [
 ]
 
 _MAX_HEADER_BYTES = 16 * 1024
+EPILOGUE_ALLOWANCE = 256
+"""Bytes after the close delimiter (padding, CRLF, epilogue) a complete body may have."""
+
+_MAX_BOUNDARY = 70
+_BCHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ")
+# A parameter: name = token or quoted-string. Unquoted values are read leniently (servers
+# write type=application/dicom); the boundary's own characters are checked after.
+_PARAMETER = re.compile(
+    r'[ \t]*;[ \t]*(?:([^\s;="]+)[ \t]*=[ \t]*(?:"((?:[^"\\\r\n]|\\[^\r\n])*)"|([^\s;"]*))[ \t]*)?'
+)
+_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 class MultipartError(ValueError):
@@ -56,12 +76,71 @@ class _State(enum.Enum):
 
 
 def boundary_of(content_type: str) -> str:
-    """The ``boundary`` parameter; :class:`MultipartError` when there is none."""
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "boundary" and value.strip().strip('"'):
-            return value.strip().strip('"')
-    raise MultipartError("multipart answer without a boundary parameter")
+    """The ``boundary`` parameter of a multipart Content-Type (RFC 2046 §5.1.1, RFC 2045 §5.1).
+
+    Raises :class:`MultipartError` when the parameters cannot be read, or when the boundary
+    is missing, given twice, empty, longer than 70 characters, has a character outside
+    ``bchars`` or ends in a space.
+    """
+    boundaries = [value for name, value in _parameters(content_type) if name == "boundary"]
+    if not boundaries:
+        raise MultipartError("multipart answer without a boundary parameter")
+    if len(boundaries) > 1:
+        raise MultipartError("multipart answer with more than one boundary parameter")
+    boundary = boundaries[0]
+    if not 0 < len(boundary) <= _MAX_BOUNDARY:
+        raise MultipartError("multipart boundary empty or longer than 70 characters")
+    if not _BCHARS.issuperset(boundary) or boundary.endswith(" "):
+        raise MultipartError("multipart boundary with a character RFC 2046 does not allow")
+    return boundary
+
+
+def _parameters(content_type: str) -> list[tuple[str, str]]:
+    """``(lower-case name, value)`` of each parameter, quoted strings unquoted."""
+    position = content_type.find(";")
+    if position < 0:
+        return []
+    parameters = []
+    while position < len(content_type):
+        match = _PARAMETER.match(content_type, position)
+        if match is None or match.end() == position:
+            raise MultipartError("multipart answer with unreadable Content-Type parameters")
+        name, quoted, token = match.groups()
+        if name is not None:
+            value = token if quoted is None else _QUOTED_PAIR.sub(r"\1", quoted)
+            parameters.append((name.lower(), value))
+        position = match.end()
+    return parameters
+
+
+class CloseCheck:
+    """Whether a multipart body ended with its close delimiter, judged from its tail alone.
+
+    The reader keeps ``tail``: it starts as :data:`START` (a virtual CRLF: the body may open
+    with its first delimiter) and after each block becomes the last :attr:`window` bytes of
+    ``tail + block`` (:meth:`keep`). :meth:`complete` is exact for a body whose epilogue
+    (padding, CRLF and text after the close delimiter) is at most
+    :data:`EPILOGUE_ALLOWANCE` bytes: true for every complete body, false for every body cut
+    before the end of its close delimiter — in a part whose data reads ``--boundary--``
+    without a CRLF before it too.
+    """
+
+    __slots__ = ("_pattern", "window")
+
+    START = b"\r\n"
+
+    def __init__(self, boundary: str) -> None:
+        close = b"\r\n--" + boundary.encode("latin-1") + b"--"
+        self.window = len(close) + EPILOGUE_ALLOWANCE
+        self._pattern = re.compile(re.escape(close) + rb"[ \t]*(?:\r\n[\s\S]*)?\Z")
+
+    def keep(self, tail: bytes, block: bytes) -> bytes:
+        """The tail after ``block`` (the relay inlines this expression in its loops)."""
+        window = self.window
+        return block if len(block) >= window else (tail + block)[-window:]
+
+    def complete(self, tail: bytes) -> bool:
+        return self._pattern.search(tail) is not None
 
 
 class MultipartSplitter:

@@ -15,6 +15,9 @@ Client settings common to all sessions, and why:
 * no total timeout — a stream is bounded by idle-read and connect timeouts only.
 * ``read_bufsize`` — the upstream socket is paused when this much is buffered and unread,
   which is how a slow consumer slows the upstream down instead of growing memory.
+* ``response_class=UpstreamAnswer`` — each answer keeps its connection's protocol, so how a
+  close-delimited body ended can be told afterwards (:mod:`gateway.bodyend`), and a
+  connection that carried an answer without a body (1xx, 204, 304) is never reused.
 """
 
 from __future__ import annotations
@@ -25,18 +28,53 @@ import dataclasses
 import logging
 import ssl
 from collections.abc import Iterable, Iterator
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
 from gateway.addresses import PolicyResolver
 from gateway.tls import client_context
-from routing.model import TlsProfile, Upstream
+from routing.model import TlsProfile, Upstream, origin_of
 
-__all__ = ["UpstreamPool", "tls_context"]
+__all__ = ["UpstreamAnswer", "UpstreamPool", "loggable_base", "tls_context"]
 
 USER_AGENT = "mado-gateway"
 log = logging.getLogger("mado_gateway.upstream")
 tls_context = client_context  # the name this module exported first
+
+
+class UpstreamAnswer(aiohttp.ClientResponse):
+    """An upstream answer that keeps the protocol of its connection (``upstream_protocol``).
+
+    aiohttp hands the connection back (and forgets it) as soon as a body has ended; the
+    protocol object outlives that and still says how the connection ended.
+
+    An answer that has no body by its status (1xx, 204, 304) closes its connection instead:
+    it may still have announced one (a ``Content-Length`` on a 304 is even legitimate), and
+    any bytes that follow would be read as the answer to the next request sent on that
+    connection.
+    """
+
+    upstream_protocol: ResponseHandler | None = None
+
+    async def start(self, connection: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
+        protocol = self.upstream_protocol = connection.protocol
+        answer = await super().start(connection)
+        # aiohttp has already pooled the connection of a body-less answer; with no await
+        # since, nobody can have taken it, and a closed one is never handed out.
+        if protocol is not None and (self.status < 200 or self.status in (204, 304)):
+            protocol.close()
+        return answer
+
+
+def loggable_base(url: str) -> str:
+    """``scheme://host:port/base/path/`` of a base URL, for logs: never credentials, a query or
+    a fragment (a base URL carries no study path; it is what comes before one)."""
+    try:
+        return origin_of(url) + urlsplit(url).path
+    except ValueError:
+        return "(unreadable URL)"
 
 
 def _session_key(upstream: Upstream) -> Upstream:
@@ -138,6 +176,7 @@ class UpstreamPool:
             read_bufsize=self._read_bufsize,
             headers={"User-Agent": USER_AGENT},
             raise_for_status=False,
+            response_class=UpstreamAnswer,
         )
 
     def _close_soon(self, session: aiohttp.ClientSession) -> None:

@@ -1,0 +1,214 @@
+"""The stream phase of a relay: an upstream answer to the client, block by block, ended only
+when the upstream's body really ended.
+
+* Status, end-to-end headers, then the body chunk by chunk as it arrives, always with chunked
+  transfer encoding. The exchange is recorded (audit journal included) before the
+  terminating chunk, so no client ever holds a complete answer whose record could still be
+  lost. Each write waits until the client's socket has room (backpressure), and the upstream
+  socket is paused while our read buffer is full, so memory per stream stays bounded
+  whatever the size of the study and the speed of the client.
+* Once the response has started, an upstream failure aborts the client's connection (no
+  terminating chunk) and marks the exchange ``aborted``: a truncated body never ends like a
+  complete one. Failures are: a body shorter than its Content-Length or without its last
+  chunk (aiohttp's parser says so); a close-delimited body whose connection was not closed
+  in order, e.g. reset (:func:`~gateway.bodyend.ended_in_order`); a multipart body that
+  does not end with its close delimiter (:class:`~gateway.multipart.CloseCheck`);
+  ``read_idle_s`` spent waiting for the upstream (:class:`~gateway.bodyend.IdleWatchdog`,
+  whatever state aiohttp's parser is in). Each is logged at WARNING with the upstream's name
+  and base URL; a client that went away, at INFO.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from gateway.bodyend import IdleWatchdog, close_delimited, ended_in_order
+from gateway.exchange import Exchange, Outcome
+from gateway.headers import response_headers
+from gateway.middleware import seal
+from gateway.multipart import CloseCheck, boundary_of
+from gateway.partscan import PartScanner
+from gateway.rewrite import PrefixRewriter
+from gateway.upstream import loggable_base
+
+__all__ = ["stream_answer"]
+
+log = logging.getLogger("mado_gateway.forward")
+
+
+async def stream_answer(
+    request: web.Request,
+    answer: aiohttp.ClientResponse,
+    exchange: Exchange,
+    rewriter: PrefixRewriter | None,
+    *,
+    base: str,
+    idle_s: float,
+) -> web.StreamResponse:
+    """Relay ``answer`` (a 2xx or 304 that :func:`~gateway.forward.open_upstream` accepted).
+
+    ``base`` is the base URL it came from (for logs); ``idle_s`` the upstream's
+    ``read_idle_s``. Returns the response, prepared: complete, or aborted without its
+    terminating chunk — see the module docstring.
+    """
+    # Always chunked, never the upstream's Content-Length: only the terminating chunk then
+    # says "complete", and it is written after the exchange is in the audit journal, so a
+    # gateway killed at that moment can never have delivered an unrecorded answer.
+    response = web.StreamResponse(status=answer.status, headers=response_headers(answer.headers))
+    response.enable_chunked_encoding()
+    check = scanner = None
+    content_type = answer.headers.get("Content-Type", "")
+    if content_type.lstrip().lower().startswith("multipart/"):
+        boundary = boundary_of(content_type)  # open_upstream refused an answer without one
+        check = CloseCheck(boundary)
+        if rewriter is None and _carries_dicom(content_type):
+            scanner = PartScanner(boundary, exchange.instances.append)
+    await response.prepare(request)
+    exchange.status = answer.status
+    exchange.mark_first_byte()
+
+    progress = _Progress()
+    watch = IdleWatchdog(answer.content, idle_s)
+    try:
+        await _copy(
+            answer.content,
+            response.write,
+            progress,
+            rewriter,
+            scanner=scanner,
+            watch=watch,
+            check=check,
+        )
+    except ConnectionResetError:  # first: aiohttp's write error is also a ClientError
+        _abort(request, exchange, "client", base)
+        return response
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        reason = "stalled" if isinstance(exc, TimeoutError) else "truncated"
+        _abort(request, exchange, reason, base)
+        return response
+    finally:
+        watch.cancel()
+        exchange.bytes_sent = progress.sent
+        if scanner is not None:
+            scanner.close()
+    if check is not None and not check.complete(progress.tail):
+        _abort(request, exchange, "truncated", base, "no close delimiter at the end")
+        return response
+    if close_delimited(answer) and not ended_in_order(answer):
+        _abort(request, exchange, "truncated", base, "connection not closed in order")
+        return response
+    # Complete: record it (audit journal included) before the terminating chunk tells the
+    # client so. The answer is always chunked for this reason (see above).
+    exchange.outcome = Outcome.COMPLETE
+    seal(request, exchange)
+    with contextlib.suppress(ConnectionResetError):  # the client left before the last chunk
+        await response.write_eof()
+    return response
+
+
+class _Progress:
+    """What :func:`_copy` has done so far, readable after it raised."""
+
+    __slots__ = ("sent", "tail")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.tail = CloseCheck.START  # the body's last bytes, for the close-delimiter check
+
+
+async def _copy(
+    content: aiohttp.StreamReader,
+    write: Callable[[bytes], Awaitable[None]],
+    progress: _Progress,
+    rewriter: PrefixRewriter | None,
+    *,
+    scanner: PartScanner | None,
+    watch: IdleWatchdog,
+    check: CloseCheck | None,
+) -> None:
+    """Copy the upstream body to the client until its end; errors propagate.
+
+    The hot loops: one ``readany()`` and one ``write()`` per buffered block (each write waits
+    for the client's socket: backpressure), no copies and no other per-block work beyond what
+    the variant needs, plus what ends a body exactly: the tail kept for ``check``
+    (``CloseCheck.keep`` inlined: a reference unless the block is shorter than the window)
+    and the idle watchdog's clock (``since``: BUSY while writing, the time once done).
+    """
+    sent = 0
+    tail = CloseCheck.START
+    window = 0 if check is None else check.window
+    busy, clock = IdleWatchdog.BUSY, watch.clock
+    try:
+        if rewriter is not None:  # metadata: URLs rewritten on the fly
+            while chunk := await content.readany():
+                watch.since = busy
+                out = rewriter.feed(chunk)
+                await write(out)
+                sent += len(out)
+                tail = chunk if len(chunk) >= window else (tail + chunk)[-window:]
+                watch.since = clock()
+            out = rewriter.flush()
+            await write(out)
+            sent += len(out)
+        elif scanner is not None:  # DICOM instances: note who and what each part is about
+            feed = scanner.feed
+            while chunk := await content.readany():
+                watch.since = busy
+                await write(chunk)
+                sent += len(chunk)
+                feed(chunk)
+                tail = chunk if len(chunk) >= window else (tail + chunk)[-window:]
+                watch.since = clock()
+        else:
+            while chunk := await content.readany():
+                watch.since = busy
+                await write(chunk)
+                sent += len(chunk)
+                tail = chunk if len(chunk) >= window else (tail + chunk)[-window:]
+                watch.since = clock()
+    finally:
+        progress.sent, progress.tail = sent, tail
+
+
+def _carries_dicom(content_type: str) -> bool:
+    """multipart/related with ``type="application/dicom"`` (PS3.18 §8.7.3.5)."""
+    content_type = content_type.lower().replace(" ", "")
+    return (
+        'type="application/dicom"' in content_type
+        or "type=application/dicom;" in content_type + ";"
+    )
+
+
+def _abort(
+    request: web.Request, exchange: Exchange, reason: str, base: str, why: str | None = None
+) -> None:
+    """Cut the client connection without the terminating chunk, so truncation is visible.
+
+    The handler then returns the prepared response; aiohttp's final ``write_eof`` meets a
+    closed transport and writes nothing. An abort the upstream caused is logged at WARNING.
+    """
+    exchange.outcome = Outcome.ABORTED
+    exchange.error = reason
+    if reason != "client":
+        exchange.attempt_results.append(reason)
+    log.log(
+        logging.INFO if reason == "client" else logging.WARNING,
+        "stream aborted: the client went away"
+        if reason == "client"
+        else "stream aborted: the upstream's body did not end complete",
+        extra={
+            "upstream": exchange.upstream,
+            "base_url": loggable_base(base),
+            "reason": reason,
+            "detail": why,
+            "bytes": exchange.bytes_sent,
+        },
+    )
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
