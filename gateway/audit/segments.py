@@ -82,17 +82,15 @@ class JournalReader:
                 offset = segment_end
                 continue
             fd = self._open(start)
-            header = os.pread(fd, HEADER.size, offset - start)
-            if len(header) < HEADER.size:
-                raise JournalCorrupt(f"truncated record header at {offset}")
-            length, crc = HEADER.unpack(header)
-            payload = os.pread(fd, length, offset - start + HEADER.size)
-            if len(payload) != length or zlib.crc32(payload) != crc:
-                raise JournalCorrupt(f"damaged record at {offset}")
-            record_end = offset + HEADER.size + length
-            out.append(Record(offset, record_end, payload))
-            total += length
-            offset = record_end
+            # One pread for as many records as the batch may hold, not two per record.
+            want = min(segment_end - offset, max(max_bytes - total, 0) + HEADER.size)
+            window = os.pread(fd, want, offset - start)
+            taken = _split(window, offset, out, max_records)
+            if not taken:  # the next record is larger than the window: read it alone
+                out.append(_single(fd, start, offset))
+                taken = out[-1].end - offset
+            total += taken
+            offset += taken
         return out
 
     def _open(self, start: int) -> int:
@@ -104,6 +102,34 @@ class JournalReader:
                 raise JournalCorrupt(f"journal segment {start} is gone") from None
             self._fds[start] = fd
         return fd
+
+
+def _split(window: bytes, base: int, out: list[Record], max_records: int) -> int:
+    """Append the whole records at the start of ``window`` (read at offset ``base``) to
+    ``out``, up to ``max_records`` in all; returns how many bytes they took."""
+    position = 0
+    while position + HEADER.size <= len(window) and len(out) < max_records:
+        length, crc = HEADER.unpack_from(window, position)
+        stop = position + HEADER.size + length
+        if stop > len(window):
+            break
+        payload = window[position + HEADER.size : stop]
+        if zlib.crc32(payload) != crc:
+            raise JournalCorrupt(f"damaged record at {base + position}")
+        out.append(Record(base + position, base + stop, payload))
+        position = stop
+    return position
+
+
+def _single(fd: int, start: int, offset: int) -> Record:
+    header = os.pread(fd, HEADER.size, offset - start)
+    if len(header) < HEADER.size:
+        raise JournalCorrupt(f"truncated record header at {offset}")
+    length, crc = HEADER.unpack(header)
+    payload = os.pread(fd, length, offset - start + HEADER.size)
+    if len(payload) != length or zlib.crc32(payload) != crc:
+        raise JournalCorrupt(f"damaged record at {offset}")
+    return Record(offset, offset + HEADER.size + length, payload)
 
 
 def _close(fd: int) -> None:

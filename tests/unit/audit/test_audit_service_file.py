@@ -234,7 +234,7 @@ async def test_appends_never_wait_for_a_disk_flush(
     real = os.fdatasync
 
     def slow_disk(fd: int) -> None:
-        time.sleep(0.3)
+        time.sleep(1.0)
         real(fd)
 
     monkeypatch.setattr(os, "fdatasync", slow_disk)
@@ -246,16 +246,19 @@ async def test_appends_never_wait_for_a_disk_flush(
         before = time.perf_counter()
         service.observe(relayed(f"1.2.3.{n}"))
         slowest = max(slowest, time.perf_counter() - before)
-        if n % 50 == 0:
-            await asyncio.sleep(0.05)  # let the group-commit thread run into its slow flush
+        if n % 40 == 0:
+            await asyncio.sleep(0.15)  # let the group-commit thread run into its slow flush
     elapsed = time.perf_counter() - started
     syncs = registry.get_sample_value("mado_gateway_audit_journal_syncs_total")
     await service.stop()
     assert syncs is not None
     assert syncs >= 1  # flushes did happen meanwhile, in their own thread ...
-    assert slowest < 0.1  # ... and no append waited for one
+    assert slowest < 0.5  # ... and no append waited for one (a GC pause may take 0.1 s)
     assert syncs < 400 / 10  # group commit: far fewer flushes than appends
-    print(f"\n400 appends in {elapsed:.2f}s with a 0.3s fdatasync: {syncs:.0f} flushes")
+    print(
+        f"\n400 appends in {elapsed:.2f}s with a 1s fdatasync: {syncs:.0f} flushes, "
+        f"slowest append {slowest * 1e3:.1f} ms"
+    )
 
 
 async def test_journal_write_failure_makes_it_not_ready_and_never_raises(
