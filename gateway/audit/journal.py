@@ -277,6 +277,9 @@ class Journal:
                     os.fdatasync(fd)
                 except OSError as exc:
                     failure = failure or exc
+                    if fd not in retired:  # try again next time
+                        with self._lock:
+                            self._dirty.add(fd)
             for name, offset in moved.items():
                 try:
                     self._files.store(name, offset)

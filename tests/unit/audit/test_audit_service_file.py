@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.audit.errors import JournalError, RecordError
 from gateway.audit.messages import AlertKind, instances_transferred
-from gateway.audit.record import AuditRecord, decode
+from gateway.audit.record import AuditRecord, decode, encode
 from gateway.audit.render import render
 from gateway.audit.service import AuditService
 from gateway.audit.settings import AuditSettings, parse_audit_settings
@@ -285,3 +285,32 @@ async def test_journal_write_failure_makes_it_not_ready_and_never_raises(
     service.observe(relayed("1.2.3.10"))
     assert service.ready() is None
     await service.stop()
+
+
+async def test_a_record_that_cannot_be_decoded_is_skipped_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = [
+        encode(
+            AuditRecord(
+                event="instances-transferred",
+                recorded_at=datetime.now(UTC),
+                process_id=7,
+                request_id=f"r{n}",
+                message=instances_transferred(relayed(f"1.2.3.{n}"), IDENTITY)[0],
+            )
+        )
+        for n in range(2)
+    ]
+    damaged = b'{"v":1,"event":"instances-transferred","message":[]}'  # a known version, broken
+    legacy_journal(tmp_path / "journal", [good[0], damaged, good[1]], committed=0)
+    registry = CollectorRegistry()
+    service = AuditService(file_destinations(tmp_path, "a"), IDENTITY, registry=registry)
+    with caplog.at_level(logging.ERROR, logger="mado_gateway.audit"):
+        await service.start()
+        await service.stop()
+    assert events_in(tmp_path / "a" / "a.log") == ["110104", "110104", "110100", "110100"]
+    skipped = "mado_gateway_audit_skipped_total"
+    assert registry.get_sample_value(skipped, {"destination": "a", "reason": "undecodable"}) == 1
+    assert "audit record skipped" in caplog.text
+    assert service.journal.cursor("a") == service.journal.end  # it did not stop the destination
