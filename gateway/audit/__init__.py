@@ -1,29 +1,38 @@
-"""ATNA audit: DICOM PS3.15 A.5 messages, journalled on disk, sent to an Audit Record
-Repository over RFC 5424 syslog (RFC 5425 TLS, RFC 5426 UDP) or written to a local file.
+"""ATNA audit: DICOM PS3.15 A.5 messages, journalled on disk as neutral records, rendered and
+sent by each destination from its own cursor: an Audit Record Repository over RFC 5424 syslog
+(RFC 5425 TLS, RFC 5426 UDP) or a local file.
 
 Modules, one concept each::
 
-    codes       coded values (PS3.16 CIDs 400 to 404, RFC 3881, IHE transactions)
-    model       an audit message as frozen values (PS3.15 A.5.1 structure)
-    messages    pure builders: Instances Transferred, Application Activity, Security Alert
-    render      model → XML bytes
-    syslog      RFC 5424 message and RFC 5425 octet-counting frame
-    journal     the append-only on-disk journal with its committed offset and cap
-    transports  TLS, UDP and file transports
-    sender      the asyncio task that drains the journal, at least once
-    metrics     mado_gateway_audit_* metrics
-    settings    the ``audit`` configuration section
-    service     AuditService: the exchange sink and the lifecycle the gateway wires in
+    codes        coded values (PS3.16 CIDs 400 to 404, RFC 3881, IHE transactions)
+    model        an audit message as frozen values (PS3.15 A.5.1 structure)
+    messages     pure builders: Instances Transferred, Application Activity, Security Alert
+    record       the journal's neutral, versioned record of one event and its codec
+    render       model → XML bytes
+    syslog       RFC 5424 message and RFC 5425 octet-counting frame
+    segments     the journal's segment files and a reader usable from any thread
+    recovery     reading a journal directory back at open: whole records, gaps, cursors
+    cursors      one cursor file per destination (and the legacy ``committed`` offset)
+    journal      the append-only on-disk journal: appends, cursors, cap, sync
+    groupcommit  the thread that flushes the journal once per batch
+    transports   TLS, UDP and file transports
+    destinations a destination's transport and renderer, built from its settings
+    sender       the asyncio task that drains the journal to one destination, at least once
+    metrics      mado_gateway_audit_* metrics
+    settings     the ``audit`` configuration section
+    service      AuditService: the exchange sink and the lifecycle the gateway wires in
 
-``codes``, ``model``, ``messages``, ``render`` and ``syslog`` do no I/O and import neither
-aiohttp nor asyncio (design.md §9 rule 1).
+``codes``, ``model``, ``messages``, ``record``, ``render`` and ``syslog`` do no I/O and import
+neither aiohttp nor asyncio (design.md §9 rule 1).
 
 Errors::
 
     AuditError
      ├── JournalError        the journal cannot be opened, read or written (errno when an OS error)
-     │    ├── JournalFull    the append would take the unsent backlog over the cap
+     │    ├── JournalFull    the append would take the slowest destination's backlog over the cap
      │    └── JournalCorrupt a journal file holds bytes that are not a whole, checksummed record
+     │         └── RecordError  a checksummed record this build cannot decode (``version``: a
+     │                          newer release wrote it; the journal then refuses to open)
      └── TransportError      the repository cannot be reached or the connection broke (reason)
 
 Configuration problems are :class:`routing.errors.ConfigError`, as for every section. The
@@ -41,6 +50,7 @@ from gateway.audit.errors import (
     JournalCorrupt,
     JournalError,
     JournalFull,
+    RecordError,
     TransportError,
 )
 from gateway.audit.messages import AlertKind
@@ -51,5 +61,6 @@ __all__ = [
     "JournalCorrupt",
     "JournalError",
     "JournalFull",
+    "RecordError",
     "TransportError",
 ]

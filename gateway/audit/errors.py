@@ -7,6 +7,7 @@ __all__ = [
     "JournalCorrupt",
     "JournalError",
     "JournalFull",
+    "RecordError",
     "TransportError",
 ]
 
@@ -29,6 +30,18 @@ class JournalFull(JournalError):
 
 class JournalCorrupt(JournalError):
     """A journal file holds bytes that are not a whole, checksummed record."""
+
+
+class RecordError(JournalCorrupt):
+    """A checksummed journal record this build cannot decode.
+
+    ``version`` is the record's schema version when it could be read (a version this build
+    does not know: a newer gateway wrote the journal), None when the bytes are not a record.
+    """
+
+    def __init__(self, message: str, version: int | None = None) -> None:
+        self.version = version
+        super().__init__(message)
 
 
 class TransportError(AuditError):

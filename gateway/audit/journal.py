@@ -1,98 +1,121 @@
-"""The on-disk, append-only audit journal.
+"""The on-disk, append-only audit journal, read by several destinations at their own pace.
 
-Every audit message is appended here before the exchange that caused it is over; the sender
-reads from the committed offset, and moves the committed offset past what the repository has
-confirmed. Offsets are logical byte positions that only grow, so a message keeps its place
-across restarts.
+Every audit record is appended here before the exchange that caused it is over. Each
+destination has a *cursor*: the offset up to which it has confirmed the records. Offsets
+are logical byte positions that only grow, so a record keeps its place across restarts.
 
 Layout of the directory::
 
     00000000000000000000.seg   segments, named by the logical offset of their first byte
     00000000000004194391.seg
-    committed                  the committed offset, decimal; replaced atomically
+    cursors/arr                one cursor per destination (gateway.audit.cursors)
     lock                       flock(2)-ed by the one process using the journal
 
 A record is ``length (u32 BE) · CRC-32 of payload (u32 BE) · payload``; records never span
-segments. Durability contract:
+segments; what a payload holds is :mod:`gateway.audit.record`'s business. Threads:
 
-* :meth:`Journal.append` is one ``write(2)`` to an ``O_APPEND`` file: once it returns the
-  record survives the death of this process (SIGKILL included), because it is in the kernel.
-* Surviving a power loss needs :meth:`Journal.sync` (``fdatasync``); the service calls it
-  from a worker thread on a timer, so a burst of appends shares one sync (group commit) and
-  the request path never waits for a disk flush.
-* A record cut short by a power loss, or whose checksum fails, ends the readable journal:
-  :meth:`Journal.open` truncates the last segment there.
-* The committed offset is written without ``fsync``: losing an update means resending
-  messages the repository already has (at-least-once), never skipping one.
+* The owner (the event loop) appends and advances cursors. :meth:`Journal.append` is one
+  ``write(2)`` to an ``O_APPEND`` descriptor and a few bookkeeping operations: once it
+  returns, the record survives the death of this process (SIGKILL included), because it is
+  in the kernel. No ``fsync``, no other file, no lock another thread holds across I/O.
+* One maintenance thread calls :meth:`Journal.sync` (group commit, see
+  :mod:`gateway.audit.groupcommit`): one ``fdatasync`` per segment written since the last
+  call, then the changed cursor files, then the deletion of segments every cursor has
+  passed. A power loss can lose what the last sync had not flushed.
+* Readers (:meth:`Journal.reader`) read from any thread through descriptors of their own.
 
-The cap bounds the *unsent* bytes (``end - committed``); the disk holds at most one more
-segment of already-sent records. ``reserved=True`` appends may use ``reserve_bytes`` beyond
-the cap, so the Security Alert announcing that the cap was crossed still has room.
-Not thread-safe except :meth:`Journal.sync`, which may run in another thread.
+A record cut short by a power loss, or whose checksum fails, ends the readable journal:
+:meth:`Journal.open` truncates the last segment there. ``check`` (when given) sees each
+record some cursor has not passed, at open; its :class:`JournalCorrupt` refuses the journal.
+
+The cap bounds the unsent bytes of the *slowest* destination (``end - min(cursors)``); the
+disk holds at most one more segment. ``reserved=True`` appends may use ``reserve_bytes``
+beyond the cap, so the Security Alert announcing that the cap was crossed still has room.
+A destination without a cursor starts at the oldest record still journalled (from the
+legacy ``committed`` offset, when a journal of an earlier release has one).
 """
 
 from __future__ import annotations
 
 import bisect
-import collections
 import contextlib
 import fcntl
 import logging
 import os
-import struct
 import threading
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from gateway.audit.errors import JournalCorrupt, JournalError, JournalFull
+from gateway.audit.cursors import CursorFiles, check_names
+from gateway.audit.errors import JournalError, JournalFull
+from gateway.audit.recovery import scan_segments
+from gateway.audit.segments import HEADER, MAX_RECORD, SUFFIX, JournalReader, Record, segment_path
 
-__all__ = ["Journal", "Record"]
+__all__ = ["Journal", "JournalReader", "Record"]
 
 log = logging.getLogger("mado_gateway.audit.journal")
 
-_HEADER = struct.Struct(">II")
-_SUFFIX = ".seg"
-_MAX_RECORD = 16 * 1024 * 1024
 
+class _Ends:
+    """Ascending end offsets of the records some cursor has not passed."""
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One journalled message: its payload and its logical ``[start, end)`` range."""
+    __slots__ = ("_head", "_items")
 
-    start: int
-    end: int
-    payload: bytes
+    def __init__(self) -> None:
+        self._items: list[int] = []
+        self._head = 0
+
+    def append(self, end: int) -> None:
+        self._items.append(end)
+
+    def drop_through(self, offset: int) -> None:
+        self._head = bisect.bisect_right(self._items, offset, self._head)
+        if self._head > 4096 and self._head * 2 > len(self._items):
+            del self._items[: self._head]
+            self._head = 0
+
+    def count_after(self, offset: int) -> int:
+        return len(self._items) - bisect.bisect_right(self._items, offset, self._head)
 
 
 class Journal:
-    """An append-only, segmented, checksummed journal with a committed offset."""
+    """An append-only, segmented, checksummed journal with one cursor per destination."""
 
     def __init__(
         self,
         directory: str | os.PathLike[str],
         *,
+        cursors: Iterable[str],
         max_bytes: int,
         segment_bytes: int = 4 * 1024 * 1024,
         reserve_bytes: int = 256 * 1024,
+        check: Callable[[bytes], None] | None = None,
     ) -> None:
+        """``cursors`` names the destinations (``ValueError`` unless unique file names)."""
         self.directory = Path(directory)
+        self.cursor_names = check_names(cursors)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.reserve_bytes = reserve_bytes
+        self._check = check
+        self._files = CursorFiles(self.directory)
+        self._lock = threading.Lock()  # state shared with the sync thread and readers
+        self._sync_lock = threading.Lock()  # one sync at a time
         self._starts: list[int] = []  # segment start offsets, ascending
-        self._read_fds: dict[int, int] = {}
         self._append_fd: int | None = None
         self._lock_fd: int | None = None
         self._active_size = 0
         self._end = 0
-        self._committed = 0
-        self._pending_ends: collections.deque[int] = collections.deque()
-        self._sync_lock = threading.Lock()
+        self._cursors: dict[str, int] = {}
+        self._stored: dict[str, int] = {}
+        self._floor = 0  # the slowest cursor
+        self._ends = _Ends()
         self._dirty: set[int] = set()
         self._retired: list[int] = []
+        self._reader: JournalReader | None = None
 
-    # -- state -------------------------------------------------------------------------
+    # -- state (owner thread) ------------------------------------------------------------
 
     @property
     def is_open(self) -> bool:
@@ -104,25 +127,42 @@ class Journal:
         return self._end
 
     @property
-    def committed(self) -> int:
-        """Logical offset up to which records are confirmed sent."""
-        return self._committed
+    def start(self) -> int:
+        """Logical offset of the oldest record still on disk."""
+        return self._starts[0] if self._starts else 0
+
+    def cursor(self, name: str) -> int:
+        """Offset up to which destination ``name`` has confirmed the records."""
+        return self._cursors[name]
 
     @property
     def pending_bytes(self) -> int:
-        return self._end - self._committed
+        """Unsent bytes of the slowest destination (the cap applies to this)."""
+        return self._end - self._floor
 
     @property
     def pending_records(self) -> int:
-        return len(self._pending_ends)
+        """Unsent records of the slowest destination."""
+        return self._ends.count_after(self._floor)
 
-    # -- lifecycle ---------------------------------------------------------------------
+    def pending_bytes_of(self, name: str) -> int:
+        return self._end - self._cursors[name]
+
+    def pending_records_of(self, name: str) -> int:
+        return self._ends.count_after(self._cursors[name])
+
+    def snapshot(self) -> tuple[tuple[int, ...], int]:
+        """Segment starts and end, consistent with each other. Safe from any thread."""
+        with self._lock:
+            return tuple(self._starts), self._end
+
+    # -- lifecycle -----------------------------------------------------------------------
 
     def open(self) -> None:
-        """Take the directory's lock, recover the segments and open the last one for append.
+        """Take the directory's lock, recover segments and cursors, open the last segment.
 
         Raises :class:`JournalError` when the directory cannot be used or another process
-        holds the lock.
+        holds the lock; ``check``'s :class:`~gateway.audit.errors.JournalCorrupt` as is.
         """
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -132,7 +172,7 @@ class Journal:
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            self._close_fd(self._lock_fd)
+            _close_fd(self._lock_fd)
             self._lock_fd = None
             raise JournalError(f"journal {self.directory} is used by another process") from exc
         try:
@@ -142,42 +182,49 @@ class Journal:
             raise JournalError(
                 f"cannot recover journal {self.directory}: {exc}", exc.errno
             ) from exc
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Sync and close every file; the journal can be opened again."""
         if self._append_fd is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(JournalError):
                 self.sync()
-            self._close_fd(self._append_fd)
+            _close_fd(self._append_fd)
             self._append_fd = None
-        for fd in self._read_fds.values():
-            self._close_fd(fd)
-        self._read_fds.clear()
+        for fd in self._retired:
+            _close_fd(fd)
+        self._retired.clear()
+        self._dirty.clear()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._lock_fd is not None:
-            self._close_fd(self._lock_fd)
+            _close_fd(self._lock_fd)
             self._lock_fd = None
 
-    # -- writing -----------------------------------------------------------------------
+    # -- writing (owner thread) ----------------------------------------------------------
 
     def append(self, payload: bytes, *, reserved: bool = False) -> int:
         """Append one record and return its end offset.
 
-        Raises :class:`JournalFull` when it would take the unsent bytes over the cap (plus
-        the reserve when ``reserved``), :class:`JournalError` when the write fails; in both
-        cases nothing was appended.
+        Raises :class:`JournalFull` when it would take the slowest destination's unsent
+        bytes over the cap (plus the reserve when ``reserved``), :class:`JournalError` when
+        the write fails; in both cases nothing was appended.
         """
         fd = self._append_fd
         if fd is None:
             raise JournalError("journal is not open")
-        if len(payload) > _MAX_RECORD:
+        if len(payload) > MAX_RECORD:
             raise JournalError("audit message too large for the journal")
-        size = _HEADER.size + len(payload)
+        size = HEADER.size + len(payload)
         limit = self.max_bytes + (self.reserve_bytes if reserved else 0)
-        if self.pending_bytes + size > limit:
+        if self._end - self._floor + size > limit:
             raise JournalFull(f"audit journal holds {self.pending_bytes} unsent bytes")
         if self._active_size and self._active_size + size > self.segment_bytes:
             fd = self._roll()
-        record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        record = HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         try:
             written = os.write(fd, record)
         except OSError as exc:
@@ -188,172 +235,136 @@ class Journal:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, self._active_size)
             raise JournalError("short write to audit journal (disk full?)")
-        self._active_size += size
-        self._end += size
-        self._pending_ends.append(self._end)
-        with self._sync_lock:
+        with self._lock:
+            self._active_size += size
+            self._end += size
             self._dirty.add(fd)
+        self._ends.append(self._end)
         return self._end
 
-    def sync(self) -> None:
-        """``fdatasync`` every segment written since the last call. Safe from another thread."""
-        with self._sync_lock:
-            dirty, self._dirty = self._dirty, set()
-            retired, self._retired = self._retired, []
-        try:
-            for fd in dirty:
-                os.fdatasync(fd)
-        finally:
-            for fd in retired:
-                self._close_fd(fd)
-
-    # -- reading and committing --------------------------------------------------------
-
-    def read(self, offset: int, *, max_bytes: int, max_records: int) -> list[Record]:
-        """Records starting at ``offset`` (a record boundary), up to ``max_records`` and about
-        ``max_bytes`` of payload (at least one record when any is there)."""
-        out: list[Record] = []
-        total = 0
-        while offset < self._end and len(out) < max_records and total < max_bytes:
-            index = bisect.bisect_right(self._starts, offset) - 1
-            if index < 0:
-                raise JournalCorrupt(f"offset {offset} is before the oldest segment")
-            start = self._starts[index]
-            segment_end = self._starts[index + 1] if index + 1 < len(self._starts) else self._end
-            if offset >= segment_end:
-                offset = segment_end
-                continue
-            fd = self._reader(start)
-            header = os.pread(fd, _HEADER.size, offset - start)
-            if len(header) < _HEADER.size:
-                raise JournalCorrupt(f"truncated record header at {offset}")
-            length, crc = _HEADER.unpack(header)
-            payload = os.pread(fd, length, offset - start + _HEADER.size)
-            if len(payload) != length or zlib.crc32(payload) != crc:
-                raise JournalCorrupt(f"damaged record at {offset}")
-            end = offset + _HEADER.size + length
-            out.append(Record(offset, end, payload))
-            total += length
-            offset = end
-        return out
-
-    def commit(self, offset: int) -> None:
-        """Mark everything before ``offset`` (a record end) sent, persist it, and delete the
-        segments that hold nothing unsent. Raises :class:`JournalError` on a write failure."""
-        if offset <= self._committed:
+    def advance(self, name: str, offset: int) -> None:
+        """Move ``name``'s cursor to ``offset`` (a record end), in memory; the next
+        :meth:`sync` persists it and deletes the segments every cursor has passed."""
+        if offset <= self._cursors[name]:
             return
         if offset > self._end:
-            raise ValueError("cannot commit past the end of the journal")
-        self._committed = offset
-        while self._pending_ends and self._pending_ends[0] <= offset:
-            self._pending_ends.popleft()
-        path = self.directory / "committed"
-        temporary = path.with_suffix(".tmp")
-        try:
-            temporary.write_text(f"{offset}\n", encoding="ascii")
-            os.replace(temporary, path)
-        except OSError as exc:
-            raise JournalError(f"cannot record audit journal progress: {exc}", exc.errno) from exc
-        while len(self._starts) > 1 and self._starts[1] <= offset:
-            start = self._starts.pop(0)
-            fd = self._read_fds.pop(start, None)
-            if fd is not None:
-                self._close_fd(fd)
-            with contextlib.suppress(FileNotFoundError):
-                self._segment(start).unlink()
+            raise ValueError("cannot advance a cursor past the end of the journal")
+        with self._lock:
+            self._cursors[name] = offset
+            self._floor = min(self._cursors.values())
+        self._ends.drop_through(self._floor)
 
-    # -- internals ---------------------------------------------------------------------
+    # -- maintenance (the sync thread) ---------------------------------------------------
 
-    def _segment(self, start: int) -> Path:
-        return self.directory / f"{start:020d}{_SUFFIX}"
+    def sync(self) -> int:
+        """Flush what was written since the last call, store the cursors that moved, delete
+        the segments every cursor has passed; returns how many segments were ``fdatasync``-ed.
 
-    def _reader(self, start: int) -> int:
-        fd = self._read_fds.get(start)
-        if fd is None:
-            fd = os.open(self._segment(start), os.O_RDONLY)
-            self._read_fds[start] = fd
-        return fd
+        Safe from another thread than the owner's. Raises :class:`JournalError` (the first
+        failure; every step is still attempted).
+        """
+        with self._sync_lock:
+            with self._lock:
+                dirty, self._dirty = self._dirty, set()
+                retired, self._retired = self._retired, []
+                moved = {n: o for n, o in self._cursors.items() if self._stored.get(n) != o}
+                doomed: list[int] = []
+                while len(self._starts) > 1 and self._starts[1] <= self._floor:
+                    doomed.append(self._starts.pop(0))
+            failure: OSError | None = None
+            for fd in dirty:
+                try:
+                    os.fdatasync(fd)
+                except OSError as exc:
+                    failure = failure or exc
+                    if fd not in retired:  # try again next time
+                        with self._lock:
+                            self._dirty.add(fd)
+            for name, offset in moved.items():
+                try:
+                    self._files.store(name, offset)
+                    self._stored[name] = offset
+                except OSError as exc:
+                    failure = failure or exc
+            for start in doomed:  # after the cursors: a crash in between only resends
+                try:
+                    segment_path(self.directory, start).unlink(missing_ok=True)
+                except OSError as exc:
+                    failure = failure or exc
+            for fd in retired:
+                _close_fd(fd)
+        if failure is not None:
+            raise JournalError(f"audit journal sync failed: {failure}", failure.errno)
+        return len(dirty)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def reader(self) -> JournalReader:
+        """A reader with its own descriptors, usable from any one thread at a time."""
+        return JournalReader(self.directory, self.snapshot)
+
+    def read(self, offset: int, *, max_bytes: int, max_records: int) -> list[Record]:
+        """:meth:`JournalReader.read` through a reader the journal keeps (owner thread)."""
+        if self._reader is None:
+            self._reader = self.reader()
+        return self._reader.read(offset, max_bytes=max_bytes, max_records=max_records)
+
+    # -- internals -----------------------------------------------------------------------
 
     def _roll(self) -> int:
-        old = self._append_fd
         start = self._end
         try:
-            fd = os.open(self._segment(start), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = os.open(
+                segment_path(self.directory, start),
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                0o600,
+            )
         except OSError as exc:
             raise JournalError(f"cannot start a journal segment: {exc}", exc.errno) from exc
-        self._starts.append(start)
-        self._append_fd = fd
-        self._active_size = 0
-        if old is not None:
-            with self._sync_lock:
-                # The sync thread may hold the old descriptor: it closes it after syncing.
+        with self._lock:
+            old = self._append_fd
+            self._starts.append(start)
+            self._append_fd = fd
+            self._active_size = 0
+            if old is not None:
+                # The sync thread flushes the old descriptor, then closes it.
                 self._retired.append(old)
                 self._dirty.add(old)
         return fd
 
     def _recover(self) -> None:
         starts = sorted(
-            int(path.name[: -len(_SUFFIX)])
-            for path in self.directory.glob(f"*{_SUFFIX}")
-            if path.name[: -len(_SUFFIX)].isdigit()
+            int(path.name[: -len(SUFFIX)])
+            for path in self.directory.glob(f"*{SUFFIX}")
+            if path.name[: -len(SUFFIX)].isdigit()
         )
-        committed = _read_committed(self.directory / "committed")
+        stored, legacy = self._files.load(self.cursor_names)
         if not starts:
-            starts = [committed]
-            self._segment(committed).touch(mode=0o600)
-        committed = max(committed, starts[0])
+            known = [offset for offset in (*stored.values(), legacy) if offset is not None]
+            starts = [max(known, default=0)]
+            segment_path(self.directory, starts[0]).touch(mode=0o600)
+        fallback = starts[0] if legacy is None else legacy
+        wanted = {name: fallback if offset is None else offset for name, offset in stored.items()}
+        check_from = max(starts[0], min(wanted.values()))
+        scan = scan_segments(self.directory, starts, check=self._check, check_from=check_from)
+        end = scan.end
         self._starts = starts
-        end = starts[0]
-        self._pending_ends.clear()
-        for index, start in enumerate(starts):
-            if index and start != end:
-                log.error(
-                    "audit journal gap: records lost",
-                    extra={"from_offset": end, "to_offset": start},
-                )
-                committed = max(committed, start)
-            end = self._scan(start, committed, last=index == len(starts) - 1)
         self._end = end
-        self._committed = min(committed, end)
+        self._cursors = {name: scan.boundary(name, offset) for name, offset in wanted.items()}
+        self._floor = min(self._cursors.values())
+        self._ends = _Ends()
+        for record_end in scan.ends:
+            self._ends.append(record_end)
+        self._ends.drop_through(self._floor)
+        for name, offset in self._cursors.items():
+            self._files.store(name, offset)
+        self._stored = dict(self._cursors)
+        self._files.retire_legacy()
         last = starts[-1]
-        self._append_fd = os.open(self._segment(last), os.O_WRONLY | os.O_APPEND)
+        self._append_fd = os.open(segment_path(self.directory, last), os.O_WRONLY | os.O_APPEND)
         self._active_size = end - last
 
-    def _scan(self, start: int, committed: int, *, last: bool) -> int:
-        """Walk one segment's records, noting the unsent ones; returns its end offset."""
-        path = self._segment(start)
-        data = path.read_bytes()
-        position = 0
-        while position + _HEADER.size <= len(data):
-            length, crc = _HEADER.unpack_from(data, position)
-            body = data[position + _HEADER.size : position + _HEADER.size + length]
-            if len(body) != length or zlib.crc32(body) != crc:
-                break
-            position += _HEADER.size + length
-            if start + position > committed:
-                self._pending_ends.append(start + position)
-        if position != len(data):
-            log.error(
-                "audit journal: damaged tail dropped",
-                extra={"segment": path.name, "bytes": len(data) - position},
-            )
-            if last:
-                with open(path, "r+b") as handle:
-                    handle.truncate(position)
-        return start + position
 
-    @staticmethod
-    def _close_fd(fd: int) -> None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
-def _read_committed(path: Path) -> int:
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return 0
-    except (OSError, UnicodeDecodeError):
-        log.error("audit journal: unreadable committed offset; resending from the start")
-        return 0
-    return int(text) if text.isdigit() else 0
+def _close_fd(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)

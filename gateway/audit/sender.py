@@ -1,7 +1,10 @@
-"""Draining the journal to the Audit Record Repository, at least once.
+"""Draining the journal to one destination, at least once.
 
-One asyncio task per process. It holds a *send offset* (what has been written) ahead of the
-journal's *committed offset* (what is confirmed). The cycle:
+One asyncio task per destination. It holds a *send offset* (what has been written) ahead of
+its *cursor* in the journal (what is confirmed). Journal reads run in a worker thread
+(``executor``: the disk may be slow); decoding and rendering, CPU work, run on the loop in
+slices of a few records (in a thread they would hold the GIL against the loop).
+The cycle:
 
 1. Connect when there is anything unconfirmed; on failure wait with exponential backoff
    (``backoff_initial_s`` doubling up to ``backoff_max_s``, with jitter) and retry, forever:
@@ -9,17 +12,21 @@ journal's *committed offset* (what is confirmed). The cycle:
 2. Before each write, let the event loop deliver pending socket events and ask the
    transport whether the repository closed the connection (an idle timeout, a restart); if
    so, reconnect first rather than write into a dead connection.
-3. Write a batch read from the journal; advance the send offset.
+3. Write a batch read from the journal and rendered for this destination; advance the send
+   offset. A record that cannot be decoded or rendered, or has no form for this destination,
+   is skipped: counted in ``mado_gateway_audit_skipped_total{destination,reason}`` and
+   logged with its offset, never retried forever (it would stop this destination for good).
 4. Confirm: once the transport reports nothing unacknowledged, the written batches count as
    acknowledged; a batch is committed when the connection is still seen healthy
    ``settle_s`` after its acknowledgement. The settle time covers a repository that
    acknowledged bytes at the TCP level and then stopped before storing them.
-5. On any transport error: close, move the send offset back to the committed offset and
+5. On any transport error: close, move the send offset back to the cursor and
    resend from there (RFC 5425 has no application acknowledgement, so this is at-least-once:
    messages acknowledged but not yet committed when a connection fails are sent twice, and
    are counted in ``mado_gateway_audit_resent_total``).
 
-After a crash the committed offset on disk is where the next process starts.
+The cursor moves in memory; the group-commit thread stores it (``cursors/<name>``). After
+a crash the stored cursor is where the next process starts for this destination.
 """
 
 from __future__ import annotations
@@ -31,34 +38,50 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 
-from gateway.audit.errors import JournalError, TransportError
-from gateway.audit.journal import Journal
-from gateway.audit.metrics import AuditMetrics
+from gateway.audit.destinations import Renderer
+from gateway.audit.errors import JournalError, RecordError, TransportError
+from gateway.audit.journal import Journal, Record
+from gateway.audit.metrics import DestinationMetrics
+from gateway.audit.record import decode
 from gateway.audit.transports import Transport
 
 __all__ = ["Sender"]
 
 log = logging.getLogger("mado_gateway.audit.sender")
 
+_SLICE = 16  # records rendered between two yields to the loop: about 1.5 ms
+
 
 @dataclass(slots=True)
 class _Batch:
     end: int
     count: int
+    skipped: list[str] = field(default_factory=list)  # a reason per record passed over
     acknowledged_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    end: int
+    payloads: list[bytes]
+    skipped: list[str]
+
+
 class Sender:
-    """Sends what the journal holds through ``transport``; see the module docstring."""
+    """Sends what the journal holds to destination ``name``; see the module docstring."""
 
     def __init__(
         self,
         journal: Journal,
+        name: str,
         transport: Transport,
-        metrics: AuditMetrics,
+        render: Renderer,
+        metrics: DestinationMetrics,
         *,
+        executor: Executor | None = None,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         settle_s: float = 0.0,
@@ -66,31 +89,45 @@ class Sender:
         batch_bytes: int = 1024 * 1024,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
+        """``executor`` runs journal reads and rendering (None: the loop's default one);
+        ``on_commit`` is called after the cursor moved."""
         self.journal = journal
+        self.name = name
         self.transport = transport
+        self.render = render
         self.metrics = metrics
+        self.executor = executor
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.settle_s = settle_s
         self.batch_records = batch_records
         self.batch_bytes = batch_bytes
         self.on_commit = on_commit
-        self._send_offset = journal.committed
+        self._reader = journal.reader()
+        self._send_offset = journal.cursor(name)
         self._in_flight: collections.deque[_Batch] = collections.deque()
         self._connected = False
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._tick_s = max(0.05, min(0.5, settle_s / 2 if settle_s else 0.5))
 
+    @property
+    def cursor(self) -> int:
+        return self.journal.cursor(self.name)
+
     def wake(self) -> None:
         """Tell the sender the journal grew. Cheap; call after every append."""
         self._wake.set()
 
+    def release(self) -> None:
+        """Close the journal reader. Call once the task and the executor are done."""
+        self._reader.close()
+
     async def flush(self, timeout_s: float) -> bool:
-        """Wait until everything journalled before the call is committed; False on timeout."""
-        target = self.journal.end
+        """Wait until everything journalled is confirmed, including what is appended while
+        waiting (the alert that the cap is no longer reached, say); False on timeout."""
         deadline = time.monotonic() + timeout_s
-        while self.journal.committed < target:
+        while self.cursor < self.journal.end:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -99,7 +136,7 @@ class Sender:
                 async with asyncio.timeout(remaining):
                     await self._progress.wait()
             except TimeoutError:
-                return self.journal.committed >= target
+                return self.cursor >= self.journal.end
         return True
 
     async def run(self) -> None:
@@ -112,7 +149,7 @@ class Sender:
                     if not self._connected:
                         await self.transport.connect()
                         self._set_connected(True)
-                        log.info("connected to the audit record repository")
+                        log.info("connected to audit destination", extra={"destination": self.name})
                     await self._pump()
                 except TransportError as exc:
                     self._failed(exc)
@@ -120,7 +157,10 @@ class Sender:
                     backoff = min(backoff * 2, self.backoff_max_s)
                     continue
                 except JournalError:
-                    log.exception("audit journal unreadable; sender pausing")
+                    log.exception(
+                        "audit journal unreadable; sender pausing",
+                        extra={"destination": self.name},
+                    )
                     await asyncio.sleep(self.backoff_max_s)
                     continue
                 backoff = self.backoff_initial_s
@@ -130,33 +170,78 @@ class Sender:
 
     async def _wait_for_work(self) -> None:
         """Return when something is unconfirmed; drop an idle connection the peer closed."""
-        while self.journal.committed >= self.journal.end:
+        while self.cursor >= self.journal.end:
             self._wake.clear()
-            if self.journal.committed < self.journal.end:
+            if self.cursor < self.journal.end:
                 return
             await self._nap()
             if self._connected and self.transport.peer_closed():
                 # Nothing is at stake: reconnect lazily when the next message comes.
-                log.info("audit record repository closed the idle connection")
+                log.info(
+                    "audit destination closed the idle connection",
+                    extra={"destination": self.name},
+                )
                 await self._disconnect()
 
     async def _pump(self) -> None:
-        """Write and confirm until everything is committed. Raises TransportError."""
-        while self.journal.committed < self.journal.end:
+        """Write and confirm until everything is confirmed. Raises TransportError."""
+        loop = asyncio.get_running_loop()
+        while self.cursor < self.journal.end:
             await asyncio.sleep(0)  # let the loop deliver an EOF that is already in
             self._confirm()
             if self._send_offset < self.journal.end:
-                records = self.journal.read(
-                    self._send_offset, max_bytes=self.batch_bytes, max_records=self.batch_records
-                )
+                records = await loop.run_in_executor(self.executor, self._read, self._send_offset)
+                batch = await self._render_all(records, self._send_offset)
                 if self.transport.peer_closed():
                     raise TransportError("closed", "the repository closed the connection")
-                await self.transport.send([record.payload for record in records])
-                self._send_offset = records[-1].end
-                self._in_flight.append(_Batch(end=records[-1].end, count=len(records)))
+                if batch.payloads:
+                    await self.transport.send(batch.payloads)
+                self._send_offset = batch.end
+                self._in_flight.append(
+                    _Batch(end=batch.end, count=len(batch.payloads), skipped=batch.skipped)
+                )
                 continue
             self._wake.clear()
             await self._nap()
+
+    def _read(self, offset: int) -> list[Record]:
+        """A batch of records from ``offset`` (in a worker thread: the disk may be slow)."""
+        return self._reader.read(offset, max_bytes=self.batch_bytes, max_records=self.batch_records)
+
+    async def _render_all(self, records: list[Record], offset: int) -> _Prepared:
+        """Decode and render ``records`` on the loop, yielding every few records.
+
+        Rendering is CPU work: in a thread it would hold the GIL against the event loop,
+        which then waits a whole switch interval after each of its system calls; in short
+        slices here it delays a request by one slice at most.
+        """
+        payloads: list[bytes] = []
+        skipped: list[str] = []
+        for index, record in enumerate(records):
+            if index and not index % _SLICE:
+                await asyncio.sleep(0)
+            try:
+                payload = self.render(decode(record.payload))
+            except RecordError as exc:
+                self._skip(skipped, "undecodable", record.start, str(exc))
+                continue
+            except Exception as exc:
+                self._skip(skipped, "unrenderable", record.start, repr(exc))
+                continue
+            if payload is None:
+                skipped.append("not-applicable")
+                continue
+            payloads.append(payload)
+        return _Prepared(
+            end=records[-1].end if records else offset, payloads=payloads, skipped=skipped
+        )
+
+    def _skip(self, skipped: list[str], reason: str, offset: int, detail: str) -> None:
+        skipped.append(reason)
+        log.error(
+            "audit record skipped: it cannot be sent to this destination",
+            extra={"destination": self.name, "offset": offset, "reason": reason, "detail": detail},
+        )
 
     async def _nap(self) -> None:
         """Sleep until woken by an append or for one tick, whichever comes first."""
@@ -176,39 +261,47 @@ class Sender:
             for batch in self._in_flight:
                 if batch.acknowledged_at is None:
                     batch.acknowledged_at = now
-        committed_to = None
+        confirmed_to = None
         count = 0
         while self._in_flight:
             head = self._in_flight[0]
             if head.acknowledged_at is None or now - head.acknowledged_at < self.settle_s:
                 break
             self._in_flight.popleft()
-            committed_to = head.end
+            confirmed_to = head.end
             count += head.count
-        if committed_to is not None:
-            self.journal.commit(committed_to)
+            for reason in head.skipped:
+                self.metrics.skipped[reason].inc()
+        if confirmed_to is not None:
+            self.journal.advance(self.name, confirmed_to)
             self.metrics.sent.inc(count)
             self._progress.set()
             if self.on_commit is not None:
                 self.on_commit()
 
     def _failed(self, exc: TransportError) -> None:
-        self.metrics.failed.labels(exc.reason).inc()
+        failures = self.metrics.failed
+        failures.get(exc.reason, failures["write"]).inc()
         unconfirmed = sum(batch.count for batch in self._in_flight)
         if unconfirmed:
             self.metrics.resent.inc(unconfirmed)
         log.warning(
-            "audit record repository unavailable; will retry",
-            extra={"reason": exc.reason, "detail": str(exc), "unconfirmed": unconfirmed},
+            "audit destination unavailable; will retry",
+            extra={
+                "destination": self.name,
+                "reason": exc.reason,
+                "detail": str(exc),
+                "unconfirmed": unconfirmed,
+            },
         )
         self._in_flight.clear()
-        self._send_offset = self.journal.committed
+        self._send_offset = self.cursor
         # The next connect() closes the broken connection before opening a new one.
         self._set_connected(False)
 
     async def _disconnect(self) -> None:
         self._in_flight.clear()
-        self._send_offset = self.journal.committed
+        self._send_offset = self.cursor
         self._set_connected(False)
         await self.transport.close()
 

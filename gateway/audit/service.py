@@ -1,26 +1,33 @@
-"""The audit service: the exchange sink, the journal, the sender, wired together.
+"""The audit service: the exchange sink, the journal, the destinations, wired together.
 
 Contract for the gateway (see docs/audit.md for the wiring):
 
 * :meth:`AuditService.observe` is an :class:`~gateway.exchange.ExchangeSink`. It builds the
-  messages, appends them to the journal and returns: one ``write(2)`` per message, no
-  ``fsync``, no network, never an exception. A full journal or a failing disk drops the
-  message (counted in ``mado_gateway_audit_dropped_total``, logged); the request is never
-  blocked or failed by audit.
+  messages, encodes each as a neutral record (:mod:`gateway.audit.record`) and appends it to
+  the journal: one ``write(2)`` per message, no ``fsync``, no rendering, no network, never an
+  exception. When it returns the records are in the kernel, so the gateway may then write
+  the terminating chunk. A full journal or a failing disk drops the message (counted in
+  ``mado_gateway_audit_dropped_total``, logged); the request is never blocked or failed by
+  audit.
 * :meth:`AuditService.security_alert` does the same for a Security Alert.
 * :meth:`AuditService.start` opens the journal (raising
   :class:`~gateway.audit.errors.JournalError` when it cannot be used, so the gateway does not
-  serve without an audit trail), journals Application Start and starts the sender and the
-  group-commit task.
-* :meth:`AuditService.stop` journals Application Stop, waits up to ``stop_timeout_s`` for the
-  sender to confirm everything, then stops; whatever is left is sent by the next process.
+  serve without an audit trail), journals Application Start and starts one sender per
+  destination and the group-commit thread.
+* :meth:`AuditService.stop` journals Application Stop, waits up to ``stop_timeout_s`` for
+  every destination to confirm everything, then stops; whatever is left is sent by the next
+  process, each destination from its own cursor.
 * :meth:`AuditService.ready` is a readiness check: None, or why the journal cannot be written.
+
+Threads: the event loop appends and sends; one thread per destination reads, decodes and
+renders batches; one group-commit thread flushes the journal, stores the cursors and deletes
+what every destination has passed.
 
 Crossing the journal cap (PS3.15 A.5.3 "Security Alert", type 110133 Audit Recording
 Stopped) is announced once per crossing, in the reserve the journal keeps for it (Application
 Start and Stop may use the reserve too, being rare and telling), logged, and
-shown by ``mado_gateway_audit_journal_full``; when the backlog falls below 90 % of the cap,
-110134 Audit Recording Started follows.
+shown by ``mado_gateway_audit_journal_full``; when the slowest destination's backlog falls
+below 90 % of the cap, 110134 Audit Recording Started follows.
 """
 
 from __future__ import annotations
@@ -31,57 +38,31 @@ import getpass
 import logging
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
 from gateway.audit import messages
+from gateway.audit.destinations import build_transport, settle_time, syslog_renderer
 from gateway.audit.errors import JournalError, JournalFull
+from gateway.audit.groupcommit import GroupCommit
 from gateway.audit.journal import Journal
 from gateway.audit.messages import AlertKind
-from gateway.audit.metrics import AuditMetrics
-from gateway.audit.model import AuditMessage, Outcome
-from gateway.audit.render import render
+from gateway.audit.metrics import AuditMetrics, DestinationMetrics
+from gateway.audit.model import AuditMessage
+from gateway.audit.record import AuditRecord, check_version, encode
 from gateway.audit.sender import Sender
-from gateway.audit.settings import AuditSettings, TransportKind
-from gateway.audit.syslog import SyslogHeader, format_message
-from gateway.audit.transports import (
-    FileTransport,
-    TlsTransport,
-    Transport,
-    UdpTransport,
-    client_tls_context,
-)
+from gateway.audit.settings import AuditSettings
+from gateway.audit.transports import Transport
 from gateway.exchange import Exchange
 from routing.model import Identity
 
-__all__ = ["AuditService", "build_transport"]
+__all__ = ["AuditService"]
 
 log = logging.getLogger("mado_gateway.audit")
 
-_NOTICE = 5
-_WARNING = 4
 _RESUME_FRACTION = 0.9
-
-
-def build_transport(settings: AuditSettings) -> Transport:
-    """The transport ``settings`` name. Raises ``OSError``/``ssl.SSLError`` when the TLS
-    material cannot be loaded."""
-    if settings.transport is TransportKind.TLS and settings.tls is not None:
-        tls = settings.tls
-        context = client_tls_context(
-            ca_file=tls.ca_file, cert_file=tls.cert_file, key_file=tls.key_file
-        )
-        return TlsTransport(
-            tls.host,
-            tls.port,
-            context,
-            server_name=tls.server_name,
-            connect_timeout_s=tls.connect_timeout_s,
-        )
-    if settings.transport is TransportKind.UDP and settings.udp is not None:
-        return UdpTransport(settings.udp.host, settings.udp.port)
-    return FileTransport(settings.file.path)
 
 
 class AuditService:
@@ -95,22 +76,26 @@ class AuditService:
         registry: CollectorRegistry,
         transport: Transport | None = None,
     ) -> None:
+        """``transport``, when given, replaces the first destination's (tests)."""
         self.settings = settings
         self.identity = identity
         self.metrics = AuditMetrics(registry)
         self.journal = Journal(
             settings.journal.directory,
+            cursors=[destination.name for destination in settings.destinations],
             max_bytes=settings.journal.max_bytes,
             segment_bytes=settings.journal.segment_bytes,
+            check=check_version,
         )
         self._transport = transport
-        self._header = SyslogHeader(
-            hostname=settings.syslog.hostname or socket.gethostname(),
-            app_name=settings.syslog.app_name,
-            procid=str(os.getpid()),
-        )
-        self._sender: Sender | None = None
+        self._renderer = syslog_renderer(settings.syslog, socket.gethostname())
+        self._senders: list[Sender] = []
+        self._gauges: dict[str, DestinationMetrics] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._group_commit: GroupCommit | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = os.getpid()
         self._write_error: str | None = None
         self._over_cap = False
         self._dropped_while_full = 0
@@ -128,7 +113,7 @@ class AuditService:
             self.metrics.dropped.labels("build-error").inc()
             return
         for message in built:
-            self._record(message, "instances-transferred")
+            self._record(message, "instances-transferred", request_id=exchange.request_id)
 
     def security_alert(
         self, kind: AlertKind, target: str, description: str, *, performer: str | None = None
@@ -155,34 +140,65 @@ class AuditService:
     async def start(self) -> None:
         """Open the journal, journal Application Start, start sending.
 
-        Raises :class:`JournalError` when the journal cannot be opened; ``OSError`` or
+        Raises :class:`JournalError` when the journal cannot be opened (a record of a newer
+        release included: :class:`~gateway.audit.errors.RecordError`); ``OSError`` or
         ``ssl.SSLError`` when the TLS material cannot be loaded.
         """
         await asyncio.to_thread(self.journal.open)
-        self._update_gauges()
-        transport = self._transport or build_transport(self.settings)
-        settle_s = self.settings.tls.settle_s if self.settings.tls is not None else 0.0
-        if self.settings.transport is not TransportKind.TLS:
-            settle_s = 0.0
-        self._sender = Sender(
-            self.journal,
-            transport,
-            self.metrics,
-            backoff_initial_s=self.settings.retry.initial_s,
-            backoff_max_s=self.settings.retry.max_s,
-            settle_s=settle_s,
-            on_commit=self._committed,
+        self._loop = asyncio.get_running_loop()
+        self._pid = os.getpid()
+        try:
+            transports = [
+                (self._transport if index == 0 and self._transport else build_transport(d))
+                for index, d in enumerate(self.settings.destinations)
+            ]
+        except BaseException:
+            await asyncio.to_thread(self.journal.close)
+            raise
+        self._executor = ThreadPoolExecutor(
+            max_workers=len(transports), thread_name_prefix="audit-read"
         )
+        self._gauges = {}
+        self._senders = []
+        for destination, transport in zip(self.settings.destinations, transports, strict=True):
+            metrics = self.metrics.destination(destination.name)
+            self._gauges[destination.name] = metrics
+            self._senders.append(
+                Sender(
+                    self.journal,
+                    destination.name,
+                    transport,
+                    self._renderer,
+                    metrics,
+                    executor=self._executor,
+                    backoff_initial_s=self.settings.retry.initial_s,
+                    backoff_max_s=self.settings.retry.max_s,
+                    settle_s=settle_time(destination),
+                    on_commit=self._committed,
+                )
+            )
+        self._group_commit = GroupCommit(
+            self.journal,
+            interval_s=self.settings.journal.fsync_interval_s,
+            on_sync=self._synced,
+            on_error=self._sync_failed,
+        )
+        self._group_commit.start()
+        self._update_gauges()
         self._record(self._application(started=True), "application-activity", reserved=True)
         self._tasks = [
-            asyncio.create_task(self._sender.run(), name="audit-sender"),
-            asyncio.create_task(self._group_commit(), name="audit-fsync"),
+            asyncio.create_task(sender.run(), name=f"audit-sender-{sender.name}")
+            for sender in self._senders
         ]
         log.info(
             "audit started",
             extra={
-                "transport": self.settings.transport.value,
-                "backlog_messages": self.journal.pending_records,
+                "destinations": [
+                    f"{d.name}:{d.transport.value}" for d in self.settings.destinations
+                ],
+                "backlog_messages": {
+                    name: self.journal.pending_records_of(name) for name in self._gauges
+                },
             },
         )
 
@@ -191,19 +207,31 @@ class AuditService:
         if not self._tasks:
             return
         self._record(self._application(started=False), "application-activity", reserved=True)
-        assert self._sender is not None
-        flushed = await self._sender.flush(self.settings.stop_timeout_s)
-        if not flushed:
-            log.warning(
-                "audit backlog not confirmed at stop; the next start sends it",
-                extra={"backlog_messages": self.journal.pending_records},
-            )
+        timeout_s = self.settings.stop_timeout_s
+        flushed = await asyncio.gather(*(sender.flush(timeout_s) for sender in self._senders))
+        for sender, done in zip(self._senders, flushed, strict=True):
+            if not done:
+                log.warning(
+                    "audit backlog not confirmed at stop; the next start sends it",
+                    extra={
+                        "destination": sender.name,
+                        "backlog_messages": self.journal.pending_records_of(sender.name),
+                    },
+                )
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._executor is not None:  # a read may still run: let it end before closing
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
+            self._executor = None
+        for sender in self._senders:
+            sender.release()
+        if self._group_commit is not None:
+            await asyncio.to_thread(self._group_commit.stop)
+            self._group_commit = None
         await asyncio.to_thread(self.journal.close)
 
     def ready(self) -> str | None:
@@ -230,20 +258,27 @@ class AuditService:
             launcher=launcher,
         )
 
-    def _record(self, message: AuditMessage, event: str, *, reserved: bool = False) -> bool:
-        """Render, frame and journal one message; True when it is in the journal."""
+    def _record(
+        self,
+        message: AuditMessage,
+        event: str,
+        *,
+        reserved: bool = False,
+        request_id: str | None = None,
+    ) -> bool:
+        """Encode and journal one message; True when it is in the journal."""
         try:
-            severity = _WARNING if message.event.outcome is not Outcome.SUCCESS else _NOTICE
-            if event != "security-alert":
-                severity = _NOTICE
-            payload = format_message(
-                render(message),
-                header=self._header,
-                timestamp=datetime.now(UTC),
-                severity=severity,
+            payload = encode(
+                AuditRecord(
+                    event=event,
+                    recorded_at=datetime.now(UTC),
+                    process_id=self._pid,
+                    request_id=request_id,
+                    message=message,
+                )
             )
         except Exception:
-            log.exception("audit message could not be rendered")
+            log.exception("audit message could not be encoded")
             self.metrics.dropped.labels("build-error").inc()
             return False
         try:
@@ -268,19 +303,22 @@ class AuditService:
             self._write_error = None
         self.metrics.journaled.labels(event).inc()
         self._update_gauges()
-        if self._sender is not None:
-            self._sender.wake()
+        if self._group_commit is not None:
+            self._group_commit.kick()
+        for sender in self._senders:
+            sender.wake()
         return True
 
     def _cap_crossed(self) -> None:
         self._over_cap = True
         self.metrics.journal_full.set(1)
         log.error(
-            "audit journal cap reached; new audit messages are dropped until the repository "
-            "catches up",
+            "audit journal cap reached; new audit messages are dropped until the slowest "
+            "destination catches up",
             extra={
                 "max_bytes": self.journal.max_bytes,
                 "backlog_messages": self.journal.pending_records,
+                "slowest": self._slowest(),
             },
         )
         self.security_alert(
@@ -290,8 +328,14 @@ class AuditService:
             "audit messages are being dropped",
         )
 
+    def _slowest(self) -> str | None:
+        names = self.journal.cursor_names if self.journal.is_open else ()
+        return min(names, key=self.journal.cursor, default=None)
+
     def _committed(self) -> None:
         self._update_gauges()
+        if self._group_commit is not None:
+            self._group_commit.kick()
         if (
             self._over_cap
             and self.journal.pending_bytes < self.journal.max_bytes * _RESUME_FRACTION
@@ -307,15 +351,23 @@ class AuditService:
             )
 
     def _update_gauges(self) -> None:
-        self.metrics.queue_depth.set(self.journal.pending_records)
-        self.metrics.queue_bytes.set(self.journal.pending_bytes)
+        journal = self.journal
+        self.metrics.queue_depth.set(journal.pending_records)
+        self.metrics.queue_bytes.set(journal.pending_bytes)
+        for name, metrics in self._gauges.items():
+            metrics.queue_depth.set(journal.pending_records_of(name))
+            metrics.queue_bytes.set(journal.pending_bytes_of(name))
 
-    async def _group_commit(self) -> None:
-        interval = self.settings.journal.fsync_interval_s
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(self.journal.sync)
-            except OSError as exc:
-                log.error("audit journal fsync failed", extra={"error": str(exc)})
-                self._write_error = exc.strerror or str(exc)
+    def _synced(self, flushed: int) -> None:  # group-commit thread
+        if flushed:
+            self.metrics.journal_syncs.inc(flushed)
+
+    def _sync_failed(self, exc: JournalError) -> None:  # group-commit thread
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(self._note_sync_failure, exc)
+
+    def _note_sync_failure(self, exc: JournalError) -> None:
+        log.error("audit journal sync failed", extra={"error": str(exc)})
+        self._write_error = os.strerror(exc.errno) if exc.errno else str(exc)

@@ -3,20 +3,32 @@
 ::
 
     audit:
-      transport: tls              # file (default) | tls | udp
-      file:    {path: audit/audit.log}
-      tls:     {host: arr.example.org, port: 6514, ca_file: …, cert_file: …, key_file: …,
-                server_name: arr.example.org, connect_timeout_s: 5, settle_s: 0.5}
-      udp:     {host: arr.example.org, port: 514}
+      destinations:               # each with its own cursor in the journal and its own sender
+        - name: arr               # 1-32 of a-z 0-9 _ -: names cursors/<name> and metric labels
+          transport: tls          # file | tls | udp
+          tls:   {host: arr.example.org, port: 6514, ca_file: …, cert_file: …, key_file: …,
+                  server_name: arr.example.org, connect_timeout_s: 5, settle_s: 0.5}
+        - name: local
+          transport: file
+          file:  {path: audit/audit.log}
+        - {name: siem, transport: udp, udp: {host: siem.example.org, port: 514}}
       journal: {directory: audit/journal, max_bytes: 268435456, segment_bytes: 4194304,
                 fsync_interval_s: 0.2}
       syslog:  {app_name: mado-gateway, hostname: gw1.example.org}
       retry:   {initial_s: 0.5, max_s: 30}
       stop_timeout_s: 5
 
-With no ``audit`` section the gateway audits to a local file, so it runs without an Audit
-Record Repository. TLS is always mutual (PS3.15 A.6 requires node authentication), so its
-CA, certificate and key are required. Relative paths are relative to the working directory.
+The single-destination form of earlier releases stays valid and is shorthand for one
+destination named after its transport::
+
+    audit:
+      transport: tls              # file (default) | tls | udp → destination "tls"
+      file: {…}   tls: {…}   udp: {…}
+
+A section uses one form or the other, never both. With no ``audit`` section the gateway
+audits to a local file (destination ``file``), so it runs without an Audit Record Repository.
+TLS is always mutual (PS3.15 A.6 requires node authentication), so its CA, certificate and
+key are required. Relative paths are relative to the working directory.
 """
 
 from __future__ import annotations
@@ -26,11 +38,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.audit.cursors import CURSOR_NAME
 from routing.errors import ConfigError, ConfigProblem
 from routing.fields import Fields
 
 __all__ = [
     "AuditSettings",
+    "DestinationSettings",
     "FileSettings",
     "JournalSettings",
     "RetrySettings",
@@ -47,6 +61,7 @@ _UDP_PORT = 514  # RFC 5426 §3.3
 _CONNECT_TIMEOUT_S = 5.0
 _SETTLE_S = 0.5
 _STOP_TIMEOUT_S = 5.0
+_SHORTHAND_KEYS = ("transport", "file", "tls", "udp")
 
 
 class TransportKind(enum.StrEnum):
@@ -105,18 +120,50 @@ class RetrySettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AuditSettings:
-    """Everything the audit service needs; exactly one of ``tls``/``udp`` is set when
-    ``transport`` names it, ``file`` always has a value."""
+class DestinationSettings:
+    """One place audit messages go. ``name`` is unique, safe as a file name and a metric label;
+    the settings of ``transport`` are set (``file``, ``tls`` or ``udp``)."""
 
-    transport: TransportKind = TransportKind.FILE
-    file: FileSettings = field(default_factory=FileSettings)
+    name: str
+    transport: TransportKind
+    file: FileSettings | None = None
     tls: TlsSettings | None = None
     udp: UdpSettings | None = None
+
+
+def _default_destinations() -> tuple[DestinationSettings, ...]:
+    return (DestinationSettings(name="file", transport=TransportKind.FILE, file=FileSettings()),)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditSettings:
+    """Everything the audit service needs: at least one destination, names unique.
+
+    ``transport``, ``file``, ``tls`` and ``udp`` describe the first destination, the one the
+    single-destination form configures (``file`` always has a value, as before).
+    """
+
+    destinations: tuple[DestinationSettings, ...] = field(default_factory=_default_destinations)
     journal: JournalSettings = field(default_factory=JournalSettings)
     syslog: SyslogSettings = field(default_factory=SyslogSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     stop_timeout_s: float = _STOP_TIMEOUT_S
+
+    @property
+    def transport(self) -> TransportKind:
+        return self.destinations[0].transport
+
+    @property
+    def file(self) -> FileSettings:
+        return self.destinations[0].file or FileSettings()
+
+    @property
+    def tls(self) -> TlsSettings | None:
+        return self.destinations[0].tls
+
+    @property
+    def udp(self) -> UdpSettings | None:
+        return self.destinations[0].udp
 
 
 def parse_audit_settings(document: Mapping[str, Any], *, source: str) -> AuditSettings:
@@ -124,15 +171,10 @@ def parse_audit_settings(document: Mapping[str, Any], *, source: str) -> AuditSe
     each named by its field path (``audit.tls.ca_file``)."""
     problems: list[ConfigProblem] = []
     root = Fields(document.get("audit"), "audit", problems)
-    kind_text = root.text("transport", TransportKind.FILE.value) or TransportKind.FILE.value
-    try:
-        kind = TransportKind(kind_text.lower())
-    except ValueError:
-        root.problem("transport", "must be file, tls or udp")
-        kind = TransportKind.FILE
-    file_settings = _file(root.section("file"))
-    tls = _tls(root.section("tls"), wanted=kind is TransportKind.TLS or root.has("tls"))
-    udp = _udp(root.section("udp"), wanted=kind is TransportKind.UDP or root.has("udp"))
+    if root.has("destinations"):
+        destinations = _destinations(root)
+    else:
+        destinations = (_destination(root, name=None),)
     journal = _journal(root.section("journal"))
     syslog = _syslog(root.section("syslog"))
     retry = _retry(root.section("retry"))
@@ -141,14 +183,71 @@ def parse_audit_settings(document: Mapping[str, Any], *, source: str) -> AuditSe
     if problems:
         raise ConfigError(problems, source)
     return AuditSettings(
-        transport=kind,
-        file=file_settings,
-        tls=tls,
-        udp=udp,
+        destinations=destinations,
         journal=journal,
         syslog=syslog,
         retry=retry,
         stop_timeout_s=stop_timeout_s,
+    )
+
+
+def _destinations(root: Fields) -> tuple[DestinationSettings, ...]:
+    if any(root.has(key) for key in _SHORTHAND_KEYS):
+        root.problem("destinations", "use either destinations or transport/file/tls/udp, not both")
+        for key in _SHORTHAND_KEYS:
+            root.raw(key)  # reported once, above, rather than as unknown fields
+    items = root.raw("destinations")
+    if not isinstance(items, list) or not items:
+        root.problem("destinations", "must be a non-empty list of destinations")
+        return ()
+    out: list[DestinationSettings] = []
+    names: set[str] = set()
+    files: set[str] = set()
+    for index, item in enumerate(items):
+        fields = Fields(item, f"{root.child_path('destinations')}[{index}]", root.problems)
+        if not fields.valid:
+            continue
+        name = fields.text("name", required=True)
+        if name is not None and not CURSOR_NAME.fullmatch(name):
+            fields.problem("name", "must be 1 to 32 of a-z, 0-9, '_' and '-', starting alnum")
+        elif name is not None and name in names:
+            fields.problem("name", f"destination {name!r} is already defined")
+        destination = _destination(fields, name=name or f"#{index}")
+        fields.finish()
+        if name is not None:
+            names.add(name)
+        if destination.file is not None:
+            if destination.file.path in files:
+                fields.problem("file.path", "another destination writes the same file")
+            files.add(destination.file.path)
+        out.append(destination)
+    return tuple(out)
+
+
+def _destination(fields: Fields, *, name: str | None) -> DestinationSettings:
+    """One destination from ``fields``: a list entry, or the section itself (shorthand,
+    ``name`` None: named after its transport)."""
+    shorthand = name is None
+    default = TransportKind.FILE.value if shorthand else None
+    kind_text = fields.text("transport", default, required=not shorthand)
+    kind: TransportKind | None = None
+    if kind_text is not None:
+        try:
+            kind = TransportKind(kind_text.lower())
+        except ValueError:
+            fields.problem("transport", "must be file, tls or udp")
+    file_settings: FileSettings | None = _file(fields.section("file"))
+    tls = _tls(fields.section("tls"), wanted=kind is TransportKind.TLS or fields.has("tls"))
+    udp = _udp(fields.section("udp"), wanted=kind is TransportKind.UDP or fields.has("udp"))
+    if not shorthand and kind is not TransportKind.FILE:
+        file_settings = None  # the shorthand keeps one, as before: ``file`` always has a value
+    kind = kind or TransportKind.FILE  # when invalid, a problem is recorded already
+    return DestinationSettings(
+        name=name or kind.value,
+        transport=kind,
+        file=file_settings,
+        tls=tls,
+        udp=udp,
     )
 
 

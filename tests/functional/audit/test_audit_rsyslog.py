@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import signal
@@ -22,13 +23,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from gateway.audit.destinations import SyslogRenderer
 from gateway.audit.journal import Journal
 from gateway.audit.messages import AlertKind, instances_transferred
 from gateway.audit.metrics import AuditMetrics
-from gateway.audit.render import render
+from gateway.audit.record import AuditRecord, encode
 from gateway.audit.sender import Sender
 from gateway.audit.service import AuditService
-from gateway.audit.syslog import SyslogHeader, format_message
 from gateway.audit.transports import TlsTransport, UdpTransport, client_tls_context
 from tests.functional.audit.auditpeer import (
     IDENTITY,
@@ -42,7 +43,7 @@ from tests.functional.audit.conftest import Pki, Rsyslog
 from tests.unit.audit.auditcheck import check_instances_transferred
 
 ROOT = Path(__file__).resolve().parents[3]
-HEADER = SyslogHeader(hostname="rig.a.test", app_name="mado-gateway", procid="77")
+RENDER = SyslogRenderer(hostname="rig.a.test", app_name="mado-gateway")
 
 
 def sample(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float:
@@ -51,13 +52,25 @@ def sample(registry: CollectorRegistry, name: str, labels: dict[str, str] | None
     return value
 
 
-def payloads(count: int) -> list[bytes]:
+def records(count: int) -> list[AuditRecord]:
     out = []
     for index in range(count):
         patients = ("PAT-1", "PAT-2") if index % 3 == 0 else ("PAT-1",)
         for message in instances_transferred(relayed(index, patients), IDENTITY):
-            out.append(format_message(render(message), header=HEADER, timestamp=datetime.now(UTC)))
+            out.append(
+                AuditRecord(
+                    event="instances-transferred",
+                    recorded_at=datetime.now(UTC),
+                    process_id=77,
+                    request_id=f"r{index}",
+                    message=message,
+                )
+            )
     return out
+
+
+def payloads(count: int) -> list[bytes]:
+    return [RENDER(record) for record in records(count)]
 
 
 def service_for(rsyslog: Rsyslog, pki: Pki, tmp_path: Path, **journal: object) -> AuditService:
@@ -84,18 +97,27 @@ async def wait_for(rsyslog: Rsyslog, count: int, timeout_s: float = 20) -> list[
 
 
 async def test_tls_delivery_is_byte_exact(rsyslog: Rsyslog, pki: Pki, tmp_path: Path) -> None:
-    sent = payloads(30)
-    journal = Journal(tmp_path / "journal", max_bytes=1 << 24)
+    journalled = records(30)
+    journal = Journal(tmp_path / "journal", cursors=("arr",), max_bytes=1 << 24)
     journal.open()
-    for payload in sent:
-        journal.append(payload)
+    for record in journalled:
+        journal.append(encode(record))
     sender = Sender(
-        journal, tls(pki, rsyslog.tcp_port), AuditMetrics(CollectorRegistry()), settle_s=0.1
+        journal,
+        "arr",
+        tls(pki, rsyslog.tcp_port),
+        RENDER,
+        AuditMetrics(CollectorRegistry()).destination("arr"),
+        settle_s=0.1,
     )
     task = asyncio.create_task(sender.run())
     assert await sender.flush(15)
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    sender.release()
     journal.close()
+    sent = [RENDER(record) for record in journalled]  # rendered at send time
     stored = await wait_for(rsyslog, len(sent))
     assert stored == sent
     for line in stored:
@@ -179,7 +201,14 @@ async def test_repository_down_and_restarted_three_times_loses_nothing(
         service.observe(relayed(index))
     await asyncio.sleep(0.5)
     assert sample(registry, "mado_gateway_audit_queue_depth") == 301
-    assert sample(registry, "mado_gateway_audit_send_failures_total", {"reason": "connect"}) > 0
+    assert (
+        sample(
+            registry,
+            "mado_gateway_audit_send_failures_total",
+            {"destination": "tls", "reason": "connect"},
+        )
+        > 0
+    )
     await asyncio.to_thread(rsyslog.start)
     next_index = 300
     for _ in range(3):
@@ -197,7 +226,7 @@ async def test_repository_down_and_restarted_three_times_loses_nothing(
     counts = collections.Counter(studies)
     assert set(counts) == {f"1.2.9.{i}" for i in range(1000)}
     duplicates = sum(n - 1 for n in counts.values())
-    resent = sample(registry, "mado_gateway_audit_resent_total")
+    resent = sample(registry, "mado_gateway_audit_resent_total", {"destination": "tls"})
     assert duplicates <= resent
     print(f"\n1000 exchanges, 3 restarts: {duplicates} duplicates, {resent} resent")
 
@@ -217,8 +246,15 @@ async def test_idle_connection_closed_by_the_repository(
     service.observe(relayed(2))
     stored = await wait_for(rsyslog, 3, timeout_s=5)
     assert studies_in(stored) == ["1.2.9.1", "1.2.9.2"]
-    assert sample(registry, "mado_gateway_audit_resent_total") == 0
-    assert sample(registry, "mado_gateway_audit_send_failures_total", {"reason": "write"}) == 0
+    assert sample(registry, "mado_gateway_audit_resent_total", {"destination": "tls"}) == 0
+    assert (
+        sample(
+            registry,
+            "mado_gateway_audit_send_failures_total",
+            {"destination": "tls", "reason": "write"},
+        )
+        == 0
+    )
     await service.stop()
 
 

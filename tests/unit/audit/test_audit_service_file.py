@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
+import os
+import struct
+import time
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.audit.errors import JournalError
-from gateway.audit.journal import Journal
+from gateway.audit.errors import JournalError, RecordError
 from gateway.audit.messages import AlertKind, instances_transferred
+from gateway.audit.record import AuditRecord, decode, encode
 from gateway.audit.render import render
 from gateway.audit.service import AuditService
 from gateway.audit.settings import AuditSettings, parse_audit_settings
@@ -91,31 +96,169 @@ async def test_start_observe_alert_stop(tmp_path: Path) -> None:
     await service.stop()
     events = events_in(tmp_path / "out" / "audit.log")
     assert events == ["110100", "110104", "110104", "110113", "110100"]
-    assert registry.get_sample_value("mado_gateway_audit_sent_total") == 5
+    assert registry.get_sample_value("mado_gateway_audit_sent_total", {"destination": "file"}) == 5
     assert registry.get_sample_value("mado_gateway_audit_queue_depth") == 0
     lines = (tmp_path / "out" / "audit.log").read_bytes().splitlines()
     assert lines[3].startswith(b"<84>1 ")
     assert all(line.startswith(b"<85>1 ") for i, line in enumerate(lines) if i != 3)
 
 
-async def test_backlog_of_a_previous_process_is_sent_at_start(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path)
-    header = SyslogHeader(hostname="gw", app_name="mado-gateway", procid="1")
-    previous = Journal(settings.journal.directory, max_bytes=settings.journal.max_bytes)
-    previous.open()
-    for n in range(20):
-        for message in instances_transferred(relayed(f"1.2.3.{n}"), IDENTITY):
-            previous.append(
-                format_message(render(message), header=header, timestamp=datetime.now(UTC))
-            )
-    previous.close()
+def legacy_journal(directory: Path, frames: list[bytes], committed: int) -> None:
+    """The journal directory an earlier release leaves: rendered frames, one offset."""
+    directory.mkdir(parents=True)
+    data = b"".join(struct.pack(">II", len(f), zlib.crc32(f)) + f for f in frames)
+    (directory / f"{0:020d}.seg").write_bytes(data)
+    (directory / "committed").write_text(f"{committed}\n")
 
+
+async def test_a_journal_of_an_earlier_release_is_sent_verbatim_to_every_destination(
+    tmp_path: Path,
+) -> None:
+    header = SyslogHeader(hostname="gw", app_name="mado-gateway", procid="1")
+    frames = [
+        format_message(render(message), header=header, timestamp=datetime.now(UTC))
+        for n in range(20)
+        for message in instances_transferred(relayed(f"1.2.3.{n}"), IDENTITY)
+    ]
+    sent_before = 5  # the earlier release had confirmed these
+    legacy_journal(
+        tmp_path / "journal", frames, committed=sum(8 + len(f) for f in frames[:sent_before])
+    )
+    settings = parse_audit_settings(
+        {
+            "audit": {
+                "destinations": [
+                    {"name": "a", "transport": "file", "file": {"path": str(tmp_path / "a.log")}},
+                    {"name": "b", "transport": "file", "file": {"path": str(tmp_path / "b.log")}},
+                ],
+                "journal": {"directory": str(tmp_path / "journal"), "fsync_interval_s": 0.05},
+            }
+        },
+        source="test",
+    )
     service = AuditService(settings, IDENTITY, registry=CollectorRegistry())
     await service.start()
     await service.stop()
-    events = events_in(tmp_path / "out" / "audit.log")
-    assert events.count("110104") == 20
-    assert events[:20] == ["110104"] * 20  # the backlog goes first, in journal order
+    for log in ("a.log", "b.log"):
+        lines = (tmp_path / log).read_bytes().splitlines()
+        assert lines[:15] == frames[sent_before:]  # byte for byte, in journal order
+        assert events_in(tmp_path / log) == ["110104"] * 15 + ["110100", "110100"]
+    assert not (tmp_path / "journal" / "committed").exists()
+
+
+def file_destinations(tmp_path: Path, *names: str) -> AuditSettings:
+    return parse_audit_settings(
+        {
+            "audit": {
+                "destinations": [
+                    {"name": n, "transport": "file", "file": {"path": str(tmp_path / n / "a.log")}}
+                    for n in names
+                ],
+                "journal": {"directory": str(tmp_path / "journal"), "fsync_interval_s": 0.05},
+                "retry": {"initial_s": 0.05, "max_s": 0.2},
+                "stop_timeout_s": 3,
+            }
+        },
+        source="test",
+    )
+
+
+async def test_a_destination_that_is_down_holds_back_only_its_own_cursor(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    (tmp_path / "down").write_text("a file where the folder should be")  # "down" cannot open
+    service = AuditService(file_destinations(tmp_path, "up", "down"), IDENTITY, registry=registry)
+    await service.start()
+    for n in range(10):
+        service.observe(relayed(f"1.2.3.{n}"))
+    journal = service.journal
+    for _ in range(100):
+        if journal.cursor("up") == journal.end:
+            break
+        await asyncio.sleep(0.05)
+    assert events_in(tmp_path / "up" / "a.log") == ["110100"] + ["110104"] * 10
+    assert journal.cursor("up") == journal.end
+    assert journal.cursor("down") == journal.start  # nothing confirmed
+    assert journal.pending_records == journal.pending_records_of("down") == 11
+    depth = "mado_gateway_audit_destination_queue_depth"
+    assert registry.get_sample_value(depth, {"destination": "up"}) == 0
+    assert registry.get_sample_value(depth, {"destination": "down"}) == 11
+    assert registry.get_sample_value("mado_gateway_audit_queue_depth") == 11  # the slowest
+    failures = "mado_gateway_audit_send_failures_total"
+    down_failures = registry.get_sample_value(
+        failures, {"destination": "down", "reason": "connect"}
+    )
+    assert down_failures is not None
+    assert down_failures >= 1
+    assert registry.get_sample_value(failures, {"destination": "up", "reason": "connect"}) == 0
+
+    (tmp_path / "down").unlink()  # the destination comes back
+    await service.stop()
+    assert events_in(tmp_path / "down" / "a.log") == ["110100"] + ["110104"] * 10 + ["110100"]
+    assert events_in(tmp_path / "up" / "a.log") == ["110100"] + ["110104"] * 10 + ["110100"]
+
+
+async def test_the_journal_holds_neutral_records_with_the_request_id(tmp_path: Path) -> None:
+    service = AuditService(file_destinations(tmp_path, "a"), IDENTITY, registry=CollectorRegistry())
+    await service.start()
+    exchange = relayed("1.2.3.4", patients=("P1", "P2"))
+    service.observe(exchange)
+    entries = [decode(r.payload) for r in service.journal.read(0, max_bytes=1 << 20, max_records=9)]
+    await service.stop()
+    first, *transferred = entries
+    assert isinstance(first, AuditRecord)
+    assert first.event == "application-activity"
+    assert first.request_id is None
+    assert len(transferred) == 2
+    for entry in transferred:
+        assert isinstance(entry, AuditRecord)
+        assert (entry.event, entry.request_id, entry.process_id) == (
+            "instances-transferred",
+            exchange.request_id,
+            os.getpid(),
+        )
+        assert entry.message in instances_transferred(exchange, IDENTITY)
+
+
+async def test_a_journal_written_by_a_newer_release_is_refused_at_start(tmp_path: Path) -> None:
+    legacy_journal(tmp_path / "journal", [b'{"v":2,"event":"security-alert"}'], committed=0)
+    service = AuditService(file_destinations(tmp_path, "a"), IDENTITY, registry=CollectorRegistry())
+    with pytest.raises(RecordError, match="version 2"):
+        await service.start()
+    assert service.ready() == "audit journal not open"
+
+
+async def test_appends_never_wait_for_a_disk_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = CollectorRegistry()
+    real = os.fdatasync
+
+    def slow_disk(fd: int) -> None:
+        time.sleep(1.0)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow_disk)
+    service = AuditService(file_destinations(tmp_path, "a"), IDENTITY, registry=registry)
+    await service.start()
+    slowest = 0.0
+    started = time.perf_counter()
+    for n in range(400):
+        before = time.perf_counter()
+        service.observe(relayed(f"1.2.3.{n}"))
+        slowest = max(slowest, time.perf_counter() - before)
+        if n % 40 == 0:
+            await asyncio.sleep(0.15)  # let the group-commit thread run into its slow flush
+    elapsed = time.perf_counter() - started
+    syncs = registry.get_sample_value("mado_gateway_audit_journal_syncs_total")
+    await service.stop()
+    assert syncs is not None
+    assert syncs >= 1  # flushes did happen meanwhile, in their own thread ...
+    assert slowest < 0.5  # ... and no append waited for one (a GC pause may take 0.1 s)
+    assert syncs < 400 / 10  # group commit: far fewer flushes than appends
+    print(
+        f"\n400 appends in {elapsed:.2f}s with a 1s fdatasync: {syncs:.0f} flushes, "
+        f"slowest append {slowest * 1e3:.1f} ms"
+    )
 
 
 async def test_journal_write_failure_makes_it_not_ready_and_never_raises(
@@ -142,3 +285,32 @@ async def test_journal_write_failure_makes_it_not_ready_and_never_raises(
     service.observe(relayed("1.2.3.10"))
     assert service.ready() is None
     await service.stop()
+
+
+async def test_a_record_that_cannot_be_decoded_is_skipped_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = [
+        encode(
+            AuditRecord(
+                event="instances-transferred",
+                recorded_at=datetime.now(UTC),
+                process_id=7,
+                request_id=f"r{n}",
+                message=instances_transferred(relayed(f"1.2.3.{n}"), IDENTITY)[0],
+            )
+        )
+        for n in range(2)
+    ]
+    damaged = b'{"v":1,"event":"instances-transferred","message":[]}'  # a known version, broken
+    legacy_journal(tmp_path / "journal", [good[0], damaged, good[1]], committed=0)
+    registry = CollectorRegistry()
+    service = AuditService(file_destinations(tmp_path, "a"), IDENTITY, registry=registry)
+    with caplog.at_level(logging.ERROR, logger="mado_gateway.audit"):
+        await service.start()
+        await service.stop()
+    assert events_in(tmp_path / "a" / "a.log") == ["110104", "110104", "110100", "110100"]
+    skipped = "mado_gateway_audit_skipped_total"
+    assert registry.get_sample_value(skipped, {"destination": "a", "reason": "undecodable"}) == 1
+    assert "audit record skipped" in caplog.text
+    assert service.journal.cursor("a") == service.journal.end  # it did not stop the destination

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.audit.settings import TransportKind, parse_audit_settings
+from gateway.audit.settings import FileSettings, TransportKind, UdpSettings, parse_audit_settings
 from routing.errors import ConfigError
 
 
@@ -99,3 +99,101 @@ def test_section_must_be_a_mapping() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_audit_settings({"audit": ["tls"]}, source="t")
     assert [p.path for p in caught.value.problems] == ["audit"]
+
+
+TLS = {"host": "arr.example.org", "ca_file": "ca.pem", "cert_file": "c.pem", "key_file": "k.pem"}
+
+
+def test_shorthand_is_one_destination_named_after_its_transport() -> None:
+    (default,) = parse_audit_settings({}, source="t").destinations
+    assert (default.name, default.transport, default.file) == (
+        "file",
+        TransportKind.FILE,
+        FileSettings(),
+    )
+    settings = parse_audit_settings({"audit": {"transport": "tls", "tls": TLS}}, source="t")
+    (only,) = settings.destinations
+    assert (only.name, only.transport, only.tls) == ("tls", TransportKind.TLS, settings.tls)
+
+
+def test_a_list_of_destinations_each_with_its_own_transport() -> None:
+    settings = parse_audit_settings(
+        {
+            "audit": {
+                "destinations": [
+                    {"name": "arr", "transport": "tls", "tls": {**TLS, "settle_s": 0.1}},
+                    {"name": "local", "transport": "file", "file": {"path": "a/audit.log"}},
+                    {"name": "siem_2", "transport": "udp", "udp": {"host": "siem", "port": 5514}},
+                ],
+                "journal": {"directory": "/var/lib/j"},
+            }
+        },
+        source="t",
+    )
+    arr, local, siem = settings.destinations
+    assert (arr.name, arr.transport) == ("arr", TransportKind.TLS)
+    assert arr.tls is not None
+    assert (arr.tls.host, arr.tls.settle_s) == ("arr.example.org", 0.1)
+    assert local.file == FileSettings(path="a/audit.log")
+    assert local.tls is None
+    assert siem.udp == UdpSettings(host="siem", port=5514)
+    # The single-destination view callers had before stays: the first destination.
+    assert settings.transport is TransportKind.TLS
+    assert settings.tls == arr.tls
+    assert settings.journal.directory == "/var/lib/j"
+
+
+def test_destination_problems_are_named_by_their_path() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_audit_settings(
+            {
+                "audit": {
+                    "destinations": [
+                        {"name": "arr", "transport": "tls", "tls": {"host": "x"}},
+                        {"name": "arr", "transport": "file"},
+                        {"name": "Bad Name!", "transport": "file", "file": {"path": "b.log"}},
+                        {"transport": "udp", "udp": {"host": "h"}, "colour": 1},
+                        {"name": "pigeon", "transport": "carrier-pigeon"},
+                        {"name": "twin", "transport": "file"},
+                        "not a mapping",
+                    ]
+                }
+            },
+            source="gw.yaml",
+        )
+    paths = sorted(problem.path for problem in caught.value.problems)
+    assert paths == sorted(
+        [
+            "audit.destinations[0].tls.ca_file",
+            "audit.destinations[0].tls.cert_file",
+            "audit.destinations[0].tls.key_file",
+            "audit.destinations[1].name",  # used twice
+            "audit.destinations[2].name",  # not a usable file and label name
+            "audit.destinations[3].name",  # missing
+            "audit.destinations[3].colour",
+            "audit.destinations[4].transport",
+            "audit.destinations[5].file.path",  # the same file as destinations[1]
+            "audit.destinations[6]",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"destinations": [{"name": "a", "transport": "file"}], "transport": "tls", "tls": TLS},
+        {"destinations": [{"name": "a", "transport": "file"}], "file": {"path": "x.log"}},
+    ],
+)
+def test_destinations_and_the_shorthand_do_not_mix(section: dict[str, object]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_audit_settings({"audit": section}, source="t")
+    assert [p.path for p in caught.value.problems] == ["audit.destinations"]
+    assert "either" in caught.value.problems[0].reason
+
+
+@pytest.mark.parametrize("value", [[], {"a": 1}, "arr"])
+def test_destinations_must_be_a_non_empty_list(value: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_audit_settings({"audit": {"destinations": value}}, source="t")
+    assert [p.path for p in caught.value.problems] == ["audit.destinations"]
