@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pydicom
+import pytest
 
 from peers.multipart import boundary_of, split_multipart
 from peers.studies import SyntheticStudy
@@ -43,6 +44,7 @@ def assert_identical(chain: Chain, tail: str, expected_count: int) -> list[bytes
     return [part.body for part in parts]
 
 
+@pytest.mark.checklist(19, 26)
 def test_study_retrieval_through_two_gateways_is_byte_identical(
     chain: Chain, study: SyntheticStudy
 ) -> None:
@@ -61,6 +63,7 @@ def test_study_retrieval_through_two_gateways_is_byte_identical(
         assert mine[-1]["instances"] == len(study.instances)
 
 
+@pytest.mark.checklist(9, 16)
 def test_mado_spelling_study_and_urn_oid_community(chain: Chain, study: SyntheticStudy) -> None:
     status, content_type, body = get(
         chain.via_gateways(f"study/{study.study_uid}/", hcid=COMMUNITY_A)
@@ -69,6 +72,7 @@ def test_mado_spelling_study_and_urn_oid_community(chain: Chain, study: Syntheti
     assert len(split_multipart(body, content_type)) == len(study.instances)
 
 
+@pytest.mark.checklist(26)
 def test_series_retrieval_is_byte_identical(chain: Chain, study: SyntheticStudy) -> None:
     series = study.series_uids[1]
     parts = assert_identical(
@@ -77,6 +81,7 @@ def test_series_retrieval_is_byte_identical(chain: Chain, study: SyntheticStudy)
     assert set(parts) == {i.part10 for i in study.of_series(series)}
 
 
+@pytest.mark.checklist(26)
 def test_instance_retrieval_is_byte_identical(chain: Chain, study: SyntheticStudy) -> None:
     instance = study.instances[7]
     tail = f"studies/{study.study_uid}/series/{instance.series_uid}/instances/{instance.sop_instance_uid}"
@@ -111,6 +116,7 @@ def test_metadata_bulkdata_uris_work_through_the_gateways(
     assert split_multipart(via_body, via_type)[0].body == pixel_data
 
 
+@pytest.mark.checklist(12)
 def test_unknown_community_is_404_naming_it(chain: Chain, study: SyntheticStudy) -> None:
     status, content_type, body = get(chain.via_gateways(f"studies/{study.study_uid}", hcid="9.8.7"))
     assert status == 404
@@ -120,6 +126,7 @@ def test_unknown_community_is_404_naming_it(chain: Chain, study: SyntheticStudy)
     assert "9.8.7" in problem["detail"]
 
 
+@pytest.mark.checklist(14)
 def test_unknown_retrieve_location_is_404_at_the_responding_gateway(
     chain: Chain, study: SyntheticStudy
 ) -> None:

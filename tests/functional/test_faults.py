@@ -29,6 +29,7 @@ async def fetch(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
         return answer.status, dict(answer.headers), await answer.read()
 
 
+@pytest.mark.checklist(19, 20)
 async def test_bytes_pass_through_unchanged_with_headers_and_accept() -> None:
     async with FaultUpstream() as up, running_gateway({"ok": [up.base_url + "ok/"]}) as gw:
         accept = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1'
@@ -145,6 +146,7 @@ async def test_all_base_urls_dead_is_a_502_problem() -> None:
     assert b"upstream-unavailable" in body
 
 
+@pytest.mark.checklist(21)
 @pytest.mark.parametrize("code", ["404", "406", "410"])
 async def test_error_statuses_and_warnings_are_relayed_but_not_the_body(code: str) -> None:
     async with (
@@ -184,6 +186,7 @@ async def test_redirect_is_not_followed_without_a_policy() -> None:
     assert b"redirect-refused" in body
 
 
+@pytest.mark.checklist(21)
 async def test_partial_content_is_relayed_with_its_body() -> None:
     async with (
         FaultUpstream() as up,

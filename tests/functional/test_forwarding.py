@@ -108,6 +108,7 @@ resource = st.sampled_from(
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+@pytest.mark.checklist(11)
 @given(hcid=hcid_spelling, tail=resource, raw_query=query)
 def test_initiating_gateway_forwards_path_and_query_byte_for_byte(
     initiating: GatewayProcess, recorder: Recorder, hcid: str, tail: str, raw_query: str
@@ -149,6 +150,7 @@ def test_responding_gateway_forwards_the_query_unchanged_but_for_retrieveurl(
     assert received.target == f"/other/{resource_path}?{raw_query}".encode()
 
 
+@pytest.mark.checklist(11)
 def test_the_field_report_example_arrives_as_sent(
     initiating: GatewayProcess, recorder: Recorder
 ) -> None:
@@ -173,6 +175,7 @@ def both_hops(
     return [(initiating, prefix + tail), (responding, prefix + tail)]
 
 
+@pytest.mark.checklist(20)
 def test_the_clients_accept_reaches_the_upstream_as_sent(
     initiating: GatewayProcess, responding: GatewayProcess, recorder: Recorder
 ) -> None:
@@ -195,6 +198,7 @@ def test_the_clients_accept_reaches_the_upstream_as_sent(
         (f"studies/{STUDY}/series/1.2.3/instances/1.2.3.4/frames/1", "*/*"),
     ],
 )
+@pytest.mark.checklist(22)
 def test_every_outbound_request_carries_an_accept(
     initiating: GatewayProcess,
     responding: GatewayProcess,
@@ -210,6 +214,7 @@ def test_every_outbound_request_carries_an_accept(
         assert recorder.requests[before].header("accept") == [expected]
 
 
+@pytest.mark.checklist(23)
 def test_forbidden_transfer_syntaxes_never_reach_the_upstream(
     initiating: GatewayProcess, responding: GatewayProcess, recorder: Recorder
 ) -> None:

@@ -122,6 +122,7 @@ def test_key_images_only_through_two_gateways_from_the_key_image_notes(
     assert not (tmp_path / ".incoming").exists()
 
 
+@pytest.mark.checklist(5)
 def test_whole_study_in_retrieve_url_mode(case: Case, tmp_path: Path) -> None:
     result = fetch(str(case.manifest), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import psutil
+import pytest
 
 from peers.faults import FaultUpstream
 from peers.gateway import GatewayProcess, gateway_config
@@ -44,6 +45,7 @@ class PeakRss:
         self._thread.join()
 
 
+@pytest.mark.checklist(18)
 async def test_slow_client_keeps_gateway_memory_bounded(tmp_path: Path) -> None:
     parts = 256
     async with FaultUpstream(big_block=bytes(MIB), big_blocks=parts) as up:

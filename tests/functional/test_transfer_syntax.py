@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 import pydicom
+import pytest
 
 from peers.multipart import split_multipart
 from peers.studies import SyntheticStudy
@@ -63,6 +64,7 @@ def instance_tail(study: SyntheticStudy, index: int = 0) -> str:
     )
 
 
+@pytest.mark.checklist(23)
 def test_only_forbidden_transfer_syntaxes_is_a_406_and_nothing_goes_upstream(
     chain: Chain, study: SyntheticStudy
 ) -> None:
@@ -92,6 +94,7 @@ def test_only_forbidden_transfer_syntaxes_is_a_406_and_nothing_goes_upstream(
         assert (last["status"], last["attempts"], last["upstream_status"]) == (406, 0, None)
 
 
+@pytest.mark.checklist(23)
 def test_forbidden_ranges_are_dropped_when_another_is_acceptable(
     chain: Chain, study: SyntheticStudy
 ) -> None:
@@ -107,6 +110,7 @@ def test_forbidden_ranges_are_dropped_when_another_is_acceptable(
     assert len(split_multipart(body, content_type)) == len(study.instances)
 
 
+@pytest.mark.checklist(23)
 def test_an_accept_query_parameter_asking_for_them_is_a_406(
     chain: Chain, study: SyntheticStudy
 ) -> None:
@@ -117,6 +121,7 @@ def test_an_accept_query_parameter_asking_for_them_is_a_406(
     assert json.loads(body)["type"] == "urn:mado-gateway:problem:unsupported-transfer-syntax"
 
 
+@pytest.mark.checklist(20)
 def test_the_clients_transfer_syntax_reaches_the_source(
     chain: Chain, study: SyntheticStudy
 ) -> None:

@@ -25,6 +25,7 @@ def upstreams(up: Scripted, other: Scripted, **redir: Any) -> dict[str, dict[str
     }
 
 
+@pytest.mark.checklist(28)
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 async def test_redirect_to_a_registered_upstream_is_followed_without_credentials(
     status: int,
@@ -65,6 +66,7 @@ async def test_authorization_is_not_forwarded_by_default() -> None:
     assert "authorization" not in up.seen[0].headers
 
 
+@pytest.mark.checklist(27)
 async def test_redirect_to_an_unregistered_host_is_a_502_a_metric_and_a_security_event() -> None:
     async with Scripted() as up, Scripted() as other, Listener("127.0.0.2") as evil:
         up.script["go"] = (302, f"http://{evil.authority}/steal")
@@ -94,6 +96,7 @@ async def test_redirects_are_off_with_max_hops_zero() -> None:
     assert other.seen == []
 
 
+@pytest.mark.checklist(29)
 async def test_the_default_address_policy_refuses_loopback() -> None:
     async with (
         Scripted() as up,

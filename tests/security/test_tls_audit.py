@@ -121,6 +121,7 @@ def metric(gateway: GatewayProcess, reason: str) -> float | None:
     return None
 
 
+@pytest.mark.checklist(53)
 def test_tls_failures_in_both_directions_are_audited_as_node_authentication(
     pki: Pki, source: str, tmp_path: Path
 ) -> None:

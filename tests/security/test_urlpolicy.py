@@ -194,6 +194,7 @@ def test_no_numeric_spelling_but_the_dotted_quad_passes(number: int, which: int)
     assert spelling == str(ipaddress.IPv4Address(number))
 
 
+@pytest.mark.checklist(29)
 @settings(max_examples=300)
 @given(st.integers(min_value=0, max_value=2**32 - 1))
 def test_every_loopback_spelling_in_v4_and_v6_is_refused_by_the_strict_policy(n: int) -> None:
@@ -276,6 +277,7 @@ def redirect_rule(location: str | None, **kw: Any) -> Rule:
     return caught.value.rule
 
 
+@pytest.mark.checklist(28)
 def test_redirect_to_another_registered_upstream_drops_credentials() -> None:
     step = decide("https://pacs-b.example.org/x/studies/1.2", status=303)
     assert (step.upstream, step.method, step.drop_credentials) == ("pacs-b", "GET", True)
@@ -283,6 +285,7 @@ def test_redirect_to_another_registered_upstream_drops_credentials() -> None:
     assert (same.upstream, same.drop_credentials) == ("pacs-a", False)
 
 
+@pytest.mark.checklist(27)
 def test_redirect_rules() -> None:
     assert redirect_rule("https://evil.example/") is Rule.ORIGIN
     assert redirect_rule("http://pacs-b.example.org/") is Rule.SCHEME
@@ -301,6 +304,7 @@ def test_redirect_rules() -> None:
     assert allowed.upstream is None and allowed.drop_credentials
 
 
+@pytest.mark.checklist(27)
 @settings(max_examples=200)
 @given(st.integers(min_value=0, max_value=5), st.integers(min_value=0, max_value=5))
 def test_hop_limit_property(max_hops: int, hops: int) -> None:

@@ -35,6 +35,7 @@ def test_request_headers_are_an_allow_list() -> None:
     assert "X-Forwarded-For" not in out
 
 
+@pytest.mark.checklist(22)
 def test_missing_accept_gets_the_dicomweb_default() -> None:
     empty: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
     assert (
@@ -93,12 +94,14 @@ def outbound_accept(*values: str) -> list[str]:
         f"{DICOM}; transfer-syntax={IMPLICIT}, {DICOM}; transfer-syntax={EXPLICIT}; q=0",
     ],
 )
+@pytest.mark.checklist(23)
 def test_only_forbidden_transfer_syntaxes_is_refused_before_anything_is_sent(accept: str) -> None:
     """Checklist item 23: nothing acceptable remains, so nothing is requested (406)."""
     with pytest.raises(UnsupportedTransferSyntax):
         outbound_accept(accept)
 
 
+@pytest.mark.checklist(23)
 def test_forbidden_ranges_are_dropped_when_others_remain() -> None:
     """Checklist item 23: PS3.18 §8.7.3.5.2 — not available via DICOMweb, so never asked for."""
     sent = outbound_accept(
@@ -109,6 +112,7 @@ def test_forbidden_ranges_are_dropped_when_others_remain() -> None:
     assert outbound_accept(f"{DICOM}; transfer-syntax={IMPLICIT}, */*;q=0.1") == ["*/*;q=0.1"]
 
 
+@pytest.mark.checklist(20)
 def test_an_acceptable_accept_is_passed_unchanged() -> None:
     """Checklist item 20: the client's Accept, media type and transfer-syntax, as sent."""
     values = (
@@ -119,6 +123,7 @@ def test_an_acceptable_accept_is_passed_unchanged() -> None:
     assert outbound_accept(*values) == list(values)
 
 
+@pytest.mark.checklist(22)
 def test_an_empty_accept_gets_the_default() -> None:
     """Checklist item 22: every outbound WADO-RS request carries an Accept."""
     assert outbound_accept("") == [DICOM]

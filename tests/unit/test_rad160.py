@@ -11,6 +11,7 @@ STUDY = "1.2.840.113619.2.207.28521.42888.1640475282.450"
 PREFIX = "homeCommunityId/5.6.7.8/RetrieveLocationUID/1.2.840.9.10.11.12/"
 
 
+@pytest.mark.checklist(8)
 def test_figure_xa2_example_with_study_spelling_and_trailing_slash() -> None:
     request = parse_rad160(f"{PREFIX}study/{STUDY}/")
     assert request.home_community_id == "5.6.7.8"
@@ -29,6 +30,7 @@ def test_figure_xa4_example_with_unencoded_retrieve_url() -> None:
     assert request.source_query == ""
 
 
+@pytest.mark.checklist(16)
 @pytest.mark.parametrize("name", ["retrieveurl", "retrieveURL", "RetrieveURL", "RETRIEVEURL"])
 def test_retrieveurl_in_any_letter_case_and_percent_encoded(name: str) -> None:
     request = parse_rad160(
@@ -38,6 +40,7 @@ def test_retrieveurl_in_any_letter_case_and_percent_encoded(name: str) -> None:
     assert request.source_query == "window=40,400"
 
 
+@pytest.mark.checklist(9)
 def test_prefixed_oids_are_canonical_and_the_prefix_is_rebuilt_canonically() -> None:
     request = parse_rad160(
         f"homeCommunityId/urn:oid:5.6.7.8/RetrieveLocationUID/oid:1.2.3/studies/{STUDY}"
@@ -159,6 +162,7 @@ def test_strip_query_param_keeps_other_pairs_verbatim() -> None:
         "transferSyntax=1.2.840.10008.1.2.2",
     ],
 )
+@pytest.mark.checklist(23)
 def test_a_query_asking_for_a_forbidden_transfer_syntax_is_refused(query: str) -> None:
     """Checklist item 23, for the accept query parameter (PS3.18 §8.3.3.1): the query is
     forwarded unedited, so one that names Implicit VR LE or Explicit VR BE is refused."""

@@ -58,6 +58,7 @@ def test_other_community_is_relayed_verbatim() -> None:
     ]
 
 
+@pytest.mark.checklist(17)
 def test_own_community_goes_to_the_source_with_studies_and_failover_order() -> None:
     route = registry().resolve(request("5.6.7.8"))
     assert route.kind is RouteKind.SOURCE
@@ -67,6 +68,7 @@ def test_own_community_goes_to_the_source_with_studies_and_failover_order() -> N
     ]
 
 
+@pytest.mark.checklist(5)
 def test_retrieve_url_mode_figure_xa4() -> None:
     route = registry().resolve(request("5.6.7.8", query="retrieveurl=hostname/dicom-web-rs/"))
     assert route.kind is RouteKind.RETRIEVE_URL
@@ -94,6 +96,7 @@ def test_retrieve_url_on_a_registered_upstream_origin_uses_that_upstream() -> No
         ("https://:80/", "absolute"),
     ],
 )
+@pytest.mark.checklist(15)
 def test_retrieve_urls_outside_the_policy_are_refused(value: str, rule: str) -> None:
     with pytest.raises(RetrieveUrlRefused) as caught:
         registry().resolve(request("5.6.7.8", query=f"retrieveurl={value}"))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+import pytest
 
 from peers.faults import FaultUpstream, multipart_body
 from peers.gateway import GatewayProcess, gateway_config
@@ -76,6 +77,7 @@ def study_of(root: Any) -> str:
     return str(studies[0])
 
 
+@pytest.mark.checklist(56)
 def test_a_thousand_retrievals_survive_arr_restarts_and_a_sigkill(
     rsyslog: Rsyslog, pki: Pki, tmp_path: Path
 ) -> None:
@@ -144,6 +146,7 @@ def test_a_thousand_retrievals_survive_arr_restarts_and_a_sigkill(
     )
 
 
+@pytest.mark.checklist(46)
 async def test_two_patients_in_one_retrieval_give_one_message_each(tmp_path: Path) -> None:
     study = make_study(
         seed="two-patients", series_count=1, instances_per_series=3, rows=2, columns=2
@@ -181,6 +184,7 @@ async def test_two_patients_in_one_retrieval_give_one_message_each(tmp_path: Pat
     assert sorted(patients) == [f"PAT-A^^^&{issuer}&ISO", f"PAT-B^^^&{issuer}&ISO"]
 
 
+@pytest.mark.checklist(15)
 def test_refused_retrieve_url_is_a_security_alert_naming_the_target(
     orthanc: OrthancServer, tmp_path: Path
 ) -> None:

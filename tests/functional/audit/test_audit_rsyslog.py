@@ -96,6 +96,7 @@ async def wait_for(rsyslog: Rsyslog, count: int, timeout_s: float = 20) -> list[
     return await asyncio.to_thread(rsyslog.wait_for, count, timeout_s)
 
 
+@pytest.mark.checklist(55)
 async def test_tls_delivery_is_byte_exact(rsyslog: Rsyslog, pki: Pki, tmp_path: Path) -> None:
     journalled = records(30)
     journal = Journal(tmp_path / "journal", cursors=("arr",), max_bytes=1 << 24)
@@ -135,6 +136,7 @@ async def test_udp_delivery_is_byte_exact(rsyslog: Rsyslog, tmp_path: Path) -> N
     assert await wait_for(rsyslog, len(sent)) == sent
 
 
+@pytest.mark.checklist(57)
 async def test_service_messages_arrive_and_validate(
     rsyslog: Rsyslog, pki: Pki, tmp_path: Path
 ) -> None:
@@ -189,6 +191,7 @@ async def test_a_client_without_certificate_stores_nothing(
     assert rsyslog.received() == [marker]
 
 
+@pytest.mark.checklist(56)
 async def test_repository_down_and_restarted_three_times_loses_nothing(
     rsyslog: Rsyslog, pki: Pki, tmp_path: Path
 ) -> None:

@@ -80,6 +80,7 @@ def parsed(message: AuditMessage) -> etree._Element:
     return validate(render(message))
 
 
+@pytest.mark.checklist(46, 47, 48, 49, 50)
 def test_one_message_per_patient() -> None:
     seen = [
         instance("1.9.1", patient="PAT-1", name="DOE^JANE"),
@@ -194,6 +195,7 @@ def test_event_type_codes_name_the_transactions(route: str, expected: list[str])
         (ExchangeOutcome.COMPLETE, 503, Outcome.MAJOR_FAILURE),
     ],
 )
+@pytest.mark.checklist(51)
 def test_outcome_reflects_what_happened(
     outcome: ExchangeOutcome, status: int, expected: Outcome
 ) -> None:
@@ -202,6 +204,7 @@ def test_outcome_reflects_what_happened(
     assert root.find("EventIdentification").get("EventOutcomeIndicator") == str(int(expected))
 
 
+@pytest.mark.checklist(51)
 def test_aborted_transfer_is_not_a_success_for_any_patient() -> None:
     seen = [instance("1.9.1", patient="A"), instance("1.9.2", patient="B")]
     built = instances_transferred(
@@ -262,6 +265,7 @@ def test_tls_failure_is_node_authentication() -> None:
     assert [c.code for c in message.event.types] == ["110126"]
 
 
+@pytest.mark.checklist(52)
 @pytest.mark.parametrize(("started", "code"), [(True, "110120"), (False, "110121")])
 def test_application_activity(started: bool, code: str) -> None:
     message = messages.application_activity(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from gateway.audit import codes
 from gateway.audit.model import (
     ActionCode,
@@ -111,6 +113,7 @@ def test_s6_is_reproduced_byte_for_byte() -> None:
     assert len(message) == 1975
 
 
+@pytest.mark.checklist(57)
 def test_s6_parses_and_validates() -> None:
     parsed = parse_frame(s6_bytes())
     assert parsed is not None

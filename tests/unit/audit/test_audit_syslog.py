@@ -18,6 +18,7 @@ LINE = re.compile(
 )
 
 
+@pytest.mark.checklist(54)
 def test_header_fields() -> None:
     message = format_message(b'<?xml version="1.0"?><a/>', header=HEADER, timestamp=AT)
     match = LINE.match(message)
@@ -31,6 +32,7 @@ def test_header_fields() -> None:
     )
 
 
+@pytest.mark.checklist(54)
 def test_warning_severity_gives_pri_84() -> None:
     assert format_message(b"<?xml", header=HEADER, timestamp=AT, severity=4).startswith(b"<84>1 ")
     with pytest.raises(ValueError, match="severity"):
@@ -51,6 +53,7 @@ def test_naive_timestamp_is_refused() -> None:
         format_message(b"<?xml", header=HEADER, timestamp=datetime(2026, 1, 1))
 
 
+@pytest.mark.checklist(55)
 def test_frame_counts_octets_including_the_bom() -> None:
     message = format_message("<?xml é".encode(), header=HEADER, timestamp=AT)
     framed = frame(message)

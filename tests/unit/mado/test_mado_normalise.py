@@ -21,11 +21,13 @@ oids = st.lists(component, min_size=2, max_size=8).map(".".join).filter(lambda s
 prefixes = st.sampled_from(["", "urn:oid:", "oid:", "URN:OID:", "Oid:", " urn:oid:"])
 
 
+@pytest.mark.checklist(4)
 @given(oid=oids, prefix=prefixes)
 def test_any_oid_prefix_is_dropped(oid: str, prefix: str) -> None:
     assert to_oid(prefix + oid) == oid
 
 
+@pytest.mark.checklist(4)
 @given(text=st.text(alphabet="ACMEacme-_ /", min_size=1, max_size=20))
 def test_non_oids_are_none(text: str) -> None:
     assert to_oid(text) is None

@@ -17,6 +17,7 @@ FHIR_SAMPLE = SAMPLES / "mado-1.2.250.1.59.40211.22756022.2.1.101-bundle.json"
 STUDY_UID = "1.2.250.1.59.40211.22756022.2.1.101"
 
 
+@pytest.mark.checklist(1)
 def test_kos_sample_series_locations_and_instances() -> None:
     manifest, notes = read_kos(pydicom.dcmread(KOS_SAMPLE))
     assert notes == ()
