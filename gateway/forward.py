@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 import aiohttp
 from aiohttp import web
 
+from gateway.border import border_for
 from gateway.errors import (
     AddressRefused,
     GatewayError,
@@ -45,7 +46,7 @@ from gateway.middleware import seal
 from gateway.multipart import MultipartError, boundary_of
 from gateway.partscan import PartScanner
 from gateway.redirects import Follower
-from gateway.rewrite import PrefixRewriter, is_rewritable
+from gateway.rewrite import PrefixRewriter, metadata_rewriter
 from gateway.security import SecurityEvents
 from gateway.tls import tls_failure
 from gateway.upstream import UpstreamPool
@@ -81,8 +82,9 @@ async def forward(
         answer,
     ):
         rewriter = None
-        if public_prefix and is_rewritable(answer.headers.get("Content-Type", "")):
-            rewriter = PrefixRewriter(base.encode(), public_prefix.encode())
+        if public_prefix:
+            border = border_for(route, public_prefix, answered=base)
+            rewriter = metadata_rewriter(answer.headers.get("Content-Type", ""), border)
         return await _relay(request, answer, exchange, rewriter)
 
 
