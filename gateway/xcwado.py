@@ -12,10 +12,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.authority import public_authority
+from gateway.border import border_for
 from gateway.errors import InvalidHost
 from gateway.exchange import Exchange
 from gateway.forward import forward
-from gateway.keys import EXCHANGE, HOLDER, METRICS, POOL, SETTINGS
+from gateway.keys import BORDER, EXCHANGE, HOLDER, METRICS, POOL, SETTINGS
 from routing.errors import (
     InvalidIdentifier,
     InvalidRequestPath,
@@ -67,6 +68,7 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
     exchange.route_kind = route.kind.value
 
     public_prefix = _public_prefix(request, route, rad160)
+    request[BORDER] = border_for(route, public_prefix)  # for the answer's headers
     return await forward(
         request,
         route,
