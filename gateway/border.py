@@ -39,6 +39,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _URL_WHITESPACE = " \t\r\n\f\x00"
+_CHANGES = re.compile(r"[\\%\s\x00]|/\.")  # what URL normalisation could alter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,9 +91,11 @@ class Border:
     request_url: str
     public: str
     hosts: frozenset[str] = field(init=False)
+    plain: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hosts", frozenset(b.host for b in self.bases))
+        object.__setattr__(self, "plain", tuple(b.url for b in self.bases))
 
     @classmethod
     def create(cls, *, bases: tuple[str, ...], request_url: str, public: str) -> Border:
@@ -108,6 +111,12 @@ class Border:
         Returns the public URL, ``""`` for a reference withheld (the source's origin, outside
         its base URLs), or None when the reference is not the source's (leave it alone).
         """
+        for head in self.plain:
+            # The common case, without URL parsing: the base in normal form, then a rest
+            # that normalisation would not change.
+            rest = reference[len(head) :]
+            if reference.startswith(head) and not _CHANGES.search(rest) and rest[:1] != ".":
+                return self.public + rest
         text = reference.strip(_URL_WHITESPACE)
         if not text:
             return None

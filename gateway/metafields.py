@@ -15,8 +15,8 @@ DICOM JSON                              DICOM XML (Native DICOM Model)
 may itself be escaped (``"BulkData\\u0055RI"``, ``tag="0008&#49;190"``); it is decoded
 before it is compared.
 
-A *finder* (:data:`JSON_FIELDS`, :data:`XML_FIELDS`) has an ``opener`` pattern for where such
-a construct may start and :meth:`~Finder.locate`, which reads the construct from the opener
+A *finder* (:data:`JSON_FIELDS`, :data:`XML_FIELDS`) has :meth:`~Finder.find` for where such
+a construct may start and :meth:`~Finder.locate`, which reads the construct from there
 and returns the byte spans of its URL values with the :class:`Codec` that reads and writes
 them, :data:`NEED_MORE` when the construct does not end inside the buffer, or None.
 
@@ -114,10 +114,23 @@ Result = Located | Literal["need-more"] | None
 
 
 class Finder:
-    """Where URL-bearing constructs start in one syntax, and how to read them."""
+    """Where URL-bearing constructs start in one syntax, and how to read them.
 
-    opener: re.Pattern[bytes]
+    A construct starts where one of the byte strings ``literals`` occurs, or where
+    :meth:`find_other` says (-1: nowhere at or after ``position``); it can be recognised once
+    ``max_opener`` bytes from its start are there. The caller remembers what it has found.
+    """
+
+    literals: tuple[bytes, ...] = ()
     max_opener: int
+
+    def start_of(self, buf: bytes, hit: int, position: int) -> int:
+        """Where the construct around an occurrence of a literal at ``hit`` starts (not
+        before ``position``), or -1 when it is none."""
+        return hit
+
+    def find_other(self, buf: bytes, position: int) -> int:
+        raise NotImplementedError
 
     def locate(self, buf: bytes, start: int) -> Result:
         raise NotImplementedError
@@ -131,10 +144,19 @@ _JSON_TOKEN = re.compile(
 
 
 class _JsonFinder(Finder):
-    # A literal key of interest, or any string with an escape in its first KiB (it may be an
-    # escaped key; strings are decoded only here, never on the common path).
-    opener = re.compile(rb'"(?:BulkDataURI|00081190|0040[Ee]010)"|"(?=[^"\\]{0,1024}\\)')
-    max_opener = 1100
+    literals = (b'"BulkDataURI"', b'"00081190"', b'"0040E010"', b'"0040e010"')
+    max_opener = _MAX_KEY + 64
+
+    def find_other(self, buf: bytes, position: int) -> int:
+        """The string around the next escape: it may be an escaped key (strings are decoded
+        only there, never on the common path)."""
+        escape = buf.find(b"\\", position)
+        while escape >= 0:
+            quote = buf.rfind(b'"', max(position, escape - _MAX_KEY), escape)
+            if quote >= 0:
+                return quote
+            escape = buf.find(b"\\", escape + 2)
+        return -1
 
     def locate(self, buf: bytes, start: int) -> Result:
         string = _JSON_STRING_LITERAL.match(buf, start)
@@ -145,8 +167,9 @@ class _JsonFinder(Finder):
         colon = _JSON_COLON.match(buf, key_end)
         if colon is None or colon.end() == len(buf):
             return NEED_MORE if not buf[key_end:].strip() or colon else Located(key_end)
+        raw_key = buf[start + 1 : key_end - 1]
         try:
-            key = JSON_STRING.decode(buf[start + 1 : key_end - 1])
+            key = JSON_STRING.decode(raw_key) if b"\\" in raw_key else raw_key.decode()
         except ValueError:
             return Located(key_end)
         position = colon.end()
@@ -210,7 +233,7 @@ _VALUE = re.compile(
 
 
 class _XmlFinder(Finder):
-    opener = re.compile(
+    _opener = re.compile(
         rb"<" + _NAME + rb"(BulkData(?=[ \t\r\n/>])|DicomAttribute(?="
         rb"""(?:[ \t\r\n]+[^ \t\r\n=/>]+[ \t\r\n]*=[ \t\r\n]*(?:"[^"]*"|'[^']*'))*?"""
         rb"""[ \t\r\n]+(?:[A-Za-z_][\w.-]*:)?tag[ \t\r\n]*=[ \t\r\n]*["']"""
@@ -218,8 +241,24 @@ class _XmlFinder(Finder):
     )
     max_opener = 1100
 
+    literals = (b"BulkData", b"00081190", b"0040E010", b"0040e010")
+
+    def start_of(self, buf: bytes, hit: int, position: int) -> int:
+        """The start tag around ``hit``, if it is one of ours (the regex says)."""
+        tag = buf.rfind(b"<", max(position, hit - self.max_opener), hit)
+        return tag if tag >= 0 and self._opener.match(buf, tag) else -1
+
+    def find_other(self, buf: bytes, position: int) -> int:
+        """A start tag with a reference in it: perhaps an escaped ``tag`` value."""
+        reference = buf.find(b"&", position)
+        while reference >= 0:
+            if (start := self.start_of(buf, reference, position)) >= 0:
+                return start
+            reference = buf.find(b"&", reference + 1)
+        return -1
+
     def locate(self, buf: bytes, start: int) -> Result:
-        opened = self.opener.match(buf, start)
+        opened = self._opener.match(buf, start)
         if opened is None:
             return None
         attributes, end, closed = _start_tag(buf, opened.end())

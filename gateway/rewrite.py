@@ -66,6 +66,7 @@ MAX_FIELD_BYTES = 64 * 1024
 _JSON_TYPES = ("application/dicom+json", "application/json")
 _XML_TYPES = ("application/dicom+xml", "application/xml", "text/xml")
 _LITERAL_WINDOW = 16  # "https:/" and a little: how far before a literal host a spelling starts
+_UNCLEAN = re.compile(rb"[\\%&\s]|/\.")
 _PADDED_REFERENCE = re.compile(rb"&#[xX]?0{%d}" % (MAX_REF_ZEROS + 1))
 
 
@@ -113,8 +114,10 @@ class PrefixRewriter:
         "_carry",
         "_escapes",
         "_fields",
+        "_host_escapes",
         "_hosts",
         "_normaliser",
+        "_plain_heads",
         "_public",
         "_public_bare",
         "_spelling",
@@ -129,6 +132,8 @@ class PrefixRewriter:
         self._fields: Finder = JSON_FIELDS if syntax is Syntax.JSON else XML_FIELDS
         self._normaliser = XmlNormaliser(boundary) if syntax is Syntax.XML else None
         self._escapes = (b"\\", b"%") if syntax is Syntax.JSON else (b"&", b"%")
+        # What a host letter or digit looks like when it is not written as itself.
+        self._host_escapes = (b"\\u", b"%") if syntax is Syntax.JSON else (b"&#", b"%")
         self._hosts = tuple(
             dict.fromkeys(
                 (f"[{b.host}]" if ":" in b.host else b.host).encode() for b in border.bases
@@ -139,6 +144,7 @@ class PrefixRewriter:
         self._canonical = tuple(
             (f"{b.scheme}://".encode(), b.authority.encode(), b.path.encode()) for b in border.bases
         )
+        self._plain_heads = tuple(s + a + p for s, a, p in self._canonical)
         codec = _codec(syntax)
         self._public = codec(border.public)
         self._public_bare = codec(border.public[:-1])
@@ -225,12 +231,15 @@ class PrefixRewriter:
 
     def _rewrite_span(self, data: bytes, start: int, end: int) -> bytes:
         """``data[start:end]`` with every spelling of a base replaced."""
+        span = data[start:end]
+        if b"/" not in span and b"\\" not in span and b"&" not in span:
+            return span  # every spelling has a slash, a JSON escape or an XML reference
         spelling = self._spelling
 
         def one(match: re.Match[bytes]) -> bytes:
             return self._public if spelling.keeps_slash(match) else self._public_bare
 
-        return spelling.pattern.sub(one, data[start:end])
+        return spelling.pattern.sub(one, span)
 
     def _rewrite_located(self, data: bytes, start: int, located: Located) -> bytes:
         pieces = []
@@ -243,8 +252,15 @@ class PrefixRewriter:
         return b"".join(pieces)
 
     def _rewrite_value(self, data: bytes, start: int, end: int, codec: Codec) -> bytes:
+        raw = data[start:end]
+        for head in self._plain_heads:
+            # The common case, without decoding or URL parsing: the base as configured, then
+            # a rest that escapes nothing and that normalisation would not change.
+            rest = raw[len(head) :]
+            if raw.startswith(head) and not _UNCLEAN.search(rest) and not rest.startswith(b"."):
+                return self._public + rest
         try:
-            text = codec.decode(data[start:end])
+            text = codec.decode(raw)
         except (ValueError, UnicodeDecodeError):
             return self._rewrite_span(data, start, end)
         mapped = self._border.map_reference(text)
@@ -272,6 +288,7 @@ class _Scan:
         "_lowered",
         "_next",
         "_opener",
+        "_other",
         "_rewriter",
         "_spelled",
         "_triggers",
@@ -282,9 +299,14 @@ class _Scan:
         self._data = data
         self._limit = limit
         self._lowered = data.lower()
-        self._triggers = [(e, data) for e in rewriter._escapes] + [
-            (h, self._lowered) for h in rewriter._hosts
-        ]
+        # Needles searched for with bytes.find, each from where it was last found: the
+        # spelling triggers (escapes, hosts), then the finder's literal openers.
+        self._triggers = (
+            [(e, data) for e in rewriter._escapes]
+            + [(h, self._lowered) for h in rewriter._hosts]
+            + [(literal, data) for literal in rewriter._fields.literals]
+        )
+        self._other = -2
         self._next = [-2] * len(self._triggers)  # -2: not searched yet; -1: none left
         self._opener: int | None = -2
         self._spelled: tuple[int, int, bytes] | None = (-2, -2, b"")
@@ -295,8 +317,18 @@ class _Scan:
     def opener(self, position: int) -> int | None:
         """Where the first opener at or after ``position`` (and before the limit) starts."""
         if self._opener is not None and self._opener < position:
-            found = self._rewriter._fields.opener.search(self._data, position)
-            at = found.start() if found is not None else -1
+            fields = self._rewriter._fields
+            if self._other != -1 and self._other < position:
+                self._other = fields.find_other(self._data, position)
+            found = [self._other] if self._other >= 0 else []
+            first = len(self._triggers) - len(fields.literals)
+            for kind in range(first, len(self._triggers)):
+                hit = self._trigger(kind, position)
+                while hit >= 0 and (start := fields.start_of(self._data, hit, position)) < 0:
+                    hit = self._trigger(kind, hit + 1)
+                if hit >= 0:
+                    found.append(start)
+            at = min(found) if found else -1
             self._opener = at if 0 <= at < self._limit else None
         return self._opener
 
@@ -304,6 +336,15 @@ class _Scan:
         if self._spelled is not None and self._spelled[0] < position:
             self._spelled = self._find(position)
         return self._spelled
+
+    def _may_spell(self, start: int, end: int) -> bool:
+        """Whether a host can be spelled in ``[start, end)``: literally, or with an escaped
+        or percent-encoded character. Most escapes (``\\/`` everywhere, ``&amp;``) are far
+        from any host; this spares the regex those windows."""
+        rewriter = self._rewriter
+        if any(self._lowered.find(host, start, end) >= 0 for host in rewriter._hosts):
+            return True
+        return any(self._data.find(mark, start, end) >= 0 for mark in rewriter._host_escapes)
 
     def _trigger(self, kind: int, position: int) -> int:
         at = self._next[kind]
@@ -317,11 +358,12 @@ class _Scan:
         spelling = rewriter._spelling
         window = spelling.max_length
         kinds = len(rewriter._escapes)
+        spelling_kinds = kinds + len(rewriter._hosts)
         cursor = position
         while True:
             candidates = [
                 (at, kind)
-                for kind in range(len(self._triggers))
+                for kind in range(spelling_kinds)
                 if (at := self._trigger(kind, cursor)) >= 0
             ]
             if not candidates:
@@ -343,7 +385,9 @@ class _Scan:
             start, end = max(position, at - reach), min(len(data), at + window + 1)
             clear_from, clear_to = self._clear
             searched = max(start, clear_to) if clear_from <= start <= clear_to else start
-            match = spelling.pattern.search(data, searched, end) if searched < end else None
+            match = None
+            if searched < end and self._may_spell(searched, end):
+                match = spelling.pattern.search(data, searched, end)
             if match is None:
                 # A spelling is at most `window` long: one starting by end - window would
                 # have been found inside [searched, end).

@@ -66,7 +66,7 @@ class XmlNormaliser:
     :class:`NotRewritable` for a document type declaration or oversized part headers.
     """
 
-    __slots__ = ("_carry", "_delimiter", "_markers", "_skip", "_state")
+    __slots__ = ("_carry", "_delimiter", "_found", "_markers", "_skip", "_state")
 
     def __init__(self, boundary: str | None) -> None:
         # A virtual CRLF before the body lets the first delimiter be found like the others.
@@ -75,6 +75,7 @@ class XmlNormaliser:
         self._carry = b"\r\n" if self._delimiter else b""
         self._skip = len(self._carry)
         self._state = _State.TEXT
+        self._found: dict[bytes, int] = {}
 
     @property
     def held_bytes(self) -> int:
@@ -100,6 +101,7 @@ class XmlNormaliser:
         return out
 
     def _run(self, data: bytes, *, final: bool) -> bytes:
+        self._found = {}
         out: list[bytes] = []
         index = 0
         while True:
@@ -120,8 +122,15 @@ class XmlNormaliser:
         return b"".join(out)
 
     def _next_marker(self, data: bytes, index: int) -> tuple[int, bytes]:
-        found = [(data.find(m, index), m) for m in self._markers]
-        hits = [f for f in found if f[0] >= 0]
+        # Each marker is searched for again only once the scan has passed where it was found
+        # (-1: none left in `data`); _run starts afresh for each buffer.
+        hits = []
+        for marker in self._markers:
+            at = self._found.get(marker, -2)
+            if at != -1 and at < index:
+                at = self._found[marker] = data.find(marker, index)
+            if at >= 0:
+                hits.append((at, marker))
         return min(hits) if hits else (-1, b"")
 
     def _text(self, data: bytes, index: int, out: list[bytes], final: bool) -> tuple[int, bool]:
