@@ -19,7 +19,9 @@ is, whichever scheme a document claims.
 Two URLs are the same when RFC 3986 §6.2.2 and WHATWG URL parsing say so: scheme and host
 letter case, an omitted or explicit default port, leading zeros in the port, an empty port,
 percent-encoded unreserved characters, ``.``/``..`` segments, a trailing dot on the host,
-IPv6 spellings, and backslashes (which browsers read as slashes in http(s) URLs).
+IPv6 spellings, and backslashes (which browsers read as slashes in http(s) URLs). Beyond
+them, the base path matches in any letter case (many sources ignore it; the rest of the
+path is kept as written).
 
 Pure: no I/O, no aiohttp.
 """
@@ -134,10 +136,11 @@ class Border:
         for base in self.bases:
             if origin != base.origin:
                 continue
-            if path.startswith(base.path):
+            # The base path in any letter case (see gateway.spelling): the rest as written.
+            if path[: len(base.path)].lower() == base.path.lower():
                 rest = path[len(base.path) :]
                 public = self.public
-            elif path == base.path[:-1]:
+            elif path.lower() == base.path[:-1].lower():
                 rest, public = "", self.public[:-1]
             else:
                 continue

@@ -12,6 +12,8 @@ can be replaced in place:
   percent-encoded, an omitted, explicit, empty or zero-padded default port, a zero-padded
   port, a trailing dot on the host, userinfo, a scheme-less ``//host…`` reference, and
   backslashes for slashes (browsers accept them in http(s) URLs);
+* the base path in another letter case: not the same URL by RFC 3986, but the same resource
+  for many sources, and the host must not leak either way;
 * the base path with or without its final ``/`` (without it only at the end of a path).
 
 ``PLAIN`` is for text that is already decoded (header values).
@@ -147,7 +149,10 @@ def _path_char(char: str, syntax: Syntax) -> _Piece:
     if char == "/":
         return _either([_char("/\\", syntax), _percent("/", syntax)])
     if char.isascii():
-        return _either([_char(char, syntax), _percent(char, syntax)])
+        # Either letter case: many sources (IIS, say) ignore it, and an upper-case spelling
+        # left alone would still name the source's host.
+        cases = {char.lower(), char.upper()}
+        return _either([_char(cases, syntax), _percent(cases, syntax)])
     return _char(char, syntax)
 
 

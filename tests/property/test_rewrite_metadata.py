@@ -4,11 +4,11 @@ parseable, (ii) without the source's address, (iii) with every other value uncha
 
 Documents are DICOM JSON and multipart DICOM XML with BulkDataURIs, Retrieve URLs (also in a
 sequence item) and free text quoting the base URL. Every URL is drawn in a random spelling
-(scheme and host letter case, default port written, empty or zero-padded, percent-encoded
-letters, scheme-less, absolute-path and relative-path references, ``..`` segments), every
-string written with random escapes (JSON ``\\uXXXX`` in either hex case and ``\\/``; XML
-character references with leading zeros, CDATA sections, comments splitting the text), and
-the result cut into chunks at random offsets.
+(scheme, host and base path letter case, default port written, empty or zero-padded,
+percent-encoded letters, scheme-less, absolute-path and relative-path references, ``..``
+segments), every string written with random escapes (JSON ``\\uXXXX`` in either hex case and
+``\\/``; XML character references with leading zeros, CDATA sections, comments splitting the
+text), and the result cut into chunks at random offsets.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ def origin_spelling(draw: st.DrawFn, source: Source) -> str:
 @st.composite
 def absolute_spelling(draw: st.DrawFn, source: Source) -> str:
     """The source's base URL, spelled any way that means the same URL."""
-    return draw(origin_spelling(source)) + _percent(draw, source.path, protected="/")
+    path = _case(draw, source.path) if draw(st.booleans()) else source.path
+    return draw(origin_spelling(source)) + _percent(draw, path, protected="/")
 
 
 @st.composite

@@ -27,6 +27,7 @@ BORDER = Border.create(
         ("instances/3", PUBLIC + "studies/1/series/2/instances/3"),
         ("../../../../../dicom-web/studies/%31", PUBLIC + "studies/1"),
         ("http://pacs:8042/dicom-web", PUBLIC[:-1]),
+        ("http://PACS:8042/Dicom-Web/Studies/1", PUBLIC + "Studies/1"),
         ("http:\\\\pacs:8042\\dicom-web\\studies/1", PUBLIC + "studies/1"),
         ("http://pa\tcs:8042/dicom-web/studies/1", PUBLIC + "studies/1"),
         ("http://pacs:8042/other", ""),

@@ -68,6 +68,8 @@ def bulk_out(body: bytes) -> str:
         "../../../../",  # relative-path, up from …/series/3.4/metadata
         "http://pacs:8042/dicom-web/studies/x/../../",
         "https://pacs:8042/dicom-web/",  # the same server, as a TLS terminator shows it
+        "HTTP://PACS:8042/DICOM-WEB/",  # the path's letter case too (IIS ignores it)
+        "http\\u003a//pacs:8042/Dicom-Web\\u002f",
     ],
 )
 def test_every_spelling_of_a_bulk_data_uri_becomes_the_public_url(spelled: str) -> None:
