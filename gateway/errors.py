@@ -10,6 +10,7 @@
      ├── AddressRefused        502  the upstream's host is (or resolves only to) a refused address
      └── InboundRefused             the request itself is refused before any routing
           ├── ControlInQuery   400  an encoded control character (CR, LF, NUL…) in the query
+          ├── InvalidHost      400  a Host header that is not a host name or address (repeated)
           ├── UriTooLong       414  the URL is longer than server.limits.max_url_bytes
           ├── HeadersTooLarge  431  too many header bytes or headers
           ├── BodyNotAllowed   413  a body on a request that takes none (or over the limit)
@@ -55,6 +56,7 @@ __all__ = [
     "GatewayError",
     "HeadersTooLarge",
     "InboundRefused",
+    "InvalidHost",
     "Problem",
     "RateLimited",
     "RedirectNotFollowed",
@@ -171,6 +173,12 @@ class ControlInQuery(InboundRefused):
     status = 400
     slug = "invalid-request"
     detail = "not a RAD-160 request: an encoded control character in the query"
+
+
+class InvalidHost(InboundRefused):
+    status = 400
+    slug = "invalid-host"
+    detail = "the Host header is not a host name or address (or there are several)"
 
 
 class UriTooLong(InboundRefused):

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from gateway.border import border_for
 from gateway.errors import (
     AddressRefused,
     GatewayError,
@@ -46,7 +47,7 @@ from gateway.headers import request_headers
 from gateway.keys import HOLDER, METRICS, POOL, SECURITY
 from gateway.multipart import MultipartError, boundary_of
 from gateway.redirects import Follower
-from gateway.rewrite import PrefixRewriter, is_rewritable
+from gateway.rewrite import metadata_rewriter
 from gateway.security import SecurityEvents
 from gateway.stream import stream_answer
 from gateway.tls import tls_failure
@@ -82,8 +83,9 @@ async def forward(
         answer,
     ):
         rewriter = None
-        if public_prefix and is_rewritable(answer.headers.get("Content-Type", "")):
-            rewriter = PrefixRewriter(base.encode(), public_prefix.encode())
+        if public_prefix:
+            border = border_for(route, public_prefix, answered=base)
+            rewriter = metadata_rewriter(answer.headers.get("Content-Type", ""), border)
         idle_s = route.upstream.timeouts.read_idle_s
         return await stream_answer(request, answer, exchange, rewriter, base=base, idle_s=idle_s)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from gateway.border import Border
 from gateway.exchange import Exchange, ExchangeSink
 from gateway.metrics import Metrics
 from gateway.reload import RegistryHolder
@@ -14,6 +15,7 @@ from gateway.settings import ServerSettings
 from gateway.upstream import UpstreamPool
 
 __all__ = [
+    "BORDER",
     "EXCHANGE",
     "HOLDER",
     "METRICS",
@@ -32,4 +34,5 @@ SINKS = web.AppKey("exchange_sinks", list[ExchangeSink])
 SECURITY = web.AppKey("security_events", SecurityEvents)
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
+BORDER = web.RequestKey("border", Border)  # set by a relay: what its upstream's URLs become
 READINESS = web.AppKey("readiness_checks", list[Callable[[], str | None]])

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.authority import public_authority
+from gateway.border import border_for
+from gateway.errors import InvalidHost
 from gateway.exchange import Exchange
 from gateway.forward import forward
-from gateway.keys import EXCHANGE, HOLDER, METRICS, POOL, SETTINGS
+from gateway.keys import BORDER, EXCHANGE, HOLDER, METRICS, POOL, SETTINGS
 from routing.errors import (
     InvalidIdentifier,
     InvalidRequestPath,
@@ -64,13 +67,15 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
     metrics.lookups.labels(route.kind.value).inc()
     exchange.route_kind = route.kind.value
 
+    public_prefix = _public_prefix(request, route, rad160)
+    request[BORDER] = border_for(route, public_prefix)  # for the answer's headers
     return await forward(
         request,
         route,
         exchange,
         pool=request.app[POOL],
         resource=rad160.kind,
-        public_prefix=_public_prefix(request, route, rad160),
+        public_prefix=public_prefix,
     )
 
 
@@ -84,9 +89,23 @@ def _describe(exchange: Exchange, rad160: Rad160Request) -> None:
 
 
 def _public_prefix(request: web.Request, route: Route, rad160: Rad160Request) -> str:
-    """What the upstream's base URL becomes in metadata: our URL for the same resource."""
+    """What the upstream's base URL becomes in metadata: our URL for the same resource.
+
+    The endpoint is ``server.public_url`` when configured; otherwise the request's scheme and
+    the authority it reached us under (:mod:`gateway.authority`). A malformed ``Host`` is
+    refused (:class:`InvalidHost`) either way, before anything is sent upstream.
+    """
     settings = request.app[SETTINGS]
-    endpoint = settings.public_url or f"{request.scheme}://{request.host}{settings.base_path}/"
+    transport = request.transport
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    address = (local[0], local[1]) if local else (settings.host, settings.port)
+    try:
+        authority = public_authority(
+            request.headers.getall("Host", ()), scheme=request.scheme, local=address
+        )
+    except ValueError:
+        raise InvalidHost() from None
+    endpoint = settings.public_url or f"{request.scheme}://{authority}{settings.base_path}/"
     if route.kind is RouteKind.RELAY:
         # The responding gateway already wrote its own endpoint followed by the
         # homeCommunityId/… prefix; swapping its endpoint for ours is enough.

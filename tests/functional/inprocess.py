@@ -41,6 +41,7 @@ async def running_gateway(
     *,
     read_idle_s: float = 1.0,
     extra: dict[str, Any] | None = None,
+    settings: ServerSettings | None = None,
 ) -> AsyncIterator[Running]:
     """A responding gateway whose sources are ``{scenario: [base_url, …]}``."""
     upstreams = {}
@@ -64,7 +65,7 @@ async def running_gateway(
     }
     metrics = CollectorRegistry()
     app = create_app(
-        ServerSettings(), RegistryHolder(Registry(parse_config(document))), metrics_registry=metrics
+        settings or ServerSettings(), RegistryHolder(Registry(parse_config(document))), metrics_registry=metrics
     )
     server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
     await server.start_server()
