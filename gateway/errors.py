@@ -12,6 +12,7 @@
           ├── ControlInQuery   400  an encoded control character (CR, LF, NUL…) in the query
           ├── InvalidHost      400  a Host header that is not a host name or address (repeated)
           ├── UriTooLong       414  the URL is longer than server.limits.max_url_bytes
+          ├── HttpVersionNotSupported  505  HTTP/1.0 on a route whose answers need chunked framing
           ├── HeadersTooLarge  431  too many header bytes or headers
           ├── BodyNotAllowed   413  a body on a request that takes none (or over the limit)
           ├── BodyTooLarge     413  a manifest over server.limits.max_manifest_bytes
@@ -55,6 +56,7 @@ __all__ = [
     "CorsRefused",
     "GatewayError",
     "HeadersTooLarge",
+    "HttpVersionNotSupported",
     "InboundRefused",
     "InvalidHost",
     "Problem",
@@ -185,6 +187,15 @@ class UriTooLong(InboundRefused):
     status = 414
     slug = "uri-too-long"
     detail = "the request URL is longer than this gateway accepts"
+
+
+class HttpVersionNotSupported(InboundRefused):
+    status = 505
+    slug = "http-version-not-supported"
+    detail = (
+        "this route answers with HTTP/1.1 chunked framing, so that a cut-off answer can never "
+        "look complete; send the request with HTTP/1.1"
+    )
 
 
 class HeadersTooLarge(InboundRefused):

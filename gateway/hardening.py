@@ -11,6 +11,7 @@ encoded CR, LF, NUL… in the query      400          ``invalid-request``
 header bytes or count over the limit   431          ``headers-too-large``
 a body on a route that takes none      413          ``request-body-not-allowed``
 a manifest over ``max_manifest_bytes``  413          ``request-body-too-large``
+HTTP/1.0 on a streaming route          505          ``http-version-not-supported``
 CORS preflight refused                 403          ``cors-origin-refused``,
                                                     ``cors-method-refused``,
                                                     ``cors-headers-refused`` (:mod:`gateway.cors`)
@@ -54,6 +55,7 @@ from gateway.errors import (
     ClientNotAllowed,
     ControlInQuery,
     HeadersTooLarge,
+    HttpVersionNotSupported,
     InboundRefused,
     RateLimited,
     TooManyStreams,
@@ -87,7 +89,7 @@ class StreamReaderLike(Protocol):
 
 
 _ENCODED_CONTROL = re.compile(r"%(?:[01][0-9a-fA-F]|7[fF])")
-_CLOSE_AFTER = (BodyNotAllowed, BodyTooLarge, UriTooLong, HeadersTooLarge)
+_CLOSE_AFTER = (BodyNotAllowed, BodyTooLarge, UriTooLong, HeadersTooLarge, HttpVersionNotSupported)
 
 
 def parser_limits(limits: InboundLimits) -> dict[str, int]:
@@ -173,6 +175,8 @@ def hardening_middleware(
         route = route_for(request.path, settings.base_path)
         try:
             _check_sizes(request, route, settings.limits)
+            if route.chunked_answer and request.version < (1, 1):
+                raise HttpVersionNotSupported()
             if is_preflight(request):
                 return preflight(request, route, settings.cors)
             if not route.limited:

@@ -71,7 +71,9 @@ class RoutePolicy:
     page may send (any letter case on the wire). ``takes_body``: a body is read, up to
     ``server.limits.max_manifest_bytes``, with or without a Content-Length; other routes take
     none beyond ``server.limits.max_body_bytes`` (and never a chunked one). ``limited``: the
-    client subject check, rate and stream caps apply.
+    client subject check, rate and stream caps apply. ``chunked_answer``: answers are
+    streamed with chunked framing (their end is the terminating chunk, written once the
+    exchange is recorded), which HTTP/1.0 lacks, so HTTP/1.0 requests are refused with 505.
     """
 
     name: str
@@ -79,15 +81,17 @@ class RoutePolicy:
     request_headers: tuple[str, ...] = VIEWER_HEADERS
     takes_body: bool = False
     limited: bool = False
+    chunked_answer: bool = False
 
 
-RETRIEVE_ROUTE = RoutePolicy(name="xc-wado", methods=("GET",), limited=True)
+RETRIEVE_ROUTE = RoutePolicy(name="xc-wado", methods=("GET",), limited=True, chunked_answer=True)
 MANIFEST_ROUTE = RoutePolicy(
     name="manifest",
     methods=("POST",),
     request_headers=(*VIEWER_HEADERS, "Content-Type"),
     takes_body=True,
     limited=True,
+    chunked_answer=True,
 )
 ADMIN_ROUTE = RoutePolicy(name="admin", methods=("GET",))
 
