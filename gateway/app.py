@@ -25,7 +25,7 @@ from gateway.consumer import endpoint as manifest_endpoint
 from gateway.cors import cors_on_prepare
 from gateway.exchange import ExchangeSink
 from gateway.hardening import hardening_middleware, parser_limits
-from gateway.headers import hide_source_on_prepare
+from gateway.headers import hide_source_on_prepare, request_id_on_prepare
 from gateway.keys import HOLDER, METRICS, POOL, READINESS, SECURITY, SETTINGS, SINKS
 from gateway.metrics import Metrics
 from gateway.middleware import exchange_middleware
@@ -67,6 +67,7 @@ def create_app(
     )
     app.on_response_prepare.append(cors_on_prepare(settings.cors))
     app.on_response_prepare.append(hide_source_on_prepare)
+    app.on_response_prepare.append(request_id_on_prepare)
     pool = UpstreamPool(read_bufsize=settings.read_buffer_bytes)
     pool.retain(holder.registry.config.upstreams.values())  # builds the TLS contexts now
 

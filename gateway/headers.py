@@ -28,11 +28,17 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.border import Border
-from gateway.keys import BORDER
+from gateway.keys import BORDER, EXCHANGE
 from routing.accept import outbound_accept
 from routing.rad160 import ResourceKind
 
-__all__ = ["hide_source", "hide_source_on_prepare", "request_headers", "response_headers"]
+__all__ = [
+    "hide_source",
+    "hide_source_on_prepare",
+    "request_headers",
+    "request_id_on_prepare",
+    "response_headers",
+]
 
 _FORWARDED_REQUEST_HEADERS = (  # Accept is handled on its own
     "Accept-Charset",
@@ -143,3 +149,14 @@ async def hide_source_on_prepare(request: web.Request, response: web.StreamRespo
     border = request.get(BORDER)
     if border is not None:
         hide_source(response.headers, border)
+
+
+async def request_id_on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer names its exchange in ``X-Request-ID``, streamed ones included.
+
+    Streamed answers are prepared by the handler, before the exchange middleware sees them,
+    so the header is set here, as the status line and headers are about to be written.
+    """
+    exchange = request.get(EXCHANGE)
+    if exchange is not None and "X-Request-ID" not in response.headers:
+        response.headers["X-Request-ID"] = exchange.request_id

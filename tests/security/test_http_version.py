@@ -58,3 +58,14 @@ async def test_http_1_1_is_served() -> None:
         status, headers, _ = await _raw(gw.url("ok"), "GET {target} HTTP/1.1", "Connection: close\r\n")
         assert status.split(b" ")[1] == b"200"
         assert headers["transfer-encoding"] == "chunked"
+
+
+async def test_a_streamed_answer_carries_the_request_id_the_client_offered() -> None:
+    async with Scripted() as up, gateway({"ok": {"base_urls": [up.url + "ok/"]}}) as gw:
+        status, headers, _ = await _raw(
+            gw.url("ok"), "GET {target} HTTP/1.1", "Connection: close\r\nX-Request-ID: viewer-42\r\n"
+        )
+        assert status.split(b" ")[1] == b"200"
+        assert headers["x-request-id"] == "viewer-42"
+        status, headers, _ = await _raw(gw.url("ok"), "GET {target} HTTP/1.1", "Connection: close\r\n")
+        assert len(headers["x-request-id"]) >= 16
