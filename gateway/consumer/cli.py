@@ -5,6 +5,7 @@
     mado-gateway fetch MANIFEST --out DIR
         [--gateway URL --home-community-id OID [--send-retrieve-url]]
         [--key-images-only | --series UID … | --modality CODE …]
+        [--transfer-syntax UID]
 
 Through an initiating gateway when ``--gateway`` and ``--home-community-id`` are given
 (RAD-160, Retrieve Location UID mode), otherwise straight from the manifest's Retrieve URLs
@@ -12,6 +13,9 @@ Through an initiating gateway when ``--gateway`` and ``--home-community-id`` are
 without them costs one more round: the Key Object series is retrieved first and its Key Image
 Notes read (MADO Appendix A). Exit status: 0 when every retrieval completed (differences from
 the manifest are reported, not failures: MADO X.1.1.2), 1 on any failure, 2 on usage errors.
+
+Every instance is asked for as the source stores it (``transfer-syntax=*``): the files are the
+stored objects, byte for byte. ``--transfer-syntax UID`` asks the source to transcode instead.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from gateway.consumer import ConsumerError
-from gateway.consumer.fetch import DirectorySink, FetchReport, MemorySink, fetch_all
+from gateway.consumer.fetch import (
+    AS_STORED,
+    DirectorySink,
+    FetchReport,
+    MemorySink,
+    dicom_accept,
+    fetch_all,
+)
 from gateway.consumer.urls import Target, urls_for
 from mado.errors import ManifestError
 from mado.load import read_path
@@ -44,7 +55,7 @@ from mado.plan import (
     plan_study,
 )
 from routing.errors import InvalidIdentifier
-from routing.ids import HomeCommunityId
+from routing.ids import HomeCommunityId, Uid
 from routing.loader import parse_base_url
 
 __all__ = ["add_commands"]
@@ -66,6 +77,12 @@ def add_commands(commands: Any) -> None:
     choice.add_argument("--series", nargs="+", default=[], metavar="UID")
     choice.add_argument("--modality", nargs="+", default=[], metavar="CODE")
     fetch.add_argument("--concurrency", type=int, default=4, help="retrievals at once (default 4)")
+    fetch.add_argument(
+        "--transfer-syntax",
+        default=AS_STORED,
+        metavar="UID",
+        help="ask the source for this transfer syntax (default *: the objects as stored)",
+    )
     fetch.set_defaults(run=_run)
 
 
@@ -108,6 +125,11 @@ def _target(args: argparse.Namespace) -> Target:
         raise _Usage("--gateway and --home-community-id go together (or give neither)")
     if args.concurrency < 1:
         raise _Usage("--concurrency must be at least 1")
+    if args.transfer_syntax != AS_STORED and not Uid.is_valid(args.transfer_syntax):
+        raise _Usage(
+            f"--transfer-syntax {args.transfer_syntax[:70]!r} is not a transfer syntax UID "
+            "(or * for the objects as stored)"
+        )
     if not args.gateway:
         return Target()
     try:
@@ -129,7 +151,12 @@ async def _fetch(args: argparse.Namespace, manifest: Manifest, target: Target) -
         urls = [url for request in plan.requests for url in urls_for(request, target)]
         sink = DirectorySink(args.out)
         report = await fetch_all(
-            urls, sink, session=session, concurrency=args.concurrency, progress=bar
+            urls,
+            sink,
+            session=session,
+            concurrency=args.concurrency,
+            progress=bar,
+            accept=dicom_accept(args.transfer_syntax),
         )
         sink.close()
     bar(report, final=True)
@@ -154,7 +181,7 @@ async def _plan(
     )
     notes = MemorySink()
     urls = [url for request in plan.key_object_series for url in urls_for(request, target)]
-    report = await fetch_all(urls, notes, session=session)
+    report = await fetch_all(urls, notes, session=session, accept=dicom_accept())
     if report.failures:
         raise report.failures[0]
     datasets = []

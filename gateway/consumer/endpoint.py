@@ -10,6 +10,12 @@ Request: the manifest as the body — a DICOM KOS (``application/dicom``) or a F
 ``modality``           modality code, repeatable (with ``selection=series``)
 =====================  ===================================================================
 
+Transfer syntax: when the caller's ``Accept`` names a ``transfer-syntax`` (PS3.18 §8.7.3.5.2),
+that Accept goes upstream unchanged; otherwise the gateway asks for
+``multipart/related; type="application/dicom"; transfer-syntax=*`` — the objects as the
+source stores them, never a copy the source transcoded because nobody asked (a MADO
+retrieval returns what was published).
+
 Each planned retrieval is routed exactly as a RAD-160 request for the same resource would be
 (same grammar, same registry, same upstream policy), and the parts of every answer are
 re-framed under one boundary as they arrive: ``multipart/related; type="application/dicom"``,
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
@@ -31,6 +38,7 @@ import pydicom
 from aiohttp import web
 from pydicom.errors import InvalidDicomError
 
+from gateway.consumer.fetch import dicom_accept
 from gateway.consumer.urls import Target, urls_for
 from gateway.dicomheader import read_identity
 from gateway.errors import GatewayError
@@ -55,10 +63,18 @@ from routing.ids import HomeCommunityId
 from routing.rad160 import ResourceKind, parse_rad160
 from routing.registry import Registry
 
-__all__ = ["add_routes"]
+__all__ = ["add_routes", "upstream_accept"]
 
 _KO_NOTES_LIMIT = 16 * 1024 * 1024
 _CHUNK = 256 * 1024
+_TRANSFER_SYNTAX_PARAM = re.compile(r";\s*transfer-syntax\s*=", re.IGNORECASE)
+
+
+def upstream_accept(incoming: str | None) -> str:
+    """The Accept sent upstream: the caller's when it names a transfer syntax, else ``*``."""
+    if incoming and _TRANSFER_SYNTAX_PARAM.search(incoming):
+        return incoming
+    return dicom_accept()
 
 
 def add_routes(app: web.Application) -> None:
@@ -122,7 +138,9 @@ async def _parts(
     exchange = request[EXCHANGE]
     rad160 = parse_rad160(path)
     route = registry.resolve(rad160)
-    async with open_upstream(request, route, exchange, resource=rad160.kind) as (_, answer):
+    async with open_upstream(
+        request, route, exchange, resource=rad160.kind, accept=dicom_accept()
+    ) as (_, answer):
         splitter = MultipartSplitter(boundary_of(answer.headers.get("Content-Type", "")))
         current = bytearray()
         total = 0
@@ -151,12 +169,15 @@ async def _stream(
         f'multipart/related; type="application/dicom"; boundary={boundary}'
     )
     delimiter = f"\r\n--{boundary}\r\n".encode()
+    accept = upstream_accept(request.headers.get("Accept"))
     try:
         for path in paths:
             rad160 = parse_rad160(path)
             route = registry.resolve(rad160)
             exchange.route_kind = "manifest"
-            async with open_upstream(request, route, exchange, resource=rad160.kind) as (_, answer):
+            async with open_upstream(
+                request, route, exchange, resource=rad160.kind, accept=accept
+            ) as (_, answer):
                 if not response.prepared:
                     await response.prepare(request)
                     exchange.status = 200
