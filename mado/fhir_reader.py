@@ -323,7 +323,7 @@ def _creator(document: JSON, resources: dict[str, JSON], offset: str | None) -> 
 
 def _series(item: JSON, path: str, resources: dict[str, JSON], notes: list[Finding]) -> Series:
     date, time, _ = split_fhir_datetime(item.get("started"))
-    rluid = url = None
+    rluid = url = opaque = None
     for i, ref in enumerate(_list(item, "endpoint")):
         endpoint = resources.get(_ref(ref) or "")
         if endpoint is None or not _is_wado(endpoint):
@@ -333,6 +333,7 @@ def _series(item: JSON, path: str, resources: dict[str, JSON], notes: list[Findi
             raw = to_text(ext.get("valueString") or ext.get("valueOid") or ext.get("valueUri"))
             rluid = to_oid(raw)
             if raw is not None and rluid is None:
+                opaque = raw[:64]
                 notes.append(
                     Finding(
                         path=f"{path}.endpoint[{i}]→Endpoint.extension[retrieve-location-uid]",
@@ -353,6 +354,7 @@ def _series(item: JSON, path: str, resources: dict[str, JSON], notes: list[Findi
         time=time,
         body_site=code_from_coding(item.get("bodySite")),
         retrieve_location_uid=rluid,
+        opaque_location=opaque if rluid is None else None,
         retrieve_url=url,
         instances=tuple(
             _instance(inst, f"{path}.instance[{j}]")

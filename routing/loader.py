@@ -66,6 +66,7 @@ def parse_config(
     communities = _routes(root, "communities", HomeCommunityId, upstreams, declared)
     sources = _routes(root, "sources", Oid, upstreams, declared)
     url_policy = _url_policy(root.section("url_policy"))
+    location_aliases = _location_aliases(root)
     root.finish(also_known=foreign_sections)
 
     if identity is not None and identity.home_community_id in communities:
@@ -84,6 +85,7 @@ def parse_config(
         sources=sources,
         url_policy=url_policy,
         address_policy=address_policy,
+        location_aliases=location_aliases,
     )
 
 
@@ -339,3 +341,39 @@ def _identifier(fields: Fields, key: str, id_type: Callable[[str], T]) -> T | No
     except InvalidIdentifier as exc:
         fields.problem(key, str(exc))
         return None
+
+
+_MAX_ALIAS_LENGTH = 64
+
+
+def _location_aliases(root: Fields) -> dict[str, Oid]:
+    """Read ``location_aliases``: an opaque location identifier, as manifests write it
+    (``ACME``), -> the Retrieve Location UID it stands for. Used only where a manifest is
+    turned into RAD-160 requests; the RAD-160 path itself stays OID-only."""
+    aliases: dict[str, Oid] = {}
+    for name, path, target in root.entries("location_aliases"):
+        identifier = name.strip()
+        if not identifier or len(identifier) > _MAX_ALIAS_LENGTH:
+            reason = f"identifier must be 1 to {_MAX_ALIAS_LENGTH} characters"
+            root.problems.append(ConfigProblem(path=path, reason=reason))
+            continue
+        if not identifier.isprintable():
+            reason = "identifier has control characters"
+            root.problems.append(ConfigProblem(path=path, reason=reason))
+            continue
+        if Oid.is_valid(identifier):
+            reason = "identifier is an OID, which routes as it is: aliases are for the others"
+            root.problems.append(ConfigProblem(path=path, reason=reason))
+            continue
+        if identifier in aliases:
+            reason = f"duplicates {identifier!r} (another spelling)"
+            root.problems.append(ConfigProblem(path=path, reason=reason))
+            continue
+        try:
+            if not isinstance(target, str):
+                raise InvalidIdentifier("OID", repr(target), "must be a string")
+            aliases[identifier] = Oid(target)
+        except InvalidIdentifier as exc:
+            reason = f"must be the Retrieve Location UID (an OID) it stands for: {exc.reason}"
+            root.problems.append(ConfigProblem(path=path, reason=reason))
+    return aliases

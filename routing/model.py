@@ -165,13 +165,15 @@ class Config:
     communities: Mapping[HomeCommunityId, str]  # -> upstream name
     sources: Mapping[Oid, str]  # Retrieve Location UID -> upstream name
     url_policy: UrlPolicy = field(default_factory=UrlPolicy)
+    # Opaque location identifier in manifests (``ACME``) -> the Retrieve Location UID it names.
+    location_aliases: Mapping[str, Oid] = field(default_factory=dict)
     # For targets that are no configured upstream (retrieveurl, allow-listed redirects);
     # each upstream carries its own (the loader copies this one when it names none).
     address_policy: AddressPolicy = field(default_factory=AddressPolicy)
 
     def __post_init__(self) -> None:
         # Read-only views, so a Config handed around cannot be changed behind the registry.
-        for name in ("upstreams", "communities", "sources"):
+        for name in ("upstreams", "communities", "sources", "location_aliases"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
 

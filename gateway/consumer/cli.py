@@ -3,7 +3,8 @@
 ::
 
     mado-gateway fetch MANIFEST --out DIR
-        [--gateway URL --home-community-id OID [--send-retrieve-url]]
+        [--gateway URL --home-community-id OID [--send-retrieve-url]
+         [--location IDENTIFIER=OID …]]
         [--key-images-only | --series UID … | --modality CODE …]
         [--transfer-syntax UID]
 
@@ -13,6 +14,11 @@ Through an initiating gateway when ``--gateway`` and ``--home-community-id`` are
 without them costs one more round: the Key Object series is retrieved first and its Key Image
 Notes read (MADO Appendix A). Exit status: 0 when every retrieval completed (differences from
 the manifest are reported, not failures: MADO X.1.1.2), 1 on any failure, 2 on usage errors.
+
+A series whose location identifier is not an OID (``ACME`` in the MADO FHIR sample) is
+retrieved through the Retrieve Location UID ``--location ACME=OID`` maps it to; without one,
+through its Retrieve URL (``?retrieveurl=``, subject to the responding gateway's URL policy);
+with neither, the command names the series and the identifier and exits 1.
 
 Every instance is asked for as the source stores it (``transfer-syntax=*``): the files are the
 stored objects, byte for byte. ``--transfer-syntax UID`` asks the source to transcode instead.
@@ -55,7 +61,7 @@ from mado.plan import (
     plan_study,
 )
 from routing.errors import InvalidIdentifier
-from routing.ids import HomeCommunityId, Uid
+from routing.ids import HomeCommunityId, Oid, Uid
 from routing.loader import parse_base_url
 
 __all__ = ["add_commands"]
@@ -72,6 +78,13 @@ def add_commands(commands: Any) -> None:
     fetch.add_argument("--gateway", help="initiating gateway's XC-WADO endpoint URL")
     fetch.add_argument("--home-community-id", help="community that holds the study (OID)")
     fetch.add_argument("--send-retrieve-url", action="store_true", help="add ?retrieveurl=")
+    fetch.add_argument(
+        "--location",
+        action="append",
+        default=[],
+        metavar="IDENTIFIER=OID",
+        help="the Retrieve Location UID an opaque location identifier stands for (repeatable)",
+    )
     choice = fetch.add_mutually_exclusive_group()
     choice.add_argument("--key-images-only", action="store_true")
     choice.add_argument("--series", nargs="+", default=[], metavar="UID")
@@ -130,6 +143,7 @@ def _target(args: argparse.Namespace) -> Target:
             f"--transfer-syntax {args.transfer_syntax[:70]!r} is not a transfer syntax UID "
             "(or * for the objects as stored)"
         )
+    locations = _locations(args.location)
     if not args.gateway:
         return Target()
     try:
@@ -137,7 +151,28 @@ def _target(args: argparse.Namespace) -> Target:
         hcid = HomeCommunityId(args.home_community_id)
     except (ValueError, InvalidIdentifier) as exc:
         raise _Usage(str(exc)) from None
-    return Target(gateway=gateway, home_community_id=hcid, send_retrieve_url=args.send_retrieve_url)
+    return Target(
+        gateway=gateway,
+        home_community_id=hcid,
+        send_retrieve_url=args.send_retrieve_url,
+        locations=locations,
+    )
+
+
+def _locations(values: list[str]) -> dict[str, Oid]:
+    locations: dict[str, Oid] = {}
+    for value in values:
+        identifier, _, oid = value.rpartition("=")
+        identifier = identifier.strip()
+        if not identifier or not oid:
+            raise _Usage(f"--location {value[:70]!r}: write IDENTIFIER=OID, e.g. ACME=1.2.3.4")
+        try:
+            locations[identifier] = Oid(oid)
+        except InvalidIdentifier as exc:
+            raise _Usage(
+                f"--location {value[:70]!r}: {oid[:64]!r} is not an OID ({exc.reason})"
+            ) from None
+    return locations
 
 
 async def _fetch(args: argparse.Namespace, manifest: Manifest, target: Target) -> int:
