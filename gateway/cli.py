@@ -160,7 +160,8 @@ def _check_config(args: argparse.Namespace) -> int:
         print(
             f"{path}: OK — community {config.identity.home_community_id}, "
             f"{len(config.upstreams)} upstream(s), {len(config.communities)} remote "
-            f"community(ies), {len(config.sources)} source(s), endpoint "
+            f"community(ies), {len(config.sources)} source(s), "
+            f"{len(config.location_aliases)} location alias(es), endpoint "
             f"{loaded.server.base_path}, audit to {loaded.audit.transport.value}"
         )
     return status

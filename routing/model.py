@@ -148,6 +148,40 @@ _UPSTREAM_NAME = Text(
 )
 
 
+_MAX_ALIAS_LENGTH = 64
+
+
+def _alias(identifier: str) -> str:
+    if len(identifier) > _MAX_ALIAS_LENGTH:
+        raise ValueError(f"identifier must be 1 to {_MAX_ALIAS_LENGTH} characters")
+    if not identifier.isprintable():
+        raise ValueError("identifier has control characters")
+    if Oid.is_valid(identifier):
+        raise ValueError("identifier is an OID, which routes as it is: aliases are for the others")
+    return identifier
+
+
+def _alias_target(text: str) -> Oid:
+    try:
+        return Oid(text)
+    except InvalidIdentifier as exc:
+        raise ValueError(f"{_STANDS_FOR}: {exc.reason}") from None
+
+
+_STANDS_FOR = "must be the Retrieve Location UID (an OID) it stands for"
+_ALIAS = Text(
+    label="identifier",
+    convert=_alias,
+    expected=f"identifier must be 1 to {_MAX_ALIAS_LENGTH} characters",
+)
+_ALIAS_TARGET = Text(
+    label="OID",
+    convert=_alias_target,
+    like=OID_LIKE,
+    expected=f"{_STANDS_FOR}: must be a non-empty string",
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """One complete, validated routing configuration: who this gateway is, its upstreams and
@@ -184,10 +218,17 @@ class Config:
     url_policy: UrlPolicy = setting(
         Section(UrlPolicy), "Retrieve URL mode: where a retrieveurl may lead.", factory=UrlPolicy
     )
+    location_aliases: Mapping[str, Oid] = setting(
+        Map(_ALIAS_TARGET, key=_ALIAS, show=repr),
+        "An opaque location identifier as manifests write it (ACME) -> the Retrieve Location UID "
+        "it stands for; used where a manifest becomes RAD-160 requests (RAD-160 paths stay "
+        "OID-only).",
+        factory=dict,
+    )
 
     def __post_init__(self) -> None:
         # Read-only views, so a Config handed around cannot be changed behind the registry.
-        for name in ("upstreams", "communities", "sources"):
+        for name in ("upstreams", "communities", "sources", "location_aliases"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def finish(self, report: Report) -> Config:
