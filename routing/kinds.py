@@ -288,7 +288,7 @@ class Map:
             where = f"{path}.{name}"
             key = reader.value(self.key, str(name), where)
             if self.into is not None and isinstance(self.value, Section):
-                fixed = {self.into: str(name)}
+                fixed = {self.into: str(name) if key is FAILED else key}
                 made = reader.section(self.value.cls, item, where, fixed=fixed)
             else:
                 made = reader.value(self.value, item, where)

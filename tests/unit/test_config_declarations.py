@@ -45,3 +45,11 @@ def test_an_empty_audit_destination_is_a_problem_not_a_missing_destination() -> 
         "audit.destinations[0].name: is required",
         "audit.destinations[0].transport: is required",
     ]
+
+
+def test_an_upstream_is_named_by_its_key_as_read() -> None:
+    document = copy.deepcopy(BASE)
+    document["upstreams"] = {" pacs ": document["upstreams"]["pacs"]}
+    config = parse_config(document)
+    assert list(config.upstreams) == ["pacs"]
+    assert config.upstreams["pacs"].name == "pacs"
