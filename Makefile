@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := orthanc orthanc-dicomweb dicom3tools rsyslog rsyslog-gnutls prometheus curl chromium
 
-.PHONY: demo test deps system-deps python-deps lint typecheck pytest bench clean
+.PHONY: demo test deps system-deps python-deps lint typecheck pytest bench config-docs clean
 
 demo: deps
 	$(PY) -m demo
@@ -47,6 +47,11 @@ pytest:
 
 bench: deps
 	$(PY) -m bench.stream
+
+# docs/configuration.md is generated from the configuration declarations (a test fails when
+# it is stale): run this after changing a declared field.
+config-docs: python-deps
+	$(PY) -m gateway config-schema --format markdown > docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-output

@@ -4,6 +4,7 @@
 
     mado-gateway serve --config FILE [--host H] [--port P]
     mado-gateway check-config FILE [FILE …]
+    mado-gateway config-schema [--format json|markdown]
     mado-gateway manifest validate|convert|create …     (mado.cli)
     mado-gateway fetch MANIFEST --out DIR …              (gateway.consumer.cli)
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import json
 import signal
 import ssl
 import sys
@@ -42,12 +45,33 @@ from routing.errors import ConfigError, ConfigProblem
 from routing.fields import load_document
 from routing.loader import parse_config
 from routing.model import Config
+from routing.reference import document_schema, reference_markdown
 from routing.registry import Registry
 
 __all__ = ["main"]
 
 Command = Callable[[argparse.Namespace], int]
 T = TypeVar("T")
+
+SECTIONS: dict[str, type] = {"server": ServerSettings, "audit": AuditSettings}
+"""The sections of a configuration file that gateway packages own, beside the routing ones."""
+
+_TITLE = "mado-gateway configuration"
+_INTRO = """\
+Generated from the declarations in `routing/model.py`, `routing/upstream.py`,
+`routing/credentials.py`, `gateway/settings.py` and `gateway/audit/settings.py` by
+`mado-gateway config-schema --format markdown` (`make config-docs`): do not edit it by hand,
+a test fails when it is stale. `mado-gateway config-schema` prints the JSON Schema of the
+same file, for editors and CI.
+
+A configuration file is YAML or JSON, one mapping. A key left out and a key set to `null`
+mean the same: the default. Durations are seconds and end in `_s`; sizes are bytes. Every
+key not listed here is a problem, as is every value outside its type or range:
+`mado-gateway check-config FILE` reports all of them at once, each with its field path
+(`upstreams.pacs-a.base_urls[0]: 'pacs' must be an absolute http:// or https:// URL`). The
+checks a schema cannot make (files exist and load, identifiers, secrets, names that refer
+to each other) are made by the loader and `check-config`.
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", metavar="FILE")
     check.set_defaults(run=_check_config)
 
+    schema = commands.add_parser(
+        "config-schema",
+        help="print the JSON Schema of a configuration file (or its reference in Markdown)",
+    )
+    schema.add_argument("--format", choices=("json", "markdown"), default="json")
+    schema.set_defaults(run=_config_schema)
+
     add_manifest_commands(commands)
     add_fetch_commands(commands)
     return parser
@@ -106,7 +137,7 @@ def load_all(path: str) -> Loaded:
             problems.extend(exc.problems)
             return None
 
-    config = read(parse_config)
+    config = read(functools.partial(parse_config, foreign_sections=SECTIONS.keys()))
     server = read(parse_server_settings)
     audit = read(parse_audit_settings)
     if problems or config is None or server is None or audit is None:
@@ -129,10 +160,21 @@ def _check_config(args: argparse.Namespace) -> int:
         print(
             f"{path}: OK — community {config.identity.home_community_id}, "
             f"{len(config.upstreams)} upstream(s), {len(config.communities)} remote "
-            f"community(ies), {len(config.sources)} source(s), endpoint "
+            f"community(ies), {len(config.sources)} source(s), "
+            f"{len(config.location_aliases)} location alias(es), endpoint "
             f"{loaded.server.base_path}, audit to {loaded.audit.transport.value}"
         )
     return status
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    if args.format == "markdown":
+        sys.stdout.write(reference_markdown(Config, SECTIONS, title=_TITLE, intro=_INTRO))
+    else:
+        description = "A mado-gateway configuration file; reference: docs/configuration.md."
+        schema = document_schema(Config, SECTIONS, title=_TITLE, description=description)
+        print(json.dumps(schema, indent=2))
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

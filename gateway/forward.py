@@ -98,6 +98,7 @@ async def open_upstream(
     *,
     resource: ResourceKind,
     pool: UpstreamPool | None = None,
+    accept: str | None = None,
 ) -> AsyncIterator[tuple[str, aiohttp.ClientResponse]]:
     """The first relayable answer along ``route``, as ``(base_url, answer)``: the attempt phase.
 
@@ -105,13 +106,16 @@ async def open_upstream(
     policy and every outbound address is checked (:mod:`gateway.redirects`). Raises the
     :class:`~gateway.errors.GatewayError` of the last failure when no base URL gave a
     relayable answer (a 2xx or 304; a multipart one with a usable boundary). The answer's
-    connection is released when the block ends.
+    connection is released when the block ends. ``accept`` replaces the consumer's Accept (a
+    request the gateway makes on its own behalf, such as a manifest's).
     """
     config = request.app[HOLDER].registry.config
     events = request.app[SECURITY]
     upstream = route.upstream
     exchange.upstream = upstream.name
     headers = request_headers(request.headers, resource, exchange.request_id)
+    if accept is not None:
+        headers["Accept"] = accept
     if upstream.forward_authorization:
         for value in request.headers.getall("Authorization", ()):
             headers.add("Authorization", value)

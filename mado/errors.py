@@ -11,7 +11,10 @@
      ├── InvalidManifest      a manifest whose content cannot be represented: an invalid UID, no
      │                        Study Instance UID, a second study (MADO §6.X.2.13: one study only)
      ├── CreationError        WADO-RS metadata from which no manifest can be built (Content Creator)
-     └── SelectionError       a retrieval selection that names nothing in the manifest
+     ├── SelectionError       a retrieval selection that names nothing in the manifest
+     └── UnroutableSeries     a selected series with nothing to address it by: its location
+                              identifier is no OID and is not mapped, and it has no usable
+                              Retrieve URL (or, retrieving directly, no Retrieve URL)
 
 Every message is one line that names the problem and, where there is one, the attribute path;
 the command line prints it as is. Nothing here knows about HTTP: the gateway maps these in
@@ -27,6 +30,7 @@ __all__ = [
     "NotAManifest",
     "SelectionError",
     "UnreadableManifest",
+    "UnroutableSeries",
 ]
 
 
@@ -50,6 +54,9 @@ class InvalidManifest(ManifestError):
         self.reason = reason
         super().__init__(f"{path}: {reason}")
 
+    def __reduce__(self) -> tuple[type[InvalidManifest], tuple[str, str]]:
+        return type(self), (self.path, self.reason)
+
 
 class CreationError(ManifestError):
     """No MADO manifest can be created from the metadata given."""
@@ -57,3 +64,17 @@ class CreationError(ManifestError):
 
 class SelectionError(ManifestError):
     """A retrieval selection (series UID, modality) matches nothing in the manifest."""
+
+
+class UnroutableSeries(ManifestError):
+    """A planned retrieval that cannot be addressed. ``where`` names the series (or the study,
+    for a whole-study request), ``identifier`` the location identifier as written."""
+
+    def __init__(self, where: str, identifier: str | None, reason: str) -> None:
+        self.where = where
+        self.identifier = identifier
+        self.reason = reason
+        super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple[type[UnroutableSeries], tuple[str, str | None, str]]:
+        return type(self), (self.where, self.identifier, self.reason)

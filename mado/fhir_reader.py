@@ -76,9 +76,9 @@ _SCHEMES = {
 }
 
 
-def scheme_for_system(system: str | None) -> str:
+def scheme_for_system(system: object) -> str:
     """The DICOM Coding Scheme Designator for a FHIR code system URI (the URI if unknown)."""
-    if not system:
+    if not system or not isinstance(system, str):
         return ""
     if system in _SCHEMES:
         return _SCHEMES[system]
@@ -123,13 +123,13 @@ def read_fhir(document: object) -> tuple[Manifest, tuple[Finding, ...]]:
     date, time, offset = split_fhir_datetime(study.get("started"))
     series = tuple(
         _series(item, f"ImagingStudy.series[{i}]", resources, notes)
-        for i, item in enumerate(_list(study, "series"))
+        for i, item in enumerate(_dicts(study, "series"))
     )
     if offset is None:
         offset = next(
             (
                 o
-                for item in _list(study, "series")
+                for item in _dicts(study, "series")
                 if (o := split_fhir_datetime(item.get("started"))[2])
             ),
             None,
@@ -177,6 +177,11 @@ def _index(document: JSON) -> dict[str, JSON]:
 def _list(obj: object, key: str) -> list[Any]:
     value = obj.get(key) if isinstance(obj, dict) else None
     return value if isinstance(value, list) else []
+
+
+def _dicts(obj: object, key: str) -> list[JSON]:
+    """The JSON objects in a list member; anything else in the list is not a resource part."""
+    return [item for item in _list(obj, key) if isinstance(item, dict)]
 
 
 def _ref(reference: object) -> str | None:
@@ -323,7 +328,7 @@ def _creator(document: JSON, resources: dict[str, JSON], offset: str | None) -> 
 
 def _series(item: JSON, path: str, resources: dict[str, JSON], notes: list[Finding]) -> Series:
     date, time, _ = split_fhir_datetime(item.get("started"))
-    rluid = url = None
+    rluid = url = opaque = None
     for i, ref in enumerate(_list(item, "endpoint")):
         endpoint = resources.get(_ref(ref) or "")
         if endpoint is None or not _is_wado(endpoint):
@@ -333,6 +338,7 @@ def _series(item: JSON, path: str, resources: dict[str, JSON], notes: list[Findi
             raw = to_text(ext.get("valueString") or ext.get("valueOid") or ext.get("valueUri"))
             rluid = to_oid(raw)
             if raw is not None and rluid is None:
+                opaque = raw[:64]
                 notes.append(
                     Finding(
                         path=f"{path}.endpoint[{i}]→Endpoint.extension[retrieve-location-uid]",
@@ -353,10 +359,11 @@ def _series(item: JSON, path: str, resources: dict[str, JSON], notes: list[Findi
         time=time,
         body_site=code_from_coding(item.get("bodySite")),
         retrieve_location_uid=rluid,
+        opaque_location=opaque if rluid is None else None,
         retrieve_url=url,
         instances=tuple(
             _instance(inst, f"{path}.instance[{j}]")
-            for j, inst in enumerate(_list(item, "instance"))
+            for j, inst in enumerate(_dicts(item, "instance"))
         ),
     )
 
@@ -392,7 +399,7 @@ def _instance(item: JSON, path: str) -> Instance:
 
 
 def _flag(ext: JSON, path: str) -> KeyImageFlag:
-    parts = {e.get("url"): e for e in _list(ext, "extension") if isinstance(e, dict)}
+    parts = {e["url"]: e for e in _dicts(ext, "extension") if isinstance(e.get("url"), str)}
 
     def uid(name: str) -> Any:
         part = parts.get(name, {})

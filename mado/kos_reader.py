@@ -240,6 +240,7 @@ def _series(item: Dataset, path: str, library: ImageLibrary, notes: list[Finding
         time=_merge(to_dicom_time(item.get("SeriesTime")), group.time, f"{path}.SeriesTime", notes),
         body_site=group.body_site,
         retrieve_location_uid=rluid,
+        opaque_location=raw_rluid[:64] if rluid is None and raw_rluid is not None else None,
         retrieve_url=url,
         instances=instances,
     )

@@ -23,9 +23,8 @@ import orjson
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
-from mado.errors import UnreadableManifest
+from mado.errors import InvalidManifest, UnreadableManifest
 from mado.fhir_reader import read_fhir
 from mado.fhir_writer import write_fhir
 from mado.kos_reader import read_kos
@@ -33,7 +32,16 @@ from mado.kos_writer import write_kos
 from mado.model import Manifest
 from mado.report import Finding
 
-__all__ = ["Format", "Parsed", "Reading", "parse_bytes", "read_bytes", "read_path", "write_path"]
+__all__ = [
+    "Format",
+    "Parsed",
+    "Reading",
+    "encode",
+    "parse_bytes",
+    "read_bytes",
+    "read_path",
+    "write_path",
+]
 
 Format = Literal["kos", "fhir"]
 
@@ -96,15 +104,35 @@ def read_path(path: str | Path) -> Reading:
     return read_bytes(_read(path), str(path))
 
 
+def encode(manifest: Manifest, format: Format) -> bytes:
+    """``manifest`` as a KOS Part 10 file or a FHIR JSON Bundle.
+
+    Raises :class:`~mado.errors.InvalidManifest` when a value cannot be written in that format
+    (a Modality outside the DICOM default character repertoire, read from a FHIR manifest).
+    """
+    if format == "fhir":
+        try:
+            return orjson.dumps(write_fhir(manifest), option=orjson.OPT_INDENT_2)
+        except orjson.JSONEncodeError as exc:
+            raise InvalidManifest("FHIR", f"a value cannot be written as JSON ({exc})") from None
+    buffer = io.BytesIO()
+    try:
+        write_kos(manifest).save_as(buffer, enforce_file_format=True)
+    except Exception as exc:
+        # pydicom's writer raises what encoding a value hits (UnicodeEncodeError for a code
+        # string outside the default repertoire, ValueError, struct.error): the value is the
+        # problem, not the program.
+        raise InvalidManifest(
+            "KOS", f"a value cannot be written as DICOM ({_first_line(exc)})"
+        ) from None
+    return buffer.getvalue()
+
+
 def write_path(manifest: Manifest, path: str | Path, format: Format) -> None:
     """Write ``manifest`` to ``path`` as a KOS Part 10 file or FHIR JSON Bundle."""
+    data = encode(manifest, format)
     try:
-        if format == "kos":
-            buffer = io.BytesIO()
-            write_kos(manifest).save_as(buffer, enforce_file_format=True)
-            Path(path).write_bytes(buffer.getvalue())
-        else:
-            Path(path).write_bytes(orjson.dumps(write_fhir(manifest), option=orjson.OPT_INDENT_2))
+        Path(path).write_bytes(data)
     except OSError as exc:
         raise UnreadableManifest(f"{path}: cannot write ({exc.strerror})") from None
 
@@ -125,13 +153,22 @@ def _parse_dicom(data: bytes, source: str) -> Dataset:
             truncated = _short_element(ds)
             if truncated is None:
                 ds.walk(lambda _ds, _elem: None)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise UnreadableManifest(f"{source}: corrupt DICOM file ({exc})") from None
+    except Exception as exc:
+        # pydicom's reader raises whatever its decoding hits (struct.error, NotImplementedError
+        # for an unknown VR, UnicodeDecodeError, IndexError…): none is a contract, every one
+        # means the bytes are not a readable DICOM file. Every element has been converted by
+        # the walk above, so nothing undecodable is left for the manifest reader to trip on.
+        raise UnreadableManifest(f"{source}: corrupt DICOM file ({_first_line(exc)})") from None
     if truncated is not None:
         raise UnreadableManifest(
             f"{source}: truncated DICOM file (element {truncated} is cut short)"
         )
     return ds
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:200] if text else "") or type(exc).__name__
 
 
 def _short_element(ds: Dataset) -> str | None:

@@ -8,7 +8,9 @@ title and description (TID 16XX, §6.X.2.9), and which images they flag (the Rel
 Sequence extension of the Rev 0.6 draft, Table 7.3.3.5.2-1, and its Appendix A).
 
 Values are normalised once, by the readers: UIDs are :class:`routing.ids.Uid`, Retrieve
-Location UIDs :class:`routing.ids.Oid` (no ``urn:oid:`` or ``oid:`` prefix), an absent or
+Location UIDs :class:`routing.ids.Oid` (no ``urn:oid:`` or ``oid:`` prefix) — a location
+identifier that is not an OID (``ACME`` in the IG sample) is kept as written in
+``opaque_location``, so a consumer can map it or name it —, an absent or
 placeholder Retrieve URL is ``None``, dates are DICOM ``YYYYMMDD``, times ``HHMMSS[.f…]``
 padded to whole seconds, timezone offsets ``±HHMM``. Everything optional in MADO is optional
 here; what the manifest lacks is reported by :mod:`mado.validate`, not invented.
@@ -125,6 +127,7 @@ class Series:
     time: str | None = None
     body_site: Code | None = None
     retrieve_location_uid: Oid | None = None
+    opaque_location: str | None = None  # the identifier as written, when it is not an OID
     retrieve_url: str | None = None
     instances: tuple[Instance, ...] = ()
 

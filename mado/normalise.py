@@ -99,19 +99,25 @@ def to_url(raw: object) -> str | None:
     return text
 
 
+_IS_MIN, _IS_MAX = -(2**31), 2**31 - 1  # DICOM IS (PS3.5 Table 6.2-1); US, FHIR integer fit
+
+
 def to_int(raw: object) -> int | None:
-    """An integer from a DICOM IS/US value or text; ``None`` when absent or not a number."""
+    """An integer from a DICOM IS/US value or text; ``None`` when absent, not a number, or
+    outside the range an IS value can hold (so every format can write it back)."""
     if raw is None or isinstance(raw, bool):
         return None
     if isinstance(raw, int):
-        return raw
-    text = to_text(raw)
-    if text is None:
-        return None
-    try:
-        return int(float(text)) if "." in text else int(text)
-    except ValueError:
-        return None
+        value = int(raw)  # pydicom's IS is an int subclass
+    else:
+        text = to_text(raw)
+        if text is None:
+            return None
+        try:
+            value = int(float(text)) if "." in text else int(text)
+        except (ValueError, OverflowError):  # not a number, or "1e999." (infinite)
+            return None
+    return value if _IS_MIN <= value <= _IS_MAX else None
 
 
 def to_dicom_date(raw: object) -> str | None:

@@ -48,6 +48,7 @@ class RetrieveRequest:
     series_uid: Uid | None = None
     instance_uids: tuple[Uid, ...] = ()
     retrieve_location_uid: Oid | None = None
+    opaque_location: str | None = None  # a location identifier that is not an OID, as written
     retrieve_url: str | None = None
 
     @property
@@ -81,17 +82,23 @@ def _series_request(
         series_uid=series.uid,
         instance_uids=instances,
         retrieve_location_uid=series.retrieve_location_uid,
+        opaque_location=series.opaque_location,
         retrieve_url=series.retrieve_url,
     )
 
 
 def plan_study(manifest: Manifest) -> Plan:
     """The whole study."""
-    locations = {(s.retrieve_location_uid, s.retrieve_url) for s in manifest.series}
+    locations = {
+        (s.retrieve_location_uid, s.opaque_location, s.retrieve_url) for s in manifest.series
+    }
     if len(locations) == 1:
-        rluid, url = next(iter(locations))
+        rluid, opaque, url = next(iter(locations))
         request = RetrieveRequest(
-            study_uid=manifest.study.uid, retrieve_location_uid=rluid, retrieve_url=url
+            study_uid=manifest.study.uid,
+            retrieve_location_uid=rluid,
+            opaque_location=opaque,
+            retrieve_url=url,
         )
         return Plan(requests=(request,))
     return Plan(requests=tuple(_series_request(manifest, s) for s in manifest.series))

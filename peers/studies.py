@@ -12,10 +12,17 @@ import random
 import uuid
 from dataclasses import dataclass
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, RLELossless
 
-__all__ = ["SyntheticInstance", "SyntheticStudy", "make_key_image_note", "make_study"]
+__all__ = [
+    "SyntheticInstance",
+    "SyntheticStudy",
+    "compress_rle",
+    "make_key_image_note",
+    "make_study",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +79,19 @@ def make_study(
                 )
             )
     return SyntheticStudy(study_uid=study_uid, patient_id=patient_id, instances=tuple(instances))
+
+
+def compress_rle(instance: SyntheticInstance) -> SyntheticInstance:
+    """The same instance stored RLE Lossless (1.2.840.10008.1.2.5), encoded by pydicom itself
+    (its RLE encoder needs no third-party codec): a compressed object as a PACS keeps it."""
+    ds = dcmread(io.BytesIO(instance.part10))
+    ds.compress(RLELossless, encoding_plugin="pydicom", generate_instance_uid=False)
+    return SyntheticInstance(
+        series_uid=instance.series_uid,
+        sop_instance_uid=instance.sop_instance_uid,
+        sop_class_uid=instance.sop_class_uid,
+        part10=_part10(ds),
+    )
 
 
 def _uid(seed: str, name: str) -> str:

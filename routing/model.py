@@ -3,23 +3,37 @@
 Built once by :mod:`routing.loader` from an operator's YAML or JSON file and never mutated:
 a reload builds a new :class:`Config` and a new registry and swaps them whole. Everything is
 hashable except :class:`Config` itself (it holds mappings), so an :class:`Upstream` can key a
-connection pool. Durations are seconds and end in ``_s``.
+connection pool. Durations are seconds and end in ``_s``. Each field is declared once
+(:mod:`routing.declare`): the loader, the JSON Schema and the reference all read it.
 
 The shape follows Envoy's route → cluster split: ``communities`` and ``sources`` name an
-upstream; the upstream (base URLs in failover order, TLS, timeouts, limits) is defined once.
+upstream; the upstream (:mod:`routing.upstream`: base URLs in failover order, TLS, timeouts,
+limits) is defined once.
 """
 
 from __future__ import annotations
 
-import base64
-import enum
-import ipaddress
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
+from routing.credentials import AuthScheme, Credential, Secret
+from routing.declare import FAILED, Reader, Report, setting
+from routing.errors import InvalidIdentifier
 from routing.ids import HomeCommunityId, Oid
+from routing.kinds import Flag, Map, Section, Text
+from routing.upstream import (
+    ORIGINS,
+    AddressPolicy,
+    Limits,
+    Protocol,
+    RedirectPolicy,
+    Timeouts,
+    TlsProfile,
+    Upstream,
+)
+from routing.urls import origin_of
 
 __all__ = [
     "AddressPolicy",
@@ -28,200 +42,41 @@ __all__ = [
     "Credential",
     "Identity",
     "Limits",
+    "OID_LIKE",
     "Protocol",
     "RedirectPolicy",
     "Secret",
     "Timeouts",
     "TlsProfile",
     "Upstream",
+    "UpstreamName",
     "UrlPolicy",
     "origin_of",
 ]
 
+IdT = TypeVar("IdT", bound=Oid)
 
-class Protocol(enum.StrEnum):
-    """What an upstream speaks."""
-
-    WADO_RS = "wado-rs"  # an Imaging Document Source (RAD-107)
-    XC_WADO = "xc-wado"  # another community's responding gateway (RAD-160)
-    RAD_69 = "rad-69"  # an Imaging Document Source over SOAP
-    RAD_75 = "rad-75"  # another community's responding gateway over SOAP
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TlsProfile:
-    """How to verify an upstream and, for mutual TLS, how to present ourselves to it."""
-
-    ca_file: str | None = None  # None: the system trust store
-    cert_file: str | None = None
-    key_file: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Timeouts:
-    """Connect and idle-read timeouts. There is deliberately no total deadline: a 10 GB study
-    that keeps flowing must not be cut; one that stops flowing for ``read_idle_s`` is."""
-
-    connect_s: float = 5.0
-    read_idle_s: float = 60.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    """Connection pool limits for one upstream.
-
-    ``keepalive_s`` is how long an idle pooled connection is kept for reuse. It must stay
-    below the upstream's own keep-alive timeout, or a request may be written on a connection
-    the upstream has just closed (Orthanc closes idle connections after one second).
-    """
-
-    max_connections: int = 100
-    keepalive_s: float = 0.5
-
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AddressPolicy:
-    """Which resolved addresses an outbound connection may reach (design.md §5).
-
-    Public (globally routable) addresses are always allowed. Every other class is refused
-    unless a flag opens it: loopback (127.0.0.0/8, ::1), private (RFC 1918, unique-local
-    fc00::/7, shared 100.64.0.0/10 and the other non-global ranges), link-local
-    (169.254.0.0/16, fe80::/10). Cloud metadata, multicast, unspecified and reserved addresses
-    have no flag: only ``allowed_networks`` (CIDR blocks admitted whatever their class) opens
-    them. The default refuses everything that is not public.
-    """
-
-    allow_loopback: bool = False
-    allow_private: bool = False
-    allow_link_local: bool = False
-    allowed_networks: tuple[IpNetwork, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RedirectPolicy:
-    """How an upstream's redirects are followed (Envoy's internal redirect policy, stricter).
-
-    At most ``max_hops`` redirects (0: none is followed); the target must be https unless
-    ``allow_http``; its origin must be a configured upstream's or in ``allowed_origins``
-    (``scheme://host:port``, as :func:`origin_of` writes it).
-    """
-
-    max_hops: int = 2
-    allow_http: bool = False
-    allowed_origins: frozenset[str] = frozenset()
-
-
-class Secret:
-    """A password or token: compared and hashed by its text, never shown.
-
-    ``repr``, ``str`` and formatting give ``<redacted>``, so a secret that reaches a log line,
-    an exception or a problem document by accident says nothing; only :meth:`reveal` (used
-    where the header is built) gives the text. Deliberately not a dataclass:
-    ``dataclasses.asdict`` would turn one into a plain string.
-    """
-
-    __slots__ = ("_text",)
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    def reveal(self) -> str:
-        return self._text
-
-    def __repr__(self) -> str:
-        return "Secret(<redacted>)"
-
-    def __str__(self) -> str:
-        return "<redacted>"
-
-    def __format__(self, spec: str) -> str:
-        return "<redacted>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._text == self._text
-
-    def __hash__(self) -> int:
-        return hash((Secret, self._text))
-
-    def __copy__(self) -> Secret:
-        return self  # immutable
-
-    def __deepcopy__(self, memo: object) -> Secret:
-        return self
-
-    def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("a Secret is not pickled")
-
-
-class AuthScheme(enum.StrEnum):
-    """HTTP authentication schemes a gateway can present to an upstream."""
-
-    BASIC = "basic"  # RFC 7617, user-id and password in UTF-8
-    BEARER = "bearer"  # RFC 6750
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Credential:
-    """What this gateway presents to one upstream, read from a file or the environment when
-    the configuration was loaded (and again on every reload).
-
-    ``source`` says where the secret came from (``password_file /run/secrets/pacs``,
-    ``token_env PACS_TOKEN``): safe to show an operator, unlike the secret.
-    """
-
-    scheme: AuthScheme
-    secret: Secret
-    username: str | None = None  # basic only
-    source: str = ""
-
-    def authorization(self) -> str:
-        """The ``Authorization`` header value."""
-        if self.scheme is AuthScheme.BASIC:
-            pair = f"{self.username}:{self.secret.reveal()}".encode()
-            return "Basic " + base64.b64encode(pair).decode("ascii")
-        return "Bearer " + self.secret.reveal()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Upstream:
-    """A named peer: one or more base URLs tried in order until one answers.
-
-    ``forward_authorization``: the consumer's ``Authorization`` header is sent to this
-    upstream (never across a redirect to another origin). Off by default: a token meant for
-    one community does not travel to another unless an operator says so.
-
-    ``auth``: the gateway's own credential for this upstream, sent only to its own
-    :attr:`origins` (never to a redirect target elsewhere, nor to another upstream a redirect
-    leads to). It replaces the consumer's ``Authorization``, so the loader refuses it
-    together with ``forward_authorization``.
-    """
-
-    name: str
-    protocol: Protocol
-    base_urls: tuple[str, ...]  # absolute, each ending in "/"
-    tls: TlsProfile = field(default_factory=TlsProfile)
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    limits: Limits = field(default_factory=Limits)
-    redirects: RedirectPolicy = field(default_factory=RedirectPolicy)
-    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
-    forward_authorization: bool = False
-    auth: Credential | None = None
-
-    @property
-    def origins(self) -> frozenset[str]:
-        return frozenset(origin_of(url) for url in self.base_urls)
+OID_LIKE = r"(?:[Uu][Rr][Nn]:[Oo][Ii][Dd]:|[Oo][Ii][Dd]:)?(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*"
+"""An OID as a document may write it (prefixes in any case), for the JSON Schema."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Identity:
     """Who this gateway is: its community and its identity in audit messages."""
 
-    home_community_id: HomeCommunityId
-    audit_source_id: str
-    enterprise_site_id: str | None = None
+    home_community_id: HomeCommunityId = setting(
+        Text(label="OID", convert=HomeCommunityId, like=OID_LIKE),
+        "The community this gateway stands for (urn:oid: and oid: prefixes are accepted).",
+        required=True,
+    )
+    audit_source_id: str = setting(
+        Text(),
+        "How this gateway names itself in ATNA audit messages (AuditSourceID).",
+        required=True,
+    )
+    enterprise_site_id: str | None = setting(
+        Text(), "AuditEnterpriseSiteID in audit messages.", default=None
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,49 +88,152 @@ class UrlPolicy:
     The default policy admits nothing: Retrieve URL mode is off until an operator opens it.
     """
 
-    allowed_origins: frozenset[str] = frozenset()
-    allow_upstream_origins: bool = False
+    allowed_origins: frozenset[str] = setting(
+        ORIGINS, "Origins a retrieveurl may name.", default=frozenset()
+    )
+    allow_upstream_origins: bool = setting(
+        Flag(), "Also admit the origins of the configured wado-rs upstreams.", default=False
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamName:
+    """A route's target: the name of an upstream declared under ``upstreams`` (read before
+    the routes) that speaks one of ``protocols``; ``routes`` names the section in problems."""
+
+    protocols: frozenset[Protocol]
+    routes: str
+    label: str = "upstream name"
+
+    def read(self, value: object, path: str, reader: Reader, default: object) -> object:
+        if not isinstance(value, str):
+            raise ValueError("must name an upstream")
+        upstreams = reader.scope.get("upstreams")
+        upstream = upstreams.get(value) if isinstance(upstreams, Mapping) else None
+        if not isinstance(upstream, Upstream):
+            if reader.failed(f"upstreams.{value}"):
+                return FAILED  # declared, and its own problems are reported
+            raise ValueError(f"unknown upstream {value!r}")
+        if upstream.protocol not in self.protocols:
+            needed = " or ".join(sorted(self.protocols))
+            raise ValueError(
+                f"upstream {value!r} speaks {upstream.protocol}; {self.routes} need {needed}"
+            )
+        return value
+
+    def schema(self, default: object) -> dict[str, Any]:
+        return {"type": "string", "minLength": 1}
+
+    def nested(self, default: object) -> tuple[tuple[str, type, object], ...]:
+        return ()
+
+
+def _routes(id_type: Callable[[str], IdT], label: str, protocol: Protocol, routes: str) -> Map:
+    """``communities`` or ``sources``: an identifier -> an upstream speaking ``protocol``."""
+
+    def key(text: str) -> IdT:
+        try:
+            return id_type(text)
+        except InvalidIdentifier as exc:
+            raise ValueError(f"key is an {exc}") from None
+
+    target = UpstreamName(frozenset({protocol}), routes)
+    return Map(target, key=Text(label=label, convert=key, like=OID_LIKE))
+
+
+_UPSTREAM_NAME = Text(
+    label="name",
+    pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}",
+    reason="name must be letters, digits, '.', '_' or '-' (at most 63)",
+)
+
+
+_MAX_ALIAS_LENGTH = 64
+
+
+def _alias(identifier: str) -> str:
+    if len(identifier) > _MAX_ALIAS_LENGTH:
+        raise ValueError(f"identifier must be 1 to {_MAX_ALIAS_LENGTH} characters")
+    if not identifier.isprintable():
+        raise ValueError("identifier has control characters")
+    if Oid.is_valid(identifier):
+        raise ValueError("identifier is an OID, which routes as it is: aliases are for the others")
+    return identifier
+
+
+def _alias_target(text: str) -> Oid:
+    try:
+        return Oid(text)
+    except InvalidIdentifier as exc:
+        raise ValueError(f"{_STANDS_FOR}: {exc.reason}") from None
+
+
+_STANDS_FOR = "must be the Retrieve Location UID (an OID) it stands for"
+_ALIAS = Text(
+    label="identifier",
+    convert=_alias,
+    expected=f"identifier must be 1 to {_MAX_ALIAS_LENGTH} characters",
+)
+_ALIAS_TARGET = Text(
+    label="OID",
+    convert=_alias_target,
+    like=OID_LIKE,
+    expected=f"{_STANDS_FOR}: must be a non-empty string",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    """One complete, validated routing configuration."""
+    """One complete, validated routing configuration: who this gateway is, its upstreams and
+    the routes (``communities``, ``sources``) that name them.
 
-    identity: Identity
-    upstreams: Mapping[str, Upstream]
-    communities: Mapping[HomeCommunityId, str]  # -> upstream name
-    sources: Mapping[Oid, str]  # Retrieve Location UID -> upstream name
-    url_policy: UrlPolicy = field(default_factory=UrlPolicy)
-    # For targets that are no configured upstream (retrieveurl, allow-listed redirects);
-    # each upstream carries its own (the loader copies this one when it names none).
-    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
+    ``address_policy`` is read before ``upstreams``: an upstream without one takes it.
+    """
+
+    identity: Identity = setting(
+        Section(Identity), "Who this gateway is.", key="self", required=True
+    )
+    address_policy: AddressPolicy = setting(
+        Section(AddressPolicy),
+        "Which addresses outbound connections may reach: for every upstream that names none of "
+        "its own, and for targets that are no configured upstream (retrieveurl, allow-listed "
+        "redirects).",
+        factory=AddressPolicy,
+    )
+    upstreams: Mapping[str, Upstream] = setting(
+        Map(Section(Upstream), key=_UPSTREAM_NAME, into="name", min_items=1, noun="upstream"),
+        "Every peer, defined once under its name; communities and sources name it.",
+        required=True,
+    )
+    communities: Mapping[HomeCommunityId, str] = setting(
+        _routes(HomeCommunityId, "homeCommunityId", Protocol.XC_WADO, "communities"),
+        "homeCommunityId of a remote community -> its responding gateway (an xc-wado upstream).",
+        factory=dict,
+    )
+    sources: Mapping[Oid, str] = setting(
+        _routes(Oid, "Retrieve Location UID", Protocol.WADO_RS, "sources"),
+        "Retrieve Location UID -> the Imaging Document Source that holds it (a wado-rs upstream).",
+        factory=dict,
+    )
+    url_policy: UrlPolicy = setting(
+        Section(UrlPolicy), "Retrieve URL mode: where a retrieveurl may lead.", factory=UrlPolicy
+    )
+    location_aliases: Mapping[str, Oid] = setting(
+        Map(_ALIAS_TARGET, key=_ALIAS, show=repr),
+        "An opaque location identifier as manifests write it (ACME) -> the Retrieve Location UID "
+        "it stands for; used where a manifest becomes RAD-160 requests (RAD-160 paths stay "
+        "OID-only).",
+        factory=dict,
+    )
 
     def __post_init__(self) -> None:
         # Read-only views, so a Config handed around cannot be changed behind the registry.
-        for name in ("upstreams", "communities", "sources"):
+        for name in ("upstreams", "communities", "sources", "location_aliases"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def origin_of(url: str) -> str:
-    """``scheme://host:port`` of an absolute URL, lower-cased, with the default port written out.
-
-    Raises ``ValueError`` for a URL without scheme or host or with an invalid port.
-    """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname
-    if not scheme or not host:
-        raise ValueError(f"not an absolute URL: {url!r}")
-    port = parts.port or _DEFAULT_PORTS.get(scheme)
-    if port is None:
-        raise ValueError(f"no port known for scheme {scheme!r}")
-    if ":" in host:  # IPv6 literal, in its one canonical spelling
-        try:
-            host = str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise ValueError(f"invalid IPv6 literal in {url!r}") from None
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}"
+    def finish(self, report: Report) -> Config:
+        own = self.identity.home_community_id
+        if own in self.communities:
+            reason = "is this gateway's own community (self.home_community_id)"
+            report.problem(f"communities.{own}", reason)
+        return self

@@ -138,7 +138,10 @@ def normalise_retrieve_url(value: str) -> str:
     Raises :class:`RetrieveUrlRefused` for other schemes, credentials, a query or a fragment.
     """
     text = value if "://" in value else f"https://{value}"
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an empty or malformed "[…]" host
+        raise RetrieveUrlRefused(value, "not a URL") from None
     scheme = parts.scheme.lower()
     if scheme not in {"http", "https"}:
         raise RetrieveUrlRefused(value, "scheme must be https or http")

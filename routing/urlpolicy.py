@@ -43,10 +43,14 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from routing.errors import RoutingError
-from routing.model import AddressPolicy, Config, RedirectPolicy, origin_of
+from routing.urls import origin_of
+
+if TYPE_CHECKING:  # the configuration's upstreams are checked with vet_url: no import cycle
+    from routing.model import AddressPolicy, Config, RedirectPolicy
 
 __all__ = [
     "FOLLOWED_STATUSES",

@@ -9,22 +9,19 @@ come from :mod:`mado.plan`.
 Errors::
 
     ConsumerError
-     ├── NoRoute          a planned request that the chosen target cannot address (no Retrieve
-     │                    URL in direct mode, no Retrieve Location UID through a gateway)
      └── RetrieveFailed   a retrieval that did not complete (HTTP status, network, truncation)
+
+What the manifest itself provokes — unreadable, too complex, nothing selected, a series that
+cannot be addressed — is a :class:`mado.errors.ManifestError` (the gateway answers those 4xx).
 """
 
 from __future__ import annotations
 
-__all__ = ["ConsumerError", "NoRoute", "RetrieveFailed"]
+__all__ = ["ConsumerError", "RetrieveFailed"]
 
 
 class ConsumerError(Exception):
     """Base of the consumer helper's errors; the message is one line for a person."""
-
-
-class NoRoute(ConsumerError):
-    pass
 
 
 class RetrieveFailed(ConsumerError):

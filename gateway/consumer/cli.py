@@ -3,8 +3,10 @@
 ::
 
     mado-gateway fetch MANIFEST --out DIR
-        [--gateway URL --home-community-id OID [--send-retrieve-url]]
+        [--gateway URL --home-community-id OID [--send-retrieve-url]
+         [--location IDENTIFIER=OID …]]
         [--key-images-only | --series UID … | --modality CODE …]
+        [--transfer-syntax UID]
 
 Through an initiating gateway when ``--gateway`` and ``--home-community-id`` are given
 (RAD-160, Retrieve Location UID mode), otherwise straight from the manifest's Retrieve URLs
@@ -12,6 +14,14 @@ Through an initiating gateway when ``--gateway`` and ``--home-community-id`` are
 without them costs one more round: the Key Object series is retrieved first and its Key Image
 Notes read (MADO Appendix A). Exit status: 0 when every retrieval completed (differences from
 the manifest are reported, not failures: MADO X.1.1.2), 1 on any failure, 2 on usage errors.
+
+A series whose location identifier is not an OID (``ACME`` in the MADO FHIR sample) is
+retrieved through the Retrieve Location UID ``--location ACME=OID`` maps it to; without one,
+through its Retrieve URL (``?retrieveurl=``, subject to the responding gateway's URL policy);
+with neither, the command names the series and the identifier and exits 1.
+
+Every instance is asked for as the source stores it (``transfer-syntax=*``): the files are the
+stored objects, byte for byte. ``--transfer-syntax UID`` asks the source to transcode instead.
 """
 
 from __future__ import annotations
@@ -30,7 +40,14 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from gateway.consumer import ConsumerError
-from gateway.consumer.fetch import DirectorySink, FetchReport, MemorySink, fetch_all
+from gateway.consumer.fetch import (
+    AS_STORED,
+    DirectorySink,
+    FetchReport,
+    MemorySink,
+    dicom_accept,
+    fetch_all,
+)
 from gateway.consumer.urls import Target, urls_for
 from mado.errors import ManifestError
 from mado.load import read_path
@@ -44,7 +61,7 @@ from mado.plan import (
     plan_study,
 )
 from routing.errors import InvalidIdentifier
-from routing.ids import HomeCommunityId
+from routing.ids import HomeCommunityId, Oid, Uid
 from routing.loader import parse_base_url
 
 __all__ = ["add_commands"]
@@ -61,11 +78,24 @@ def add_commands(commands: Any) -> None:
     fetch.add_argument("--gateway", help="initiating gateway's XC-WADO endpoint URL")
     fetch.add_argument("--home-community-id", help="community that holds the study (OID)")
     fetch.add_argument("--send-retrieve-url", action="store_true", help="add ?retrieveurl=")
+    fetch.add_argument(
+        "--location",
+        action="append",
+        default=[],
+        metavar="IDENTIFIER=OID",
+        help="the Retrieve Location UID an opaque location identifier stands for (repeatable)",
+    )
     choice = fetch.add_mutually_exclusive_group()
     choice.add_argument("--key-images-only", action="store_true")
     choice.add_argument("--series", nargs="+", default=[], metavar="UID")
     choice.add_argument("--modality", nargs="+", default=[], metavar="CODE")
     fetch.add_argument("--concurrency", type=int, default=4, help="retrievals at once (default 4)")
+    fetch.add_argument(
+        "--transfer-syntax",
+        default=AS_STORED,
+        metavar="UID",
+        help="ask the source for this transfer syntax (default *: the objects as stored)",
+    )
     fetch.set_defaults(run=_run)
 
 
@@ -108,6 +138,12 @@ def _target(args: argparse.Namespace) -> Target:
         raise _Usage("--gateway and --home-community-id go together (or give neither)")
     if args.concurrency < 1:
         raise _Usage("--concurrency must be at least 1")
+    if args.transfer_syntax != AS_STORED and not Uid.is_valid(args.transfer_syntax):
+        raise _Usage(
+            f"--transfer-syntax {args.transfer_syntax[:70]!r} is not a transfer syntax UID "
+            "(or * for the objects as stored)"
+        )
+    locations = _locations(args.location)
     if not args.gateway:
         return Target()
     try:
@@ -115,7 +151,28 @@ def _target(args: argparse.Namespace) -> Target:
         hcid = HomeCommunityId(args.home_community_id)
     except (ValueError, InvalidIdentifier) as exc:
         raise _Usage(str(exc)) from None
-    return Target(gateway=gateway, home_community_id=hcid, send_retrieve_url=args.send_retrieve_url)
+    return Target(
+        gateway=gateway,
+        home_community_id=hcid,
+        send_retrieve_url=args.send_retrieve_url,
+        locations=locations,
+    )
+
+
+def _locations(values: list[str]) -> dict[str, Oid]:
+    locations: dict[str, Oid] = {}
+    for value in values:
+        identifier, _, oid = value.rpartition("=")
+        identifier = identifier.strip()
+        if not identifier or not oid:
+            raise _Usage(f"--location {value[:70]!r}: write IDENTIFIER=OID, e.g. ACME=1.2.3.4")
+        try:
+            locations[identifier] = Oid(oid)
+        except InvalidIdentifier as exc:
+            raise _Usage(
+                f"--location {value[:70]!r}: {oid[:64]!r} is not an OID ({exc.reason})"
+            ) from None
+    return locations
 
 
 async def _fetch(args: argparse.Namespace, manifest: Manifest, target: Target) -> int:
@@ -129,7 +186,12 @@ async def _fetch(args: argparse.Namespace, manifest: Manifest, target: Target) -
         urls = [url for request in plan.requests for url in urls_for(request, target)]
         sink = DirectorySink(args.out)
         report = await fetch_all(
-            urls, sink, session=session, concurrency=args.concurrency, progress=bar
+            urls,
+            sink,
+            session=session,
+            concurrency=args.concurrency,
+            progress=bar,
+            accept=dicom_accept(args.transfer_syntax),
         )
         sink.close()
     bar(report, final=True)
@@ -154,7 +216,7 @@ async def _plan(
     )
     notes = MemorySink()
     urls = [url for request in plan.key_object_series for url in urls_for(request, target)]
-    report = await fetch_all(urls, notes, session=session)
+    report = await fetch_all(urls, notes, session=session, accept=dicom_accept())
     if report.failures:
         raise report.failures[0]
     datasets = []

@@ -10,6 +10,18 @@ Request: the manifest as the body — a DICOM KOS (``application/dicom``) or a F
 ``modality``           modality code, repeatable (with ``selection=series``)
 =====================  ===================================================================
 
+Transfer syntax: when the caller's ``Accept`` names a ``transfer-syntax`` (PS3.18 §8.7.3.5.2),
+that Accept goes upstream unchanged; otherwise the gateway asks for
+``multipart/related; type="application/dicom"; transfer-syntax=*`` — the objects as the
+source stores them, never a copy the source transcoded because nobody asked (a MADO
+retrieval returns what was published).
+
+A series whose location identifier is not an OID (``ACME`` in the MADO FHIR sample) goes to
+the Retrieve Location UID the configuration's ``location_aliases`` maps it to; unmapped, to its
+Retrieve URL (``?retrieveurl=``, under the URL policy of the gateway that answers as
+responding gateway); with neither, the answer is 422 ``unroutable-series`` naming the series
+and the identifier (:mod:`gateway.consumer.urls`).
+
 Each planned retrieval is routed exactly as a RAD-160 request for the same resource would be
 (same grammar, same registry, same upstream policy), and the parts of every answer are
 re-framed under one boundary as they arrive: ``multipart/related; type="application/dicom"``,
@@ -23,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
@@ -31,6 +44,7 @@ import pydicom
 from aiohttp import web
 from pydicom.errors import InvalidDicomError
 
+from gateway.consumer.fetch import dicom_accept
 from gateway.consumer.urls import Target, urls_for
 from gateway.dicomheader import read_identity
 from gateway.errors import GatewayError
@@ -52,13 +66,21 @@ from mado.load import read_bytes
 from mado.model import Manifest
 from mado.plan import Plan, plan_from_key_image_notes, plan_key_images, plan_series, plan_study
 from routing.ids import HomeCommunityId
-from routing.rad160 import ResourceKind, parse_rad160
+from routing.rad160 import Rad160Request, ResourceKind, parse_rad160
 from routing.registry import Registry
 
-__all__ = ["add_routes"]
+__all__ = ["add_routes", "upstream_accept"]
 
 _KO_NOTES_LIMIT = 16 * 1024 * 1024
 _CHUNK = 256 * 1024
+_TRANSFER_SYNTAX_PARAM = re.compile(r";\s*transfer-syntax\s*=", re.IGNORECASE)
+
+
+def upstream_accept(incoming: str | None) -> str:
+    """The Accept sent upstream: the caller's when it names a transfer syntax, else ``*``."""
+    if incoming and _TRANSFER_SYNTAX_PARAM.search(incoming):
+        return incoming
+    return dicom_accept()
 
 
 def add_routes(app: web.Application) -> None:
@@ -77,7 +99,10 @@ async def retrieve_manifest(request: web.Request) -> web.StreamResponse:
     )
     exchange.home_community_id = hcid
     exchange.study_uid = manifest.study.uid
-    target = Target(gateway="", home_community_id=hcid)  # "": paths below our own endpoint
+    # "": paths below our own endpoint; opaque location identifiers map by configuration.
+    target = Target(
+        gateway="", home_community_id=hcid, locations=registry.config.location_aliases
+    )
     plan = await _plan(request, manifest, target, registry)
     paths = [url for planned in plan.requests for url in urls_for(planned, target)]
     if not paths:
@@ -114,14 +139,22 @@ async def _plan(
     return plan_from_key_image_notes(manifest, notes)
 
 
+def _rad160(path: str) -> Rad160Request:
+    """A planned path below our endpoint (with its ``?retrieveurl=``, if any) as RAD-160."""
+    resource, _, query = path.partition("?")
+    return parse_rad160(resource, query)
+
+
 async def _parts(
     request: web.Request, registry: Registry, path: str, *, limit: int
 ) -> AsyncIterator[bytes]:
     """Whole parts of one answer, in memory: only for the small Key Object series."""
     exchange = request[EXCHANGE]
-    rad160 = parse_rad160(path)
+    rad160 = _rad160(path)
     route = registry.resolve(rad160)
-    async with open_upstream(request, route, exchange, resource=rad160.kind) as (_, answer):
+    async with open_upstream(
+        request, route, exchange, resource=rad160.kind, accept=dicom_accept()
+    ) as (_, answer):
         splitter = MultipartSplitter(boundary_of(answer.headers.get("Content-Type", "")))
         current = bytearray()
         total = 0
@@ -150,12 +183,15 @@ async def _stream(
         f'multipart/related; type="application/dicom"; boundary={boundary}'
     )
     delimiter = f"\r\n--{boundary}\r\n".encode()
+    accept = upstream_accept(request.headers.get("Accept"))
     try:
         for path in paths:
-            rad160 = parse_rad160(path)
+            rad160 = _rad160(path)
             route = registry.resolve(rad160)
             exchange.route_kind = "manifest"
-            async with open_upstream(request, route, exchange, resource=rad160.kind) as (_, answer):
+            async with open_upstream(
+                request, route, exchange, resource=rad160.kind, accept=accept
+            ) as (_, answer):
                 if not response.prepared:
                     await response.prepare(request)
                     exchange.status = 200

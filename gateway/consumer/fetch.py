@@ -1,7 +1,10 @@
 """Retrieving planned URLs and storing each returned instance, without holding a study.
 
-Each URL is a WADO-RS "Get Instances" request (``Accept: multipart/related;
-type="application/dicom"``, PS3.18 §10.4). The answer is split as it arrives
+Each URL is a WADO-RS "Get Instances" request (PS3.18 §10.4) whose Accept asks for the objects
+as stored — ``multipart/related; type="application/dicom"; transfer-syntax=*`` (PS3.18
+§8.7.3.5.2) — unless the caller names a transfer syntax: a manifest retrieval hands back what
+the source keeps, never a transcoded copy (a source such as Orthanc transcodes to Explicit VR
+Little Endian when the Accept names no transfer syntax). The answer is split as it arrives
 (:mod:`gateway.multipart`) and every part goes to a :class:`PartWriter` from the chosen
 sink: :class:`DirectorySink` writes Part 10 files named by their SOP Instance UID,
 :class:`MemorySink` keeps small objects (the Key Object series) for reading.
@@ -37,9 +40,17 @@ from gateway.multipart import (
     boundary_of,
 )
 
-__all__ = ["DICOM_ACCEPT", "DirectorySink", "FetchReport", "MemorySink", "PartWriter", "fetch_all"]
+__all__ = [
+    "AS_STORED",
+    "DirectorySink",
+    "FetchReport",
+    "MemorySink",
+    "PartWriter",
+    "dicom_accept",
+    "fetch_all",
+]
 
-DICOM_ACCEPT = 'multipart/related; type="application/dicom"'
+AS_STORED = "*"  # the transfer-syntax parameter value for "as the origin server has it"
 _IDENTITY_BYTES = 16 * 1024
 _CHUNK = 256 * 1024
 
@@ -158,6 +169,11 @@ class MemorySink:
 Progress = Callable[[FetchReport], None]
 
 
+def dicom_accept(transfer_syntax: str = AS_STORED) -> str:
+    """The Accept of a Get Instances request for ``transfer_syntax`` (a UID, or ``*``)."""
+    return f'multipart/related; type="application/dicom"; transfer-syntax={transfer_syntax}'
+
+
 async def fetch_all(
     urls: Sequence[str],
     sink: Sink,
@@ -165,15 +181,20 @@ async def fetch_all(
     session: aiohttp.ClientSession,
     concurrency: int = 4,
     progress: Progress | None = None,
+    accept: str | None = None,
 ) -> FetchReport:
-    """Retrieve every URL (at most ``concurrency`` at once); failures are collected, not raised."""
+    """Retrieve every URL (at most ``concurrency`` at once); failures are collected, not raised.
+
+    ``accept`` defaults to :func:`dicom_accept` (the objects as stored).
+    """
     report = FetchReport()
     gate = asyncio.Semaphore(concurrency)
+    headers = {"Accept": accept or dicom_accept()}
 
     async def one(url: str) -> None:
         async with gate:
             try:
-                await _retrieve(url, sink, session, report, progress)
+                await _retrieve(url, sink, session, report, progress=progress, headers=headers)
             except RetrieveFailed as failure:
                 report.failures.append(failure)
 
@@ -186,11 +207,13 @@ async def _retrieve(
     sink: Sink,
     session: aiohttp.ClientSession,
     report: FetchReport,
+    *,
     progress: Progress | None,
+    headers: dict[str, str],
 ) -> None:
     writer: PartWriter | None = None
     try:
-        async with session.get(url, headers={"Accept": DICOM_ACCEPT}) as answer:
+        async with session.get(url, headers=headers) as answer:
             if answer.status not in (200, 206):
                 raise RetrieveFailed(url, await _describe_failure(answer), answer.status)
             splitter = MultipartSplitter(boundary_of(answer.headers.get("Content-Type", "")))

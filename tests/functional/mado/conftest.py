@@ -8,7 +8,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from tests.samples import FHIR_SAMPLE, KOS_SAMPLE
+from tests.samples import fhir_sample, kos_sample
 
 STUDY = "1.2.826.0.1.3680043.8.498.100"
 CT_SERIES = f"{STUDY}.1"
@@ -129,12 +129,12 @@ def study_metadata_without_kin() -> tuple[list[dict[str, Any]], set[str]]:
 
 @pytest.fixture
 def kos_sample_path() -> Any:
-    return KOS_SAMPLE
+    return kos_sample()
 
 
 @pytest.fixture
 def fhir_sample_path() -> Any:
-    return FHIR_SAMPLE
+    return fhir_sample()
 
 
 __all__ = ["build_study_metadata", "pydicom"]

@@ -13,14 +13,14 @@ from mado.model import Instance, KeyImageFlag, Manifest, Series
 from mado.plan import plan_from_key_image_notes, plan_key_images, plan_series, plan_study
 from mado.vocab import KOS_SOP_CLASS_UID, OF_INTEREST
 from routing.ids import Oid, Uid
-from tests.samples import KOS_SAMPLE
+from tests.samples import kos_sample
 
 KO_SERIES = Uid("1.2.3.99")
 KIN = Uid("1.2.3.99.1")
 
 
 def sample() -> Manifest:
-    return read_kos(pydicom.dcmread(KOS_SAMPLE))[0]
+    return read_kos(pydicom.dcmread(kos_sample()))[0]
 
 
 def with_ko_series(manifest: Manifest, flagged: set[str]) -> Manifest:

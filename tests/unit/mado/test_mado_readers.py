@@ -10,16 +10,14 @@ from mado.errors import InvalidManifest, NotAManifest
 from mado.fhir_reader import read_fhir
 from mado.kos_reader import read_kos
 from mado.report import Severity
-from tests.samples import SAMPLES
+from tests.samples import fhir_sample, kos_sample
 
-KOS_SAMPLE = SAMPLES / "MADO_KOS_A.dcm"
-FHIR_SAMPLE = SAMPLES / "mado-1.2.250.1.59.40211.22756022.2.1.101-bundle.json"
 STUDY_UID = "1.2.250.1.59.40211.22756022.2.1.101"
 
 
 @pytest.mark.checklist(1)
 def test_kos_sample_series_locations_and_instances() -> None:
-    manifest, notes = read_kos(pydicom.dcmread(KOS_SAMPLE))
+    manifest, notes = read_kos(pydicom.dcmread(kos_sample()))
     assert notes == ()
     assert manifest.study.uid == STUDY_UID
     assert [len(s.instances) for s in manifest.series] == [50, 36]
@@ -32,14 +30,14 @@ def test_kos_sample_series_locations_and_instances() -> None:
 
 def test_kos_sample_modality_comes_from_the_image_library() -> None:
     # The Referenced Series Sequence has no Modality; TID 1602 says CT (and so does the bundle).
-    manifest, _ = read_kos(pydicom.dcmread(KOS_SAMPLE))
+    manifest, _ = read_kos(pydicom.dcmread(kos_sample()))
     assert [s.modality for s in manifest.series] == ["CT", "CT"]
     assert [s.description for s in manifest.series] == ["Series A1", "Series A2"]
     assert manifest.series[0].instances[0].number == 1
 
 
 def test_kos_sample_patient_study_and_requests() -> None:
-    manifest, _ = read_kos(pydicom.dcmread(KOS_SAMPLE))
+    manifest, _ = read_kos(pydicom.dcmread(kos_sample()))
     assert manifest.patient.id is not None
     assert manifest.patient.id.value == "UV59569735"
     assert manifest.patient.id.authority == "1.3.6.1.4.1.19376.1.1.100.1"
@@ -54,7 +52,7 @@ def test_kos_sample_patient_study_and_requests() -> None:
 
 
 def test_fhir_sample_non_oid_rluid_is_dropped_and_reported() -> None:
-    manifest, notes = read_fhir(orjson.loads(FHIR_SAMPLE.read_bytes()))
+    manifest, notes = read_fhir(orjson.loads(fhir_sample().read_bytes()))
     assert [s.retrieve_location_uid for s in manifest.series] == [None, None]
     assert [s.retrieve_url for s in manifest.series] == ["http://example.com/wado"] * 2
     assert [n.severity for n in notes] == [Severity.ERROR, Severity.ERROR]

@@ -15,10 +15,7 @@ import pydicom
 
 from mado.fhir_writer import write_fhir
 from mado.kos_reader import read_kos
-from tests.samples import SAMPLES
-
-KOS_SAMPLE = SAMPLES / "MADO_KOS_A.dcm"
-FHIR_SAMPLE = SAMPLES / "mado-1.2.250.1.59.40211.22756022.2.1.101-bundle.json"
+from tests.samples import fhir_sample, kos_sample
 
 KNOWN_DIFFERENCES = {
     "ImagingStudy.started": "sample data: the KOS has Study Date/Time 2026-02-24 16:23:10 +01:00, "
@@ -143,9 +140,9 @@ def mapped_elements(bundle: dict[str, Any]) -> dict[str, object]:
 
 
 def test_kos_to_fhir_agrees_with_the_sample_bundle_on_every_mapped_element() -> None:
-    manifest, _ = read_kos(pydicom.dcmread(KOS_SAMPLE))
+    manifest, _ = read_kos(pydicom.dcmread(kos_sample()))
     ours = mapped_elements(write_fhir(manifest))
-    theirs = mapped_elements(orjson.loads(FHIR_SAMPLE.read_bytes()))
+    theirs = mapped_elements(orjson.loads(fhir_sample().read_bytes()))
     assert ours.keys() == theirs.keys()
     differing = {key for key in ours if ours[key] != theirs[key]}
     assert differing == set(KNOWN_DIFFERENCES), {
@@ -154,9 +151,9 @@ def test_kos_to_fhir_agrees_with_the_sample_bundle_on_every_mapped_element() -> 
 
 
 def test_agreeing_elements_include_the_retrieval_essentials() -> None:
-    manifest, _ = read_kos(pydicom.dcmread(KOS_SAMPLE))
+    manifest, _ = read_kos(pydicom.dcmread(kos_sample()))
     ours = mapped_elements(write_fhir(manifest))
-    theirs = mapped_elements(orjson.loads(FHIR_SAMPLE.read_bytes()))
+    theirs = mapped_elements(orjson.loads(fhir_sample().read_bytes()))
     for key in (
         "series.uid",
         "series.instance",

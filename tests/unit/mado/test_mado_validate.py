@@ -11,10 +11,8 @@ from mado.kos_reader import read_kos
 from mado.kos_writer import write_kos
 from mado.report import Severity
 from mado.validate import validate_bytes
-from tests.samples import SAMPLES
+from tests.samples import fhir_sample, kos_sample
 
-KOS_SAMPLE = SAMPLES / "MADO_KOS_A.dcm"
-FHIR_SAMPLE = SAMPLES / "mado-1.2.250.1.59.40211.22756022.2.1.101-bundle.json"
 SERIES0 = "CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]"
 
 
@@ -25,12 +23,12 @@ def _bytes(ds: pydicom.Dataset) -> bytes:
 
 
 def _rewritten() -> pydicom.Dataset:
-    manifest, _ = read_kos(pydicom.dcmread(KOS_SAMPLE))
+    manifest, _ = read_kos(pydicom.dcmread(kos_sample()))
     return write_kos(manifest)
 
 
 def test_kos_sample_report_names_the_missing_series_modality() -> None:
-    report = validate_bytes(KOS_SAMPLE.read_bytes(), "MADO_KOS_A.dcm")
+    report = validate_bytes(kos_sample().read_bytes(), "MADO_KOS_A.dcm")
     modality = [f for f in report.findings if f.path.endswith("Modality (0008,0060)")]
     assert [f.path for f in modality] == [
         f"{SERIES0}.Modality (0008,0060)",
@@ -41,12 +39,12 @@ def test_kos_sample_report_names_the_missing_series_modality() -> None:
 
 
 def test_kos_sample_image_library_lacks_continuity_of_content() -> None:
-    report = validate_bytes(KOS_SAMPLE.read_bytes(), "MADO_KOS_A.dcm")
+    report = validate_bytes(kos_sample().read_bytes(), "MADO_KOS_A.dcm")
     assert [f.path for f in report.errors] == ["ContentSequence[0].ContinuityOfContent (0040,A050)"]
 
 
 def test_fhir_sample_report_flags_the_non_oid_rluid() -> None:
-    report = validate_bytes(FHIR_SAMPLE.read_bytes(), "bundle.json")
+    report = validate_bytes(fhir_sample().read_bytes(), "bundle.json")
     assert not report.ok
     assert {f.rule for f in report.errors} == {"1..1 OID"}
     assert report.as_dict()["errors"] == 2
@@ -136,7 +134,7 @@ def test_second_study_is_an_error_finding_not_an_exception() -> None:
 
 
 def test_text_and_json_forms() -> None:
-    report = validate_bytes(KOS_SAMPLE.read_bytes(), "MADO_KOS_A.dcm")
+    report = validate_bytes(kos_sample().read_bytes(), "MADO_KOS_A.dcm")
     assert (
         report.as_text().splitlines()[0]
         == "MADO_KOS_A.dcm (kos): NOT conformant, 1 error(s), 2 warning(s)"
