@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -13,9 +14,13 @@ from gateway.security import SecurityEvents
 from gateway.settings import ServerSettings
 from gateway.upstream import UpstreamPool
 
+if TYPE_CHECKING:  # the reader module imports these keys
+    from gateway.consumer.parsing import ManifestReader
+
 __all__ = [
     "EXCHANGE",
     "HOLDER",
+    "MANIFEST_READER",
     "METRICS",
     "POOL",
     "READINESS",
@@ -33,3 +38,4 @@ SECURITY = web.AppKey("security_events", SecurityEvents)
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
 READINESS = web.AppKey("readiness_checks", list[Callable[[], str | None]])
+MANIFEST_READER: web.AppKey[ManifestReader] = web.AppKey("manifest_reader")
