@@ -60,14 +60,28 @@ def create_manifest(
     institution: str | None,
     limits: ParseLimits = DEFAULT_LIMITS,
 ) -> tuple[bytes, Manifest]:
-    """A KOS manifest (Part 10 bytes, and its model) from WADO-RS study metadata (JSON)."""
+    """A KOS manifest (Part 10 bytes, and its model) from WADO-RS study metadata (JSON).
+
+    What this returns passes :func:`~mado.validate.validate_bytes`: a manifest with errors is
+    refused with :class:`~mado.errors.CreationError` naming them (metadata that lacks what
+    MADO requires, such as an Institution Name when none is given), never written.
+    """
     guard_json(metadata, limits)
     try:
         document = orjson.loads(metadata)
     except orjson.JSONDecodeError as exc:
         raise CreationError(f"{source}: not valid JSON ({exc.msg})") from None
     manifest = build_manifest(datasets_from_metadata(document), location, institution=institution)
-    return encode(manifest, "kos"), manifest
+    data = encode(manifest, "kos")
+    errors = validate_bytes(data, "the created manifest", limits).errors
+    if errors:
+        listed = "; ".join(f"{e.path}: {e.message}" for e in errors[:3])
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        hint = " (give --institution NAME)" if "InstitutionName" in listed else ""
+        raise CreationError(
+            f"{source}: the manifest would not be valid MADO: {listed}{more}{hint}"
+        )
+    return data, manifest
 
 
 def read_notes(
