@@ -192,7 +192,11 @@ async def _fetch(
             print("mado-gateway fetch: the selection names no instance", file=sys.stderr)
             return 1
         urls = [url for request in plan.requests for url in urls_for(request, target)]
-        sink = DirectorySink(args.out)
+        try:
+            sink = DirectorySink(args.out)
+        except OSError as exc:
+            reason = f"--out {args.out}: cannot use it as a folder ({exc.strerror})"
+            raise ConsumerError(reason) from None
         report = await fetch_all(
             urls,
             sink,
