@@ -127,7 +127,11 @@ def encode(manifest: Manifest, format: Format) -> bytes:
             raise InvalidManifest("FHIR", f"a value cannot be written as JSON ({exc})") from None
     buffer = io.BytesIO()
     try:
-        write_kos(manifest).save_as(buffer, enforce_file_format=True)
+        with warnings.catch_warnings():
+            # pydicom warns about each value outside its VR's rules; the validator reports
+            # those that matter, and a value that cannot be written at all raises below.
+            warnings.simplefilter("ignore")
+            write_kos(manifest).save_as(buffer, enforce_file_format=True)
     except Exception as exc:
         # pydicom's writer raises what encoding a value hits (UnicodeEncodeError for a code
         # string outside the default repertoire, ValueError, struct.error): the value is the
