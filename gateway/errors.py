@@ -34,7 +34,7 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from mado.errors import ManifestError, SelectionError, UnroutableSeries
+from mado.errors import ManifestError, ManifestTooComplex, SelectionError, UnroutableSeries
 from routing.errors import (
     InvalidIdentifier,
     InvalidRequestPath,
@@ -320,6 +320,8 @@ def problem_for(exc: BaseException) -> Problem:
             return _problem(400, "invalid-selection", str(exc))
         case UnroutableSeries():
             return _problem(422, "unroutable-series", str(exc))
+        case ManifestTooComplex():
+            return _problem(422, "manifest-too-complex", str(exc))
         case ManifestError():  # the message names the problem in the manifest, not our code
             return _problem(400, "invalid-manifest", str(exc))
         case web.HTTPException():

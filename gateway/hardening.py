@@ -200,7 +200,7 @@ def hardening_middleware(
     return hardening
 
 
-async def read_manifest(request: web.Request) -> bytes:
+async def read_manifest(request: web.Request) -> bytearray:
     """The body of ``POST /mado/retrieve``, with or without a Content-Length.
 
     Raises :class:`BodyTooLarge` (413, through the hardening middleware) as soon as more than
@@ -209,14 +209,14 @@ async def read_manifest(request: web.Request) -> bytes:
     return await read_limited(request.content, request.app[SETTINGS].limits.max_manifest_bytes)
 
 
-async def read_limited(content: StreamReaderLike, limit: int) -> bytes:
+async def read_limited(content: StreamReaderLike, limit: int) -> bytearray:
     """Everything ``content`` delivers until its end; :class:`BodyTooLarge` past ``limit``."""
     body = bytearray()
     while chunk := await content.readany():
         body += chunk
         if len(body) > limit:
             raise BodyTooLarge(limit)
-    return bytes(body)
+    return body  # not bytes(body): a manifest of tens of MB is held once, not twice
 
 
 def _check_sizes(request: web.Request, route: RoutePolicy, limits: InboundLimits) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -14,10 +15,14 @@ from gateway.security import SecurityEvents
 from gateway.settings import ServerSettings
 from gateway.upstream import UpstreamPool
 
+if TYPE_CHECKING:  # the reader module imports these keys
+    from gateway.consumer.parsing import ManifestReader
+
 __all__ = [
     "BORDER",
     "EXCHANGE",
     "HOLDER",
+    "MANIFEST_READER",
     "METRICS",
     "POOL",
     "READINESS",
@@ -36,3 +41,4 @@ SECURITY = web.AppKey("security_events", SecurityEvents)
 EXCHANGE = web.RequestKey("exchange", Exchange)
 BORDER = web.RequestKey("border", Border)  # set by a relay: what its upstream's URLs become
 READINESS = web.AppKey("readiness_checks", list[Callable[[], str | None]])
+MANIFEST_READER: web.AppKey[ManifestReader] = web.AppKey("manifest_reader")

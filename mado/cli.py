@@ -9,26 +9,32 @@
 
 The gateway's CLI registers it with :func:`add_commands`. Exit status: 0 on success, 1 when
 ``validate`` finds errors or any command fails on its input, with a one-line message on
-standard error naming the problem (never a traceback).
+standard error naming the problem (never a traceback). Every input is parsed in a worker
+process under the limits ``POST /mado/retrieve`` applies (:mod:`mado.sandbox`): a manifest
+that inflates, nests or sprawls past them is refused with a message, not a hung command.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import orjson
 
-from mado.convert import convert_file
-from mado.create import SeriesLocation, create_kos
+from mado.create import SeriesLocation
 from mado.errors import ManifestError
-from mado.validate import validate_bytes
+from mado.jobs import convert_manifest, create_manifest, validate_manifest
+from mado.load import read_file
+from mado.sandbox import ManifestWorkers
 from routing.errors import InvalidIdentifier
 from routing.ids import Oid
 
 __all__ = ["add_commands"]
+
+T = TypeVar("T")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -69,16 +75,18 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _read(path: str) -> bytes:
+def _in_worker(job: Callable[..., T], path: str, *args: Any) -> T:
+    """``job(bytes of path, path, *args)`` in a bounded worker process."""
+    workers = ManifestWorkers(workers=1)
     try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read ({exc.strerror})") from None
+        return workers.run(job, path, *args, payload=read_file(path))
+    finally:
+        workers.close()
 
 
 def _validate(args: argparse.Namespace) -> int:
     try:
-        report = validate_bytes(_read(args.file), args.file)
+        report = _in_worker(validate_manifest, args.file)
     except ManifestError as exc:
         return _fail(str(exc))
     if args.format == "json":
@@ -90,15 +98,17 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     try:
-        reading = convert_file(args.file, args.out, args.to)
+        data, manifest, findings = _in_worker(convert_manifest, args.file, args.to)
+        Path(args.out).write_bytes(data)
     except ManifestError as exc:
         return _fail(str(exc))
-    manifest = reading.manifest
+    except OSError as exc:
+        return _fail(f"{args.out}: cannot write ({exc.strerror})")
     print(
         f"{args.out}: {args.to.upper()} manifest for study {manifest.study.uid}, "
         f"{len(manifest.series)} series, {sum(len(s.instances) for s in manifest.series)} instances"
     )
-    for finding in reading.findings:
+    for finding in findings:
         print(f"  note: {finding}", file=sys.stderr)
     return 0
 
@@ -111,22 +121,14 @@ def _create(args: argparse.Namespace) -> int:
     except InvalidIdentifier as exc:
         return _fail(f"--retrieve-location-uid: {exc}")
     try:
-        raw = _read(args.metadata)
-        try:
-            metadata = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return _fail(f"{args.metadata}: not valid JSON ({exc.msg})")
-        ds = create_kos(metadata, location, institution=args.institution)
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        Path(args.out).write_bytes(buffer.getvalue())
+        data, manifest = _in_worker(create_manifest, args.metadata, location, args.institution)
+        Path(args.out).write_bytes(data)
     except ManifestError as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{args.out}: cannot write ({exc.strerror})")
-    series = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
     print(
-        f"{args.out}: KOS manifest for study {ds.StudyInstanceUID}, {len(series)} series, "
-        f"{sum(len(s.ReferencedSOPSequence) for s in series)} instances"
+        f"{args.out}: KOS manifest for study {manifest.study.uid}, {len(manifest.series)} "
+        f"series, {sum(len(s.instances) for s in manifest.series)} instances"
     )
     return 0

@@ -12,8 +12,10 @@ from the caller, per series if it wishes (§6.X.2.14). Each Key Image Note among
   reference (Rev 0.6 Table 7.3.3.5.2-1, Appendix A).
 
 The study-level Target Region (TID 1600, R+) and each series' body site are derived from Body
-Part Examined through CID IHE-MADO1 (Table 6.X.6.4-1); a body part outside that value set gives
-none, and the validator reports the missing region. Patient, study and request identifiers
+Part Examined through CID IHE-MADO1 (Table 6.X.6.4-1) and the terms that lie within its
+regions (:mod:`mado.regions`); when no instance's body part maps, the study's region is
+"Topography unknown" (the value set is extensible), so the R+ item is always written.
+Patient, study and request identifiers, and the Institution Name unless the caller gives one,
 are taken from the first instance that has them; an absent Other Patient IDs Sequence is filled
 with the Patient ID (§6.X.2.5.1.1.2 requires it there). Raises
 :class:`~mado.errors.CreationError` for metadata that is not a list of DICOM JSON objects, has
@@ -34,6 +36,7 @@ from mado.kin import KeyImageNote, read_key_image_note
 from mado.kos_library import code_of
 from mado.kos_writer import write_kos
 from mado.model import (
+    Code,
     Creator,
     Identifier,
     Instance,
@@ -46,7 +49,8 @@ from mado.model import (
     Study,
 )
 from mado.normalise import to_dicom_date, to_dicom_time, to_int, to_offset, to_text, to_uid, to_url
-from mado.vocab import HIGH_LEVEL_REGIONS, KOS_SOP_CLASS_UID, MANIFEST_TITLES
+from mado.regions import regions_of, study_regions
+from mado.vocab import KOS_SOP_CLASS_UID, MANIFEST_TITLES
 from routing.ids import Oid, Uid
 
 __all__ = ["SeriesLocation", "build_manifest", "create_kos", "datasets_from_metadata"]
@@ -218,15 +222,17 @@ def _build(
             description=to_text(_first(listed, "StudyDescription")),
             accession=accession,
             requests=requests,
-            target_regions=tuple(
-                dict.fromkeys(r for s in series if (r := s.body_site) is not None)
+            target_regions=study_regions(
+                region
+                for ds in listed
+                for region in regions_of(to_text(ds.get("BodyPartExamined")))
             ),
             viewer_url=to_url(viewer_url),
         ),
         series=series,
         creator=Creator(
             manufacturer=manufacturer,
-            institution=institution,
+            institution=institution or to_text(_first(listed, "InstitutionName")),
             timezone_offset=to_offset(timezone_offset)
             or to_offset(_first(listed, "TimezoneOffsetFromUTC"))
             or datetime.now().astimezone().strftime("%z"),
@@ -304,8 +310,14 @@ def _series(
         number=to_int(first.get("SeriesNumber")),
         date=to_dicom_date(first.get("SeriesDate")),
         time=to_dicom_time(first.get("SeriesTime")),
-        body_site=HIGH_LEVEL_REGIONS.get((to_text(first.get("BodyPartExamined")) or "").upper()),
+        body_site=_body_site(first),
         retrieve_location_uid=location.retrieve_location_uid,
         retrieve_url=to_url(location.retrieve_url),
         instances=tuple(instances),
     )
+
+
+def _body_site(first: Dataset) -> Code | None:
+    """The series' body site: its one high-level region, when its body part has exactly one."""
+    regions = regions_of(to_text(first.get("BodyPartExamined")))
+    return regions[0] if len(regions) == 1 else None

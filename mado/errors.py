@@ -11,6 +11,10 @@
      ├── InvalidManifest      a manifest whose content cannot be represented: an invalid UID, no
      │                        Study Instance UID, a second study (MADO §6.X.2.13: one study only)
      ├── CreationError        WADO-RS metadata from which no manifest can be built (Content Creator)
+     ├── ManifestTooComplex   a manifest that asks more of its reader than the limits allow:
+     │                        a deflated data set inflating past the cap, sequences nested too
+     │                        deep, too many elements or values, a parse that runs too long or
+     │                        needs too much memory (:mod:`mado.guard`, :mod:`mado.sandbox`)
      ├── SelectionError       a retrieval selection that names nothing in the manifest
      └── UnroutableSeries     a selected series with nothing to address it by: its location
                               identifier is no OID and is not mapped, and it has no usable
@@ -27,6 +31,7 @@ __all__ = [
     "CreationError",
     "InvalidManifest",
     "ManifestError",
+    "ManifestTooComplex",
     "NotAManifest",
     "SelectionError",
     "UnreadableManifest",
@@ -56,6 +61,10 @@ class InvalidManifest(ManifestError):
 
     def __reduce__(self) -> tuple[type[InvalidManifest], tuple[str, str]]:
         return type(self), (self.path, self.reason)
+
+
+class ManifestTooComplex(ManifestError):
+    """The manifest exceeds a parsing limit; the message says which one."""
 
 
 class CreationError(ManifestError):

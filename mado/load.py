@@ -6,9 +6,14 @@ checks a DICOM file for truncation: pydicom stops silently at the end of a short
 element whose value is shorter than its declared length is reported instead of being read as
 a manifest with data missing.
 
+Before any parser sees the bytes, :mod:`mado.guard` holds them to :class:`ParseLimits`
+(inflated size, nesting, element count); :mod:`mado.sandbox` runs all of this in a worker
+process that also bounds time and memory.
+
 Raises, all :class:`~mado.errors.ManifestError`: :class:`~mado.errors.UnreadableManifest`
-(I/O failure, neither format, truncated or corrupt), :class:`~mado.errors.NotAManifest` and
-:class:`~mado.errors.InvalidManifest` from the readers.
+(I/O failure, neither format, truncated or corrupt), :class:`~mado.errors.ManifestTooComplex`
+(a limit), :class:`~mado.errors.NotAManifest` and :class:`~mado.errors.InvalidManifest` from
+the readers.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from mado.errors import InvalidManifest, UnreadableManifest
+from mado.errors import InvalidManifest, ManifestTooComplex, UnreadableManifest
 from mado.fhir_reader import read_fhir
 from mado.fhir_writer import write_fhir
+from mado.guard import DEFAULT_LIMITS, ParseLimits, guard_dicom, guard_json
 from mado.kos_reader import read_kos
 from mado.kos_writer import write_kos
 from mado.model import Manifest
@@ -39,6 +45,7 @@ __all__ = [
     "encode",
     "parse_bytes",
     "read_bytes",
+    "read_file",
     "read_path",
     "write_path",
 ]
@@ -65,19 +72,20 @@ class Reading:
     findings: tuple[Finding, ...]
 
 
-def parse_bytes(data: bytes, source: str = "<bytes>") -> Parsed:
-    """Recognise and parse a manifest document; see the module contract."""
-    if len(data) >= 132 and data[128:132] == b"DICM":
-        return Parsed(format="kos", source=source, dataset=_parse_dicom(data, source))
-    head = data.lstrip()[:1]
-    if head in (b"{", b"["):
-        try:
-            document = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise UnreadableManifest(
-                f"{source}: not valid JSON ({exc.msg} at byte {exc.pos})"
-            ) from None
-        return Parsed(format="fhir", source=source, document=document)
+def parse_bytes(
+    data: bytes, source: str = "<bytes>", limits: ParseLimits = DEFAULT_LIMITS
+) -> Parsed:
+    """Recognise and parse a manifest document within ``limits``; see the module contract."""
+    try:
+        if len(data) >= 132 and data[128:132] == b"DICM":
+            readable = guard_dicom(data, limits)
+            return Parsed(format="kos", source=source, dataset=_parse_dicom(readable, source))
+        head = data.lstrip()[:1]
+        if head in (b"{", b"["):
+            guard_json(data, limits)
+            return Parsed(format="fhir", source=source, document=_parse_json(data, source))
+    except ManifestTooComplex as exc:
+        raise ManifestTooComplex(f"{source}: too complex to read safely: {exc}") from None
     if not data:
         raise UnreadableManifest(f"{source}: empty file")
     raise UnreadableManifest(
@@ -85,9 +93,11 @@ def parse_bytes(data: bytes, source: str = "<bytes>") -> Parsed:
     )
 
 
-def read_bytes(data: bytes, source: str = "<bytes>") -> Reading:
+def read_bytes(
+    data: bytes, source: str = "<bytes>", limits: ParseLimits = DEFAULT_LIMITS
+) -> Reading:
     """Parse and read a manifest document into the model."""
-    return read_parsed(parse_bytes(data, source))
+    return read_parsed(parse_bytes(data, source, limits))
 
 
 def read_parsed(parsed: Parsed) -> Reading:
@@ -101,7 +111,7 @@ def read_parsed(parsed: Parsed) -> Reading:
 
 def read_path(path: str | Path) -> Reading:
     """Read the manifest file at ``path``."""
-    return read_bytes(_read(path), str(path))
+    return read_bytes(read_file(path), str(path))
 
 
 def encode(manifest: Manifest, format: Format) -> bytes:
@@ -117,7 +127,11 @@ def encode(manifest: Manifest, format: Format) -> bytes:
             raise InvalidManifest("FHIR", f"a value cannot be written as JSON ({exc})") from None
     buffer = io.BytesIO()
     try:
-        write_kos(manifest).save_as(buffer, enforce_file_format=True)
+        with warnings.catch_warnings():
+            # pydicom warns about each value outside its VR's rules; the validator reports
+            # those that matter, and a value that cannot be written at all raises below.
+            warnings.simplefilter("ignore")
+            write_kos(manifest).save_as(buffer, enforce_file_format=True)
     except Exception as exc:
         # pydicom's writer raises what encoding a value hits (UnicodeEncodeError for a code
         # string outside the default repertoire, ValueError, struct.error): the value is the
@@ -137,11 +151,22 @@ def write_path(manifest: Manifest, path: str | Path, format: Format) -> None:
         raise UnreadableManifest(f"{path}: cannot write ({exc.strerror})") from None
 
 
-def _read(path: str | Path) -> bytes:
+def read_file(path: str | Path) -> bytes:
+    """The bytes of the file at ``path``; :class:`UnreadableManifest` when it cannot be read."""
     try:
         return Path(path).read_bytes()
     except OSError as exc:
         raise UnreadableManifest(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _parse_json(data: bytes, source: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg:  # orjson stops at 1024 levels
+            raise ManifestTooComplex("the JSON document nests too deep") from None
+        reason = f"not valid JSON ({exc.msg} at byte {exc.pos})"
+        raise UnreadableManifest(f"{source}: {reason}") from None
 
 
 def _parse_dicom(data: bytes, source: str) -> Dataset:

@@ -25,7 +25,7 @@ from typing import Literal
 from pydicom.dataset import Dataset
 
 from mado.errors import SelectionError
-from mado.kin import read_key_image_note
+from mado.kin import KeyImageNote, read_key_image_note
 from mado.model import Manifest, Series
 from mado.vocab import KOS_SOP_CLASS_UID
 from routing.ids import Oid, Uid
@@ -34,6 +34,7 @@ __all__ = [
     "Plan",
     "RetrieveRequest",
     "plan_from_key_image_notes",
+    "plan_from_notes",
     "plan_key_images",
     "plan_series",
     "plan_study",
@@ -169,10 +170,17 @@ def plan_from_key_image_notes(manifest: Manifest, notes: Iterable[Dataset]) -> P
     Only images the manifest lists are planned; references to other instances are ignored
     because the manifest's source published only those.
     """
+    return plan_from_notes(
+        manifest, (note for ds in notes if (note := read_key_image_note(ds)) is not None)
+    )
+
+
+def plan_from_notes(manifest: Manifest, notes: Iterable[KeyImageNote]) -> Plan:
+    """:func:`plan_from_key_image_notes` for notes already read (:func:`mado.jobs.read_notes`)."""
     flagged = {
         str(ref.sop_instance_uid)
-        for ds in notes
-        if (note := read_key_image_note(ds)) is not None and note.study_uid == manifest.study.uid
+        for note in notes
+        if note.study_uid == manifest.study.uid
         for ref in note.references
     }
     return Plan(requests=_plan_flagged(manifest, flagged))

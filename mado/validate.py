@@ -9,13 +9,15 @@ findings normalisation produced), and runs the checks that hold for both formats
 * the general-study Accession Number matches the Referenced Request items (§6.X.2.6.1).
 
 A manifest the model cannot hold (invalid UID, second study) is one error finding, not an
-exception. Raises only :class:`~mado.errors.UnreadableManifest` and
-:class:`~mado.errors.NotAManifest`, for documents that are not manifests at all.
+exception. Raises only :class:`~mado.errors.UnreadableManifest`,
+:class:`~mado.errors.ManifestTooComplex` and :class:`~mado.errors.NotAManifest`, for
+documents that are not manifests at all or that exceed the parsing limits.
 """
 
 from __future__ import annotations
 
 from mado.errors import InvalidManifest
+from mado.guard import DEFAULT_LIMITS, ParseLimits
 from mado.load import Parsed, parse_bytes, read_parsed
 from mado.model import Manifest
 from mado.report import Finding, Report, Severity
@@ -26,9 +28,11 @@ from mado.vocab import KOS_SOP_CLASS_UID
 __all__ = ["check_manifest", "validate_bytes", "validate_parsed"]
 
 
-def validate_bytes(data: bytes, source: str = "<bytes>") -> Report:
-    """The full report for the manifest document ``data``."""
-    return validate_parsed(parse_bytes(data, source))
+def validate_bytes(
+    data: bytes, source: str = "<bytes>", limits: ParseLimits = DEFAULT_LIMITS
+) -> Report:
+    """The full report for the manifest document ``data``, parsed within ``limits``."""
+    return validate_parsed(parse_bytes(data, source, limits))
 
 
 def validate_parsed(parsed: Parsed) -> Report:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import sys
 import time
 from dataclasses import dataclass
@@ -36,8 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pydicom
-from pydicom.errors import InvalidDicomError
 
 from gateway.consumer import ConsumerError
 from gateway.consumer.fetch import (
@@ -50,16 +47,18 @@ from gateway.consumer.fetch import (
 )
 from gateway.consumer.urls import Target, urls_for
 from mado.errors import ManifestError
-from mado.load import read_path
+from mado.jobs import read_manifest, read_notes
+from mado.load import read_file
 from mado.model import Manifest
 from mado.plan import (
     Plan,
     RetrieveRequest,
-    plan_from_key_image_notes,
+    plan_from_notes,
     plan_key_images,
     plan_series,
     plan_study,
 )
+from mado.sandbox import ManifestWorkers
 from routing.errors import InvalidIdentifier
 from routing.ids import HomeCommunityId, Oid, Uid
 from routing.loader import parse_base_url
@@ -117,16 +116,23 @@ class _Bar:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # The manifest, and any Key Object read for key images, is parsed in a worker process
+    # under the same limits as POST /mado/retrieve (mado.sandbox).
+    workers = ManifestWorkers(workers=1)
     try:
         target = _target(args)
-        manifest = read_path(args.manifest).manifest
-        return asyncio.run(_fetch(args, manifest, target))
+        manifest, _ = workers.run(
+            read_manifest, args.manifest, payload=read_file(args.manifest)
+        )
+        return asyncio.run(_fetch(args, manifest, target, workers))
     except (ManifestError, ConsumerError) as exc:
         print(f"mado-gateway fetch: {exc}", file=sys.stderr)
         return 1
     except _Usage as exc:
         print(f"mado-gateway fetch: {exc}", file=sys.stderr)
         return 2
+    finally:
+        workers.close()
 
 
 class _Usage(Exception):
@@ -175,16 +181,22 @@ def _locations(values: list[str]) -> dict[str, Oid]:
     return locations
 
 
-async def _fetch(args: argparse.Namespace, manifest: Manifest, target: Target) -> int:
+async def _fetch(
+    args: argparse.Namespace, manifest: Manifest, target: Target, workers: ManifestWorkers
+) -> int:
     bar = _Bar(enabled=sys.stderr.isatty())
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        plan = await _plan(args, manifest, target, session)
+        plan = await _plan(args, manifest, target, session, workers)
         if not plan.requests:
             print("mado-gateway fetch: the selection names no instance", file=sys.stderr)
             return 1
         urls = [url for request in plan.requests for url in urls_for(request, target)]
-        sink = DirectorySink(args.out)
+        try:
+            sink = DirectorySink(args.out)
+        except OSError as exc:
+            reason = f"--out {args.out}: cannot use it as a folder ({exc.strerror})"
+            raise ConsumerError(reason) from None
         report = await fetch_all(
             urls,
             sink,
@@ -199,7 +211,11 @@ async def _fetch(args: argparse.Namespace, manifest: Manifest, target: Target) -
 
 
 async def _plan(
-    args: argparse.Namespace, manifest: Manifest, target: Target, session: aiohttp.ClientSession
+    args: argparse.Namespace,
+    manifest: Manifest,
+    target: Target,
+    session: aiohttp.ClientSession,
+    workers: ManifestWorkers,
 ) -> Plan:
     if args.series or args.modality:
         return plan_series(manifest, series_uids=args.series, modalities=args.modality)
@@ -219,13 +235,9 @@ async def _plan(
     report = await fetch_all(urls, notes, session=session, accept=dicom_accept())
     if report.failures:
         raise report.failures[0]
-    datasets = []
-    for data in notes.objects:
-        try:
-            datasets.append(pydicom.dcmread(io.BytesIO(data)))
-        except (InvalidDicomError, ValueError, EOFError):
-            continue  # not a readable object: it cannot be a Key Image Note we can use
-    return plan_from_key_image_notes(manifest, datasets)
+    return plan_from_notes(
+        manifest, await asyncio.to_thread(workers.run, read_notes, notes.objects)
+    )
 
 
 def _expected(manifest: Manifest, requests: tuple[RetrieveRequest, ...]) -> set[str]:

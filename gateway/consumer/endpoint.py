@@ -27,31 +27,31 @@ Each planned retrieval is routed exactly as a RAD-160 request for the same resou
 re-framed under one boundary as they arrive: ``multipart/related; type="application/dicom"``,
 one part per instance, bytes unchanged. Key images without key-image flags cost one more round:
 the Key Object series first, read in memory, then the images its notes reference (MADO
-Appendix A). Errors before the first byte are problem documents (400 for a manifest or a
-selection that cannot be used); after it, the connection is aborted.
+Appendix A). Manifests and notes are parsed in bounded worker processes
+(:mod:`gateway.consumer.parsing`). Errors before the first byte are problem documents (400
+for a manifest or a selection that cannot be used, 422 for one too complex to read or a
+series that cannot be addressed); after it, the connection is aborted.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
-import pydicom
 from aiohttp import web
-from pydicom.errors import InvalidDicomError
 
 from gateway.consumer.fetch import dicom_accept
+from gateway.consumer.parsing import manifest_reader_context
 from gateway.consumer.urls import Target, urls_for
 from gateway.dicomheader import read_identity
 from gateway.errors import GatewayError
 from gateway.exchange import Exchange, Outcome
 from gateway.forward import open_upstream
 from gateway.hardening import MANIFEST_PATH, read_manifest
-from gateway.keys import EXCHANGE, HOLDER
+from gateway.keys import EXCHANGE, HOLDER, MANIFEST_READER
 from gateway.middleware import seal
 from gateway.multipart import (
     MultipartError,
@@ -62,9 +62,8 @@ from gateway.multipart import (
     boundary_of,
 )
 from mado.errors import SelectionError
-from mado.load import read_bytes
 from mado.model import Manifest
-from mado.plan import Plan, plan_from_key_image_notes, plan_key_images, plan_series, plan_study
+from mado.plan import Plan, plan_from_notes, plan_key_images, plan_series, plan_study
 from routing.ids import HomeCommunityId
 from routing.rad160 import Rad160Request, ResourceKind, parse_rad160
 from routing.registry import Registry
@@ -85,6 +84,7 @@ def upstream_accept(incoming: str | None) -> str:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(MANIFEST_PATH, retrieve_manifest)
+    app.cleanup_ctx.append(manifest_reader_context)
 
 
 async def retrieve_manifest(request: web.Request) -> web.StreamResponse:
@@ -92,8 +92,10 @@ async def retrieve_manifest(request: web.Request) -> web.StreamResponse:
     exchange.route_kind = "manifest"
     exchange.resource = ResourceKind.INSTANCES.value
     registry = request.app[HOLDER].registry
-    body = await read_manifest(request)  # bounded by server.limits, chunked or not
-    manifest = read_bytes(body, "the request body").manifest
+    # Read up to server.limits.max_manifest_bytes, chunked or not; the bytes are parsed in a
+    # bounded worker process, never here on the event loop.
+    body = await read_manifest(request)
+    manifest = await request.app[MANIFEST_READER].manifest(body, "the request body")
     hcid = HomeCommunityId(
         request.query.get("homeCommunityId") or registry.identity.home_community_id
     )
@@ -129,14 +131,12 @@ async def _plan(
     plan = plan_key_images(manifest)
     if plan.key_images_available:
         return plan
-    notes = []
-    for path in (url for planned in plan.key_object_series for url in urls_for(planned, target)):
-        async for part in _parts(request, registry, path, limit=_KO_NOTES_LIMIT):
-            try:
-                notes.append(pydicom.dcmread(io.BytesIO(part)))
-            except (InvalidDicomError, ValueError, EOFError):
-                continue  # not a note we can read
-    return plan_from_key_image_notes(manifest, notes)
+    objects = [
+        part
+        for path in (u for planned in plan.key_object_series for u in urls_for(planned, target))
+        async for part in _parts(request, registry, path, limit=_KO_NOTES_LIMIT)
+    ]
+    return plan_from_notes(manifest, await request.app[MANIFEST_READER].notes(objects))
 
 
 def _rad160(path: str) -> Rad160Request:

@@ -282,3 +282,12 @@ def test_post_manifest_errors_are_problems(
     assert got_status == status
     assert content_type == "application/problem+json"
     assert orjson.loads(answer)["type"] == f"urn:mado-gateway:problem:{problem}"
+
+
+def test_an_out_folder_that_cannot_be_one_is_a_message(case: Case, tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_bytes(b"")
+    result = fetch(str(case.manifest), "--out", str(not_a_folder))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot use it as a folder" in result.stderr

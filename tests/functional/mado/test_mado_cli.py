@@ -12,6 +12,7 @@ import pydicom
 import pytest
 
 from mado.cli import add_commands
+from tests.functional.mado.conftest import build_study_metadata
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -218,3 +219,29 @@ def test_missing_file_and_bad_metadata(tmp_path: Path, capsys: pytest.CaptureFix
         capsys,
     )
     assert "non-empty JSON array" in line
+
+
+def test_create_never_writes_what_validate_rejects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16, class 6: metadata without an Institution Name and no --institution is a
+    message, not a manifest that validate then rejects; with the name in the metadata, the
+    created manifest validates."""
+    metadata, _ = build_study_metadata()
+    for instance in metadata:
+        instance["00180015"] = {"vr": "CS", "Value": ["HEAD"]}
+    source = tmp_path / "metadata.json"
+    source.write_bytes(orjson.dumps(metadata))
+    out = tmp_path / "manifest.dcm"
+    command = ["manifest", "create", "--metadata", str(source)]
+    command += ["--retrieve-location-uid", "1.2.3.4", "--out", str(out)]
+    line = _one_line_error(command, capsys)
+    assert "InstitutionName" in line and "--institution" in line
+    assert not out.exists()
+    for instance in metadata:
+        instance["00080080"] = {"vr": "LO", "Value": ["Example Hospital"]}
+    source.write_bytes(orjson.dumps(metadata))
+    status, _, _ = run(command, capsys)
+    assert status == 0
+    status, report, _ = run(["manifest", "validate", str(out)], capsys)
+    assert status == 0, report

@@ -91,3 +91,20 @@ def test_two_studies_are_refused(study_metadata: Any) -> None:
     metadata[0] = {**metadata[0], "0020000D": {"vr": "UI", "Value": ["1.2.3.4"]}}
     with pytest.raises(CreationError, match="covers 2 studies"):
         create_kos(metadata, LOCATION)
+
+
+@pytest.mark.parametrize("body_part", ["HEAD", "KNEE", "SOMEWHERE", None])
+def test_any_body_part_gives_a_manifest_dciodvfy_accepts(
+    tmp_path: Path, study_metadata: Any, body_part: str | None
+) -> None:
+    """Issue 16, class 6: a Body Part Examined outside CID IHE-MADO1, or none, still gives a
+    Target Region (the mapped region, else "Topography unknown")."""
+    metadata = [dict(m) for m in study_metadata[0]]
+    for instance in metadata:
+        instance.pop("00180015", None)
+        if body_part is not None:
+            instance["00180015"] = {"vr": "CS", "Value": [body_part]}
+    path = _create(tmp_path, metadata)
+    assert [line for line in _dciodvfy(path) if line.startswith("Error")] == []
+    report = validate_bytes(path.read_bytes(), str(path))
+    assert report.ok, report.as_text()
