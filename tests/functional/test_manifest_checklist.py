@@ -113,6 +113,7 @@ def without_address(stored: Stored, variant: str) -> dict[str, Any]:
     return bundle
 
 
+@pytest.mark.checklist(3)
 @pytest.mark.parametrize("variant", sorted(ABSENT_ADDRESSES))
 def test_an_absent_endpoint_address_means_no_retrieve_url_and_rluid_lookup(
     stored: Stored, chain: Chain, tmp_path: Path, variant: str
@@ -173,6 +174,7 @@ def listing_fewer_and_more(stored: Stored) -> Manifest:
     )
 
 
+@pytest.mark.checklist(7)
 @pytest.mark.parametrize("mode", ["through-gateways", "retrieve-url"])
 def test_more_or_fewer_instances_than_listed_is_no_failure(
     stored: Stored, chain: Chain, tmp_path: Path, mode: str
@@ -189,6 +191,7 @@ def test_more_or_fewer_instances_than_listed_is_no_failure(
     assert "1 instance(s) arrived that the manifest does not list" in result.stdout
 
 
+@pytest.mark.checklist(7)
 @pytest.mark.parametrize("selection", ["study", "series"])
 def test_post_manifest_with_more_or_fewer_instances_than_listed_answers_what_exists(
     stored: Stored, chain: Chain, tmp_path: Path, selection: str
