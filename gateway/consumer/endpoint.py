@@ -45,6 +45,7 @@ from aiohttp import web
 
 from gateway.consumer.fetch import dicom_accept
 from gateway.consumer.parsing import manifest_reader_context
+from gateway.consumer.reading import body_chunks
 from gateway.consumer.urls import Target, urls_for
 from gateway.dicomheader import read_identity
 from gateway.errors import GatewayError
@@ -71,7 +72,6 @@ from routing.registry import Registry
 __all__ = ["add_routes", "upstream_accept"]
 
 _KO_NOTES_LIMIT = 16 * 1024 * 1024
-_CHUNK = 256 * 1024
 _TRANSFER_SYNTAX_PARAM = re.compile(r";\s*transfer-syntax\s*=", re.IGNORECASE)
 
 
@@ -158,7 +158,7 @@ async def _parts(
         splitter = MultipartSplitter(boundary_of(answer.headers.get("Content-Type", "")))
         current = bytearray()
         total = 0
-        async for chunk in answer.content.iter_chunked(_CHUNK):
+        async for chunk in body_chunks(answer.content, route.upstream.timeouts.read_idle_s):
             total += len(chunk)
             if total > limit:
                 raise GatewayError("the Key Object series is larger than a series of notes can be")
@@ -197,17 +197,29 @@ async def _stream(
                     exchange.status = 200
                     exchange.mark_first_byte()
                 await _reframe(
-                    answer.content,
+                    body_chunks(answer.content, route.upstream.timeouts.read_idle_s),
                     answer.headers.get("Content-Type", ""),
                     response,
                     delimiter,
                     exchange,
                 )
-    except (GatewayError, MultipartError, ConnectionResetError) as exc:
+    except (
+        GatewayError,
+        MultipartError,
+        ConnectionResetError,  # the client left
+        aiohttp.ClientError,  # the upstream's body was cut short
+        TimeoutError,  # the upstream stopped sending (read_idle_s)
+    ) as exc:
         if not response.prepared:
             raise
         exchange.outcome = Outcome.ABORTED
-        exchange.error = "client" if isinstance(exc, ConnectionResetError) else "truncated"
+        exchange.error = (
+            "client"
+            if isinstance(exc, ConnectionResetError)
+            else "stalled"
+            if isinstance(exc, TimeoutError)
+            else "truncated"
+        )
         if request.transport is not None:
             request.transport.abort()
         return response
@@ -221,7 +233,7 @@ async def _stream(
 
 
 async def _reframe(
-    content: aiohttp.StreamReader,
+    chunks: AsyncIterator[bytes],
     content_type: str,
     response: web.StreamResponse,
     delimiter: bytes,
@@ -230,7 +242,7 @@ async def _reframe(
     """Copy each part of one answer under our boundary, noting its identity."""
     splitter = MultipartSplitter(boundary_of(content_type))
     head = bytearray()
-    async for chunk in content.iter_chunked(_CHUNK):
+    async for chunk in chunks:
         for event in splitter.feed(chunk):
             match event:
                 case PartStart(headers):

@@ -30,6 +30,7 @@ import aiohttp
 import orjson
 
 from gateway.consumer import RetrieveFailed
+from gateway.consumer.reading import body_chunks
 from gateway.dicomheader import read_identity
 from gateway.multipart import (
     MultipartError,
@@ -52,7 +53,6 @@ __all__ = [
 
 AS_STORED = "*"  # the transfer-syntax parameter value for "as the origin server has it"
 _IDENTITY_BYTES = 16 * 1024
-_CHUNK = 256 * 1024
 
 
 class PartWriter(Protocol):
@@ -182,10 +182,12 @@ async def fetch_all(
     concurrency: int = 4,
     progress: Progress | None = None,
     accept: str | None = None,
+    read_idle_s: float = 120.0,
 ) -> FetchReport:
     """Retrieve every URL (at most ``concurrency`` at once); failures are collected, not raised.
 
-    ``accept`` defaults to :func:`dicom_accept` (the objects as stored).
+    ``accept`` defaults to :func:`dicom_accept` (the objects as stored). A retrieval whose
+    answer sends nothing for ``read_idle_s`` fails (the limit is ours, not the HTTP parser's).
     """
     report = FetchReport()
     gate = asyncio.Semaphore(concurrency)
@@ -194,7 +196,15 @@ async def fetch_all(
     async def one(url: str) -> None:
         async with gate:
             try:
-                await _retrieve(url, sink, session, report, progress=progress, headers=headers)
+                await _retrieve(
+                    url,
+                    sink,
+                    session,
+                    report,
+                    progress=progress,
+                    headers=headers,
+                    idle_s=read_idle_s,
+                )
             except RetrieveFailed as failure:
                 report.failures.append(failure)
 
@@ -210,6 +220,7 @@ async def _retrieve(
     *,
     progress: Progress | None,
     headers: dict[str, str],
+    idle_s: float,
 ) -> None:
     writer: PartWriter | None = None
     try:
@@ -217,7 +228,7 @@ async def _retrieve(
             if answer.status not in (200, 206):
                 raise RetrieveFailed(url, await _describe_failure(answer), answer.status)
             splitter = MultipartSplitter(boundary_of(answer.headers.get("Content-Type", "")))
-            async for chunk in answer.content.iter_chunked(_CHUNK):
+            async for chunk in body_chunks(answer.content, idle_s):
                 report.bytes += len(chunk)
                 for event in splitter.feed(chunk):
                     match event:
