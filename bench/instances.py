@@ -1,9 +1,10 @@
 """Memory per exchange against the number of instances: a study of many small instances.
 
 Run with ``python -m bench.instances --instances 20000 --instance-bytes 2048``. The source is
-this module in its own process (``--serve``): one study of N distinct CT instances (each its
-own SOP Instance UID, a new series every ``--per-series`` instances, one patient), every part
-a Part 10 object of about ``--instance-bytes`` bytes with its own ``Content-Length``, as
+this module in its own process (``--serve``): one study of N distinct CT instances (one
+:func:`peers.studies.make_study` instance, its SOP Instance UID swapped for a numbered one of
+the same length per part, a new series every ``--per-series`` instances, one patient), every
+part a Part 10 object of about ``--instance-bytes`` bytes with its own ``Content-Length``, as
 Orthanc sends them. The gateway is a real process (``python -m gateway serve``, audit on);
 the client is curl at full speed. The gateway's resident memory is sampled every 10 ms.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import subprocess
 import sys
@@ -26,70 +26,47 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian
 
 from bench.stream import Sampler, curl
 from peers.gateway import REPO, GatewayProcess, gateway_config
 from peers.net import free_port, wait_http
+from peers.studies import make_study
 
 MB = 1_000_000
 BOUNDARY = "bench-instances-5c1e"
 CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
-# Fixed-length placeholders, replaced per instance by values of the same length, so one
-# template serves every instance without re-encoding it.
-_SOP_SLOT = "2.25.1" + "0" * 38
-_SERIES_SLOT = "2.25.2" + "0" * 38
-_STUDY = "2.25.300000000000000000000000000000000000001"
 
 
-def template(size: int) -> bytes:
-    """A CT instance of about ``size`` bytes, its SOP Instance and Series UIDs placeholders."""
-    ds = Dataset()
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = _SOP_SLOT
-    ds.StudyInstanceUID = _STUDY
-    ds.SeriesInstanceUID = _SERIES_SLOT
-    ds.PatientID = "BENCH-0001"
-    ds.IssuerOfPatientID = "1.2.826.0.1.3680043.10.1234"
-    ds.PatientName = "BENCH^INSTANCES"
-    ds.Modality = "CT"
-    ds.Rows = ds.Columns = 8
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-    ds.SamplesPerPixel, ds.PixelRepresentation = 1, 0
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.PixelData = bytes(128)
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = UID(_SOP_SLOT)
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.preamble = b"\0" * 128
-    first = _encode(ds)
-    pixels = max(0, size - (len(first) - 128)) // 2 * 2  # 16-bit pixels: an even length
-    ds.Rows, ds.Columns = 1, pixels // 2
-    ds.PixelData = bytes(pixels)
-    return _encode(ds)
+def template(size: int) -> tuple[bytes, bytes, bytes]:
+    """(a CT instance of about ``size`` bytes, its SOP Instance UID, its Series UID)."""
+    one_pixel = make_study(seed="bench", series_count=1, instances_per_series=1, rows=1, columns=1)
+    overhead = len(one_pixel.instances[0].part10) - 2
+    columns = max(1, (size - overhead) // 2)  # 16-bit pixels, one row
+    study = make_study(
+        seed="bench", series_count=1, instances_per_series=1, rows=1, columns=columns
+    )
+    instance = study.instances[0]
+    return instance.part10, instance.sop_instance_uid.encode(), instance.series_uid.encode()
 
 
-def _encode(ds: Dataset) -> bytes:
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+def _numbered(uid: bytes, prefix: bytes, n: int) -> bytes:
+    """A UID as long as ``uid``, ``prefix`` then ``n`` zero-padded: a same-length swap."""
+    return prefix + b"%0*d" % (len(uid) - len(prefix), n)
 
 
 def parts(count: int, size: int, per_series: int) -> tuple[int, Iterator[bytes]]:
-    """(body length, an iterator of body blocks of about 64 KiB)."""
-    part10 = template(size)
+    """(body length, an iterator of body blocks of about 64 KiB): ``count`` instances, each
+    with its own SOP Instance UID, a new Series UID every ``per_series``."""
+    part10, sop, series = template(size)
     head = f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\nContent-Length: {len(part10)}\r\n\r\n"
     one = head.encode() + part10 + b"\r\n"
     tail = f"--{BOUNDARY}--\r\n".encode()
-    sop, series = _SOP_SLOT.encode(), _SERIES_SLOT.encode()
 
     def blocks() -> Iterator[bytes]:
         block = bytearray()
         for n in range(count):
-            block += one.replace(sop, b"2.25.1%038d" % n).replace(
-                series, b"2.25.2%038d" % (n // per_series)
+            block += one.replace(sop, _numbered(sop, b"2.25.1", n)).replace(
+                series, _numbered(series, b"2.25.2", n // per_series)
             )
             if len(block) >= 65536:
                 yield bytes(block)
