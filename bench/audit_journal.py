@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.audit.service import AuditService
 from gateway.audit.settings import parse_audit_settings
-from gateway.exchange import Exchange, InstanceSeen, Outcome
+from gateway.exchange import Attempt, Exchange, InstanceSeen, Outcome
 from routing.ids import HomeCommunityId
 from routing.model import Identity
 
@@ -40,14 +40,14 @@ def relayed(index: int) -> Exchange:
     study = f"1.2.9.{index}"
     exchange = Exchange(request_id=f"r{index}", method="GET", path="/wado/x", client="127.0.0.1")
     exchange.route_kind = "source"
-    exchange.upstream = "ids-a"
-    exchange.upstream_url = f"https://ids.a.test/wado-rs/studies/{study}"
+    leg = exchange.open_leg("ids-a")
+    leg.url = f"https://ids.a.test/wado-rs/studies/{study}"
     exchange.home_community_id = "5.6.7.8"
     exchange.study_uid = study
-    exchange.attempts = 1
+    leg.attempts.append(Attempt(base_url="https://ids.a.test/wado-rs/", status=200))
     exchange.status = 200
     exchange.outcome = Outcome.COMPLETE
-    exchange.instances = [
+    for identity in (
         InstanceSeen(
             sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
             sop_instance_uid=f"{study}.1.1",
@@ -56,8 +56,9 @@ def relayed(index: int) -> Exchange:
             patient_id="PAT-1",
             patient_id_issuer="1.2.3.4.9",
             patient_name=None,
-        )
-    ]
+        ),
+    ):
+        exchange.note_instance(identity)
     exchange.finish()
     return exchange
 

@@ -35,8 +35,9 @@ MB = 1_000_000
 class Sampler:
     """Peak RSS of one process, sampled from a thread."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, interval_s: float = 0.02) -> None:
         self.process = psutil.Process(pid)
+        self.interval_s = interval_s
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -44,7 +45,7 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(0.02)
+            time.sleep(self.interval_s)
 
     def __enter__(self) -> Sampler:
         self._thread.start()

@@ -21,6 +21,11 @@ Contract of :func:`forward` (the attempt phase is here, the stream phase in
 * A client that goes away (write error or cancellation) ends the exchange ``aborted`` with
   cause ``client``; leaving ``async with`` closes the upstream connection, so the upstream
   stops sending too.
+* Each call records one :class:`~gateway.exchange.Leg` on the exchange: every attempt with
+  its typed result, the redirects and refusals (:mod:`gateway.redirects`), a TLS failure as
+  a refusal. Nothing here counts a metric or raises an alert: the sinks derive those from
+  the leg. What the relay needs comes in a :class:`~gateway.handover.Relay` the handler
+  passes; nothing here reads the application.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway.border import border_for
 from gateway.errors import (
@@ -42,16 +48,15 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.exchange import Exchange
+from gateway.exchange import Attempt, Exchange, Failure, Leg, Refusal, RefusalKind
+from gateway.handover import Relay
 from gateway.headers import request_headers
-from gateway.keys import HOLDER, METRICS, POOL, SECURITY
 from gateway.multipart import MultipartError, boundary_of
 from gateway.redirects import Follower
 from gateway.rewrite import metadata_rewriter
-from gateway.security import SecurityEvents
 from gateway.stream import stream_answer
 from gateway.tls import tls_failure
-from gateway.upstream import UpstreamPool, loggable_base
+from gateway.upstream import loggable_base
 from routing.errors import RetrieveUrlRefused
 from routing.rad160 import ResourceKind
 from routing.registry import Route, RouteKind
@@ -69,7 +74,7 @@ async def forward(
     route: Route,
     exchange: Exchange,
     *,
-    pool: UpstreamPool,
+    relay: Relay,
     resource: ResourceKind,
     public_prefix: str | None,
 ) -> web.StreamResponse:
@@ -78,16 +83,25 @@ async def forward(
     ``public_prefix`` is what the upstream's base URL becomes in rewritten metadata (None:
     no rewriting).
     """
-    async with open_upstream(request, route, exchange, resource=resource, pool=pool) as (
+    async with open_upstream(request, route, exchange, resource=resource, relay=relay) as (
         base,
         answer,
     ):
+        leg = exchange.legs[-1]  # the one open_upstream opened
         rewriter = None
         if public_prefix:
             border = border_for(route, public_prefix, answered=base)
             rewriter = metadata_rewriter(answer.headers.get("Content-Type", ""), border)
-        idle_s = route.upstream.timeouts.read_idle_s
-        return await stream_answer(request, answer, exchange, rewriter, base=base, idle_s=idle_s)
+        return await stream_answer(
+            request,
+            answer,
+            exchange,
+            leg,
+            rewriter,
+            base=base,
+            idle_s=route.upstream.timeouts.read_idle_s,
+            telemetry=relay.telemetry,
+        )
 
 
 @contextlib.asynccontextmanager
@@ -97,75 +111,88 @@ async def open_upstream(
     exchange: Exchange,
     *,
     resource: ResourceKind,
-    pool: UpstreamPool | None = None,
+    relay: Relay,
     accept: str | None = None,
 ) -> AsyncIterator[tuple[str, aiohttp.ClientResponse]]:
     """The first relayable answer along ``route``, as ``(base_url, answer)``: the attempt phase.
 
-    Base URLs are tried in order; redirects are followed under the upstream's redirect
-    policy and every outbound address is checked (:mod:`gateway.redirects`). Raises the
-    :class:`~gateway.errors.GatewayError` of the last failure when no base URL gave a
-    relayable answer (a 2xx or 304; a multipart one with a usable boundary). The answer's
-    connection is released when the block ends. ``accept`` replaces the consumer's Accept (a
-    request the gateway makes on its own behalf, such as a manifest's).
+    Opens a new leg on ``exchange`` (``exchange.legs[-1]`` inside the block) and records
+    every attempt on it. Base URLs are tried in order; redirects are followed under the
+    upstream's redirect policy and every outbound address is checked
+    (:mod:`gateway.redirects`). Raises the :class:`~gateway.errors.GatewayError` of the last
+    failure when no base URL gave a relayable answer (a 2xx or 304; a multipart one with a
+    usable boundary). The answer's connection is released when the block ends. ``accept``
+    replaces the consumer's Accept (a request the gateway makes on its own behalf).
+    ``relay`` is what the handler was handed (:data:`~gateway.handover.RELAY`).
     """
-    config = request.app[HOLDER].registry.config
-    events = request.app[SECURITY]
     upstream = route.upstream
-    exchange.upstream = upstream.name
-    headers = request_headers(request.headers, resource, exchange.request_id)
-    if accept is not None:
-        headers["Accept"] = accept
-    if upstream.forward_authorization:
-        for value in request.headers.getall("Authorization", ()):
-            headers.add("Authorization", value)
+    leg = exchange.open_leg(upstream.name)
+    headers = _outbound_headers(request, route, exchange, resource, accept)
     if route.kind is RouteKind.RETRIEVE_URL:
         _vet_retrieve_url(route)
     failure: GatewayError | None = None
     with contextlib.ExitStack() as leases:
         follower = Follower(
-            pool=pool or request.app[POOL],
+            pool=relay.pool,
             leases=leases,
-            config=config,
+            config=relay.registry.config,
             upstream=upstream,
-            metrics=request.app[METRICS],
-            events=events,
-            exchange=exchange,
+            leg=leg,
         )
         attempts = list(route.urls())
         for index, (base, url) in enumerate(attempts):
             following = attempts[index + 1][0] if index + 1 < len(attempts) else None
-            exchange.attempts += 1
-            exchange.upstream_url = url
+            leg.url = url
             try:
                 answer = await follower.get(url, headers)
             except AddressRefused as exc:
                 failure = exc
-                _note_failure(exchange, failure, base, following)
+                _failed(exchange, leg, Attempt(base_url=base, failure=Failure.ADDRESS), following)
                 continue
             except RedirectNotFollowed as exc:
-                exchange.upstream_status = exc.upstream_status
-                exchange.attempt_results.append(_status_class(exc.upstream_status))
-                _note_failure(exchange, exc, base, None)
+                leg.status = exc.upstream_status
+                exchange.error = "redirect"
+                _failed(exchange, leg, Attempt(base_url=base, status=exc.upstream_status), None)
                 raise
             except (aiohttp.ClientError, TimeoutError) as exc:
-                failure = _unanswered(upstream.name, url, exc, events)
-                _note_failure(exchange, failure, base, following)
+                failure = _unanswered(leg, url, exc)
+                attempt = Attempt(base_url=base, failure=Failure(failure.reason))
+                _failed(exchange, leg, attempt, following)
                 continue
             async with answer:
-                exchange.upstream_status = answer.status
+                leg.status = answer.status
                 failure = _refusal(upstream.name, answer)
-                if not isinstance(failure, UpstreamProtocol):  # that one counts as an error
-                    exchange.attempt_results.append(_status_class(answer.status))
                 if failure is None:
+                    leg.attempts.append(Attempt(base_url=base, status=answer.status))
                     yield base, answer
                     return
                 retry = answer.status in _FAILOVER_STATUSES
-                _note_failure(exchange, failure, base, following if retry else None)
+                if isinstance(failure, UpstreamProtocol):  # an answer, but not one to relay
+                    attempt = Attempt(base_url=base, status=answer.status, failure=Failure.PROTOCOL)
+                else:
+                    exchange.error = "status"
+                    attempt = Attempt(base_url=base, status=answer.status)
+                _failed(exchange, leg, attempt, following if retry else None)
                 if not retry:
                     raise failure
     assert failure is not None  # at least one base URL was tried
     raise failure
+
+
+def _outbound_headers(
+    request: web.Request,
+    route: Route,
+    exchange: Exchange,
+    resource: ResourceKind,
+    accept: str | None,
+) -> CIMultiDict[str]:
+    headers = request_headers(request.headers, resource, exchange.request_id)
+    if accept is not None:
+        headers["Accept"] = accept
+    if route.upstream.forward_authorization:
+        for value in request.headers.getall("Authorization", ()):
+            headers.add("Authorization", value)
+    return headers
 
 
 def _vet_retrieve_url(route: Route) -> None:
@@ -182,25 +209,26 @@ def _vet_retrieve_url(route: Route) -> None:
 
 
 def _unanswered(
-    upstream: str, url: str, exc: aiohttp.ClientError | TimeoutError, events: SecurityEvents
-) -> GatewayError:
-    """The error for an attempt that got no answer (a TLS failure is also a security event)."""
+    leg: Leg, url: str, exc: aiohttp.ClientError | TimeoutError
+) -> UpstreamUnavailable | UpstreamTimeout | UpstreamProtocol:
+    """The error for an attempt that got no answer (a TLS failure is also a refusal)."""
     reason = tls_failure(exc, https=url.startswith("https:"))
     if reason is None:
-        return _classify(upstream, exc)
-    _tls_failed(upstream, url, reason, events)
-    return UpstreamUnavailable(upstream, "tls")
-
-
-def _tls_failed(upstream: str, url: str, reason: str, events: SecurityEvents) -> None:
-    origin = url.split("/", 3)[:3]
-    target = "/".join(origin)
+        return _classify(leg.upstream, exc)
+    target = "/".join(url.split("/", 3)[:3])  # the origin
     log.error(
         "TLS with upstream failed: check the upstream's tls profile (ca_file, cert_file, "
         "key_file) and that the upstream trusts our client certificate",
-        extra={"upstream": upstream, "target": target, "tls_reason": reason},
+        extra={"upstream": leg.upstream, "target": target, "tls_reason": reason},
     )
-    events.security_alert("tls-failure", target, f"upstream {upstream}: TLS failed ({reason})")
+    leg.refusals.append(
+        Refusal(
+            kind=RefusalKind.TLS,
+            target=target,
+            detail=f"upstream {leg.upstream}: TLS failed ({reason})",
+        )
+    )
+    return UpstreamUnavailable(leg.upstream, "tls")
 
 
 def _refusal(upstream: str, answer: aiohttp.ClientResponse) -> GatewayError | None:
@@ -223,12 +251,9 @@ def _refusal(upstream: str, answer: aiohttp.ClientResponse) -> GatewayError | No
     return None
 
 
-def _status_class(status: int) -> str:
-    """The bounded metric label of an upstream status: 1xx…5xx, or "other"."""
-    return f"{status // 100}xx" if 100 <= status < 600 else "other"
-
-
-def _classify(upstream: str, exc: BaseException) -> GatewayError:
+def _classify(
+    upstream: str, exc: BaseException
+) -> UpstreamUnavailable | UpstreamTimeout | UpstreamProtocol:
     match exc:
         case aiohttp.ConnectionTimeoutError():
             return UpstreamTimeout(upstream, "connect")
@@ -246,32 +271,28 @@ def _classify(upstream: str, exc: BaseException) -> GatewayError:
             return UpstreamUnavailable(upstream, "protocol")
 
 
-def _note_failure(
-    exchange: Exchange, failure: GatewayError, base: str, following: str | None
-) -> None:
+def _failed(exchange: Exchange, leg: Leg, attempt: Attempt, following: str | None) -> None:
     """Record a failed attempt and log it: WARNING, unless it is a 4xx (an answer, no outage).
 
-    ``following`` is the base URL tried next (None: the failure is final).
+    ``following`` is the base URL tried next (None: the failure is final). An attempt that
+    got no relayable answer sets the exchange's error to its reason; a status (or a refused
+    redirect) was set by the caller.
     """
-    status = getattr(failure, "upstream_status", None)
-    if isinstance(failure, UpstreamStatus):
-        exchange.error = "status"
-    elif isinstance(failure, RedirectNotFollowed):
-        exchange.error = "redirect"
-    else:  # no answer at all, or one that cannot be relayed: the reason says which
-        exchange.error = getattr(failure, "reason", failure.slug)
-        exchange.attempt_results.append(exchange.error)
-    answered = isinstance(failure, UpstreamStatus) and 400 <= failure.upstream_status < 500
+    leg.attempts.append(attempt)
+    if attempt.failure is not None:
+        exchange.error = attempt.failure.value
+    status = attempt.status
+    answered = attempt.failure is None and status is not None and 400 <= status < 500
     log.log(
         logging.INFO if answered else logging.WARNING,
         "upstream failed; failing over to the next base URL"
         if following is not None
         else "upstream failed",
         extra={
-            "upstream": exchange.upstream,
-            "base_url": loggable_base(base),
+            "upstream": leg.upstream,
+            "base_url": loggable_base(attempt.base_url),
             "reason": exchange.error,
-            "upstream_status": status,
+            "upstream_status": status if attempt.failure is None else None,
             "failover_to": None if following is None else loggable_base(following),
         },
     )

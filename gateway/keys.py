@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.border import Border
 from gateway.exchange import Exchange, ExchangeSink
+from gateway.handover import RELAY
 from gateway.metrics import Metrics
 from gateway.reload import RegistryHolder
 from gateway.security import SecurityEvents
@@ -26,6 +27,7 @@ __all__ = [
     "METRICS",
     "POOL",
     "READINESS",
+    "RELAY",
     "SECURITY",
     "SETTINGS",
     "SINKS",

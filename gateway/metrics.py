@@ -4,6 +4,11 @@ Names carry the ``mado_gateway_`` prefix and base units; counters end in ``_tota
 values come only from bounded sets — route kinds, resource kinds, status codes, configured
 upstream names, fixed reason words — never an OID, a UID or a URL (those are PHI-adjacent and
 unbounded). Known label combinations are created at start so a dashboard sees zeros, not gaps.
+
+:class:`Metrics` is also the metrics sink: everything about upstreams — requests by status
+class, errors by reason, redirects by outcome, address refusals, bytes, time to first byte —
+is derived from the sealed exchange's legs (:mod:`gateway.exchange`); the relay counts
+nothing itself.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from gateway.exchange import Exchange, Outcome
+from gateway.exchange import Exchange, Leg, Outcome, StreamEnd
 
 __all__ = [
     "INBOUND_REFUSALS",
@@ -71,7 +76,7 @@ INBOUND_REFUSALS = (
     "rate-limited",
     "too-many-streams",
 )
-_IN_STREAM = frozenset({"truncated", "stalled"})
+_UPSTREAM_ENDS = frozenset({StreamEnd.TRUNCATED, StreamEnd.STALLED})  # the upstream's fault
 ROUTE_KINDS = ("relay", "source", "retrieve-url", "manifest", "none")
 
 
@@ -189,25 +194,49 @@ class Metrics:
                 self.redirects.labels(name, outcome)
 
     def observe(self, exchange: Exchange) -> None:
-        """The metrics sink: count one finished exchange."""
+        """The metrics sink: count one finished exchange and each of its legs."""
         route = exchange.route_kind
         self.requests.labels(route, exchange.resource, str(exchange.status)).inc()
         if exchange.duration_s is not None:
             self.request_duration.labels(route, exchange.resource).observe(exchange.duration_s)
-        upstream = exchange.upstream
-        if upstream is None:
+        if not exchange.legs:
             return
-        for result in exchange.attempt_results:
-            if result.endswith("xx"):
-                self.upstream_requests.labels(upstream, result).inc()
-                continue
-            if result not in _IN_STREAM:  # that request got no answer at all
-                self.upstream_requests.labels(upstream, "error").inc()
-            self.upstream_errors.labels(upstream, result).inc()
+        for leg in exchange.legs:
+            self._leg(route, leg)
         if exchange.first_byte_s is not None:
-            self.time_to_first_byte.labels(route, upstream).observe(exchange.first_byte_s)
-        if exchange.bytes_sent:
-            self.relayed_bytes.labels(route, upstream).inc(exchange.bytes_sent)
+            first = next((leg for leg in exchange.legs if leg.answered), exchange.legs[-1])
+            self.time_to_first_byte.labels(route, first.upstream).observe(exchange.first_byte_s)
+        # Body bytes a handler counted on the exchange without a leg's count (a re-framing
+        # handler) go to the leg that was relaying last.
+        unclaimed = exchange.bytes_sent - sum(leg.bytes for leg in exchange.legs)
+        if unclaimed > 0:
+            self.relayed_bytes.labels(route, exchange.legs[-1].upstream).inc(unclaimed)
         if exchange.outcome is Outcome.ABORTED:
             cause = exchange.error or "unknown"
             self.stream_aborts.labels(route, cause if cause == "client" else "upstream").inc()
+
+    def _leg(self, route: str, leg: Leg) -> None:
+        upstream = leg.upstream
+        for attempt in leg.attempts:
+            if attempt.failure is not None:  # no answer to relay: an error, with its reason
+                self.upstream_requests.labels(upstream, "error").inc()
+                self.upstream_errors.labels(upstream, attempt.failure.value).inc()
+            else:
+                self.upstream_requests.labels(upstream, _status_class(attempt.status)).inc()
+        end = leg.end
+        if end is not None and end in _UPSTREAM_ENDS:
+            self.upstream_errors.labels(upstream, end.value).inc()
+        for hop in leg.hops:
+            self.redirects.labels(upstream, hop.refused or "followed").inc()
+        for refusal in leg.refusals:
+            if refusal.address_class is not None:
+                self.address_refusals.labels(upstream, refusal.address_class).inc()
+        if leg.bytes:
+            self.relayed_bytes.labels(route, upstream).inc(leg.bytes)
+
+
+def _status_class(status: int | None) -> str:
+    """The bounded label of an upstream status: 1xx…5xx, or "other"."""
+    if status is None or not 100 <= status < 600:
+        return "other"
+    return f"{status // 100}xx"

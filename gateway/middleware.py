@@ -1,10 +1,12 @@
 """The one middleware: request id, exchange record, error → problem+json, sinks, access log.
 
-Every request gets an :class:`~gateway.exchange.Exchange`. Whatever the handler raises is
-turned into a problem document here and nowhere else (design.md §9 rule 5). When the request
-is over — answered, failed, aborted or cancelled — the exchange is sealed: it goes to every
-sink once and one JSON access line is logged. A relay seals it itself, just before its last
-bytes (:func:`seal`).
+Every request gets an :class:`~gateway.exchange.Exchange` and a
+:class:`~gateway.handover.Relay` (what the handler may hand the relay: the upstream pool, the
+registry, the telemetry). Whatever the handler raises is turned into a problem document
+here and nowhere else (design.md §9 rule 5). When the request is over — answered, failed,
+aborted or cancelled — the exchange is sealed: it goes to every sink once and one JSON
+access line is logged. A relay seals it itself, just before its last bytes, through the
+telemetry it was handed (:class:`Delivery`).
 """
 
 from __future__ import annotations
@@ -13,20 +15,70 @@ import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Sequence
 
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.errors import problem_for
-from gateway.exchange import Exchange, Outcome
-from gateway.keys import EXCHANGE, METRICS, SINKS
+from gateway.exchange import Exchange, ExchangeSink, Leg, LegSink, Outcome
+from gateway.handover import RELAY, Relay
+from gateway.keys import EXCHANGE, HOLDER, METRICS, POOL, SECURITY, SINKS
 from gateway.logs import REQUEST_ID
+from gateway.security import SecurityAlerts
 
-__all__ = ["exchange_middleware", "problem_response", "seal"]
+__all__ = ["Delivery", "exchange_middleware", "problem_response", "seal"]
 
 log = logging.getLogger("mado_gateway.access")
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class Delivery:
+    """The application's sinks as the :class:`~gateway.exchange.Telemetry` a relay is handed.
+
+    Security alerts are derived from the legs (:class:`~gateway.security.SecurityAlerts`):
+    a leg's refusals go out when its answer is about to reach the client, or at the seal
+    for a leg never answered — so an alert is in the audit journal before the first byte of
+    a stream that failed over, not after its last.
+    """
+
+    __slots__ = ("_legs", "_sinks")
+
+    def __init__(self, sinks: Sequence[ExchangeSink], leg_sinks: Sequence[LegSink]) -> None:
+        self._sinks = sinks
+        self._legs = leg_sinks
+
+    def answered(self, exchange: Exchange, leg: Leg) -> None:
+        now = exchange.elapsed()
+        if leg.first_byte_s is None:
+            leg.first_byte_s = now
+        if exchange.first_byte_s is None:
+            exchange.first_byte_s = now
+        for sink in self._legs:
+            try:
+                sink.answered(exchange, leg)
+            except Exception:  # a sink must never break a response; log and go on
+                log.exception("leg sink failed", extra={"sink": type(sink).__name__})
+
+    def seal(self, exchange: Exchange) -> None:
+        """Hand the exchange to every sink and log it — once; later calls do nothing."""
+        if exchange.sealed:
+            return
+        exchange.sealed = True
+        exchange.finish()
+        for sink in self._sinks:
+            try:
+                sink.observe(exchange)
+            except Exception:  # a sink must never break a response; log and go on
+                log.exception("exchange sink failed", extra={"sink": type(sink).__name__})
+        _access_line(exchange)
+
+
+def delivery(app: web.Application) -> Delivery:
+    """The sinks of ``app``: its exchange sinks, security alerts derived from legs first."""
+    alerts = SecurityAlerts(app[SECURITY])
+    return Delivery([alerts, *app[SINKS]], [alerts])
 
 
 @web.middleware
@@ -37,7 +89,10 @@ async def exchange_middleware(request: web.Request, handler: Handler) -> web.Str
         request_id=request_id, method=request.method, path=request.path, client=request.remote
     )
     request[EXCHANGE] = exchange
-    metrics = request.app[METRICS]
+    app = request.app
+    telemetry = delivery(app)
+    request[RELAY] = Relay(pool=app[POOL], registry=app[HOLDER].registry, telemetry=telemetry)
+    metrics = app[METRICS]
     metrics.in_flight.inc()
     try:
         try:
@@ -57,24 +112,21 @@ async def exchange_middleware(request: web.Request, handler: Handler) -> web.Str
         return response
     finally:
         metrics.in_flight.dec()
-        seal(request, exchange)
+        telemetry.seal(exchange)
         REQUEST_ID.reset(token)
 
 
 def seal(request: web.Request, exchange: Exchange) -> None:
-    """Hand the exchange to every sink and log it — once; later calls do nothing."""
-    if exchange.sealed:
-        return
-    exchange.sealed = True
-    exchange.finish()
-    _deliver(request, exchange)
+    """Seal ``exchange`` through the request's telemetry (for handlers that hold the request;
+    a relay is handed the telemetry instead)."""
+    request[RELAY].telemetry.seal(exchange)
 
 
 def problem_response(exc: BaseException, exchange: Exchange) -> web.Response:
     """Render ``exc`` as problem+json and record it on the exchange."""
     problem = problem_for(exc)
     exchange.status = problem.status
-    exchange.outcome = Outcome.FAILED if exchange.attempts else Outcome.REFUSED
+    exchange.outcome = Outcome.FAILED if exchange.contacted else Outcome.REFUSED
     if problem.slug == "internal-error":
         log.error("internal error", exc_info=exc)
     body = problem.body()
@@ -89,12 +141,8 @@ def problem_response(exc: BaseException, exchange: Exchange) -> web.Response:
     return response
 
 
-def _deliver(request: web.Request, exchange: Exchange) -> None:
-    for sink in request.app[SINKS]:
-        try:
-            sink.observe(exchange)
-        except Exception:  # a sink must never break a response; log and go on
-            log.exception("exchange sink failed", extra={"sink": type(sink).__name__})
+def _access_line(exchange: Exchange) -> None:
+    leg = exchange.leg
     log.info(
         "exchange",
         extra={
@@ -103,9 +151,9 @@ def _deliver(request: web.Request, exchange: Exchange) -> None:
             "status": exchange.status,
             "outcome": exchange.outcome.value,
             "route": exchange.route_kind,
-            "upstream": exchange.upstream,
-            "upstream_status": exchange.upstream_status,
-            "attempts": exchange.attempts,
+            "upstream": leg.upstream if leg is not None else None,
+            "upstream_status": leg.status if leg is not None else None,
+            "attempts": sum(len(leg.attempts) for leg in exchange.legs),
             "bytes": exchange.bytes_sent,
             "instances": len(exchange.instances),
             "ttfb_s": exchange.first_byte_s,

@@ -19,8 +19,11 @@ instead, one hop at a time, with every decision taken by :mod:`routing.urlpolicy
   requested: a literal address here, a host name by the session's resolver.
 
 A refusal is :class:`~gateway.errors.RedirectNotFollowed` (502, naming the rule) or, for the
-first URL, :class:`~gateway.errors.AddressRefused`; it is counted and reported as a security
-event. The upstream's body of a redirect is never read.
+first URL, :class:`~gateway.errors.AddressRefused`. The follower counts and reports nothing
+itself: it records every redirect answer on the exchange's :class:`~gateway.exchange.Leg`
+(a :class:`~gateway.exchange.Hop`, followed or refused under its rule) and every refused
+target (a :class:`~gateway.exchange.Refusal`); the metrics and security sinks derive their
+counters and alerts from those. The upstream's body of a redirect is never read.
 """
 
 from __future__ import annotations
@@ -34,9 +37,7 @@ from yarl import URL
 
 from gateway.addresses import AddressBlocked, check_literal
 from gateway.errors import AddressRefused, RedirectNotFollowed
-from gateway.exchange import Exchange
-from gateway.metrics import Metrics
-from gateway.security import SecurityEvents
+from gateway.exchange import Hop, Leg, Refusal, RefusalKind
 from gateway.upstream import UpstreamPool
 from routing.model import Config, Protocol, Upstream, origin_of
 from routing.urlpolicy import (
@@ -59,7 +60,8 @@ log = logging.getLogger("mado_gateway.redirects")
 
 
 class Follower:
-    """Requests for one exchange: leases sessions, follows redirects, refuses what it must."""
+    """Requests for one leg: leases sessions, follows redirects, refuses what it must, and
+    records each redirect and refusal on ``leg``."""
 
     def __init__(
         self,
@@ -68,17 +70,13 @@ class Follower:
         leases: contextlib.ExitStack,
         config: Config,
         upstream: Upstream,
-        metrics: Metrics,
-        events: SecurityEvents,
-        exchange: Exchange,
+        leg: Leg,
     ) -> None:
         self._pool = pool
         self._leases = leases
         self._config = config
         self._upstream = upstream
-        self._metrics = metrics
-        self._events = events
-        self._exchange = exchange
+        self._leg = leg
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._own_origins = upstream.origins
 
@@ -121,14 +119,14 @@ class Follower:
                 raise self._refuse(status, refusal.rule, refusal.target, refusal.detail) from None
             hops += 1
             visited.add(step.url)
-            self._metrics.redirects.labels(self._upstream.name, "followed").inc()
+            self._leg.hops.append(Hop(status=status, target=step.url))
             if step.drop_credentials:
                 headers = CIMultiDict(
                     (k, v) for k, v in headers.items() if k.title() not in CREDENTIAL_HEADERS
                 )
             current_upstream = self._target_upstream(step.upstream, step.origin)
             current, method = step.url, step.method
-            self._exchange.upstream_url = current
+            self._leg.url = current
 
     async def _request(
         self,
@@ -197,21 +195,39 @@ class Follower:
     def _blocked(
         self, upstream: Upstream, url: str, blocked: AddressBlocked, via: int | None
     ) -> Exception:
-        self._metrics.address_refusals.labels(self._upstream.name, blocked.address_class).inc()
+        address_class = str(blocked.address_class)
         if via is not None:
-            detail = f"the redirect target is a {blocked.address_class} address"
-            return self._refuse(via, Rule.ADDRESS, url, detail)
-        return self._address_refused(upstream, url, str(blocked.address_class))
+            detail = f"the redirect target is a {address_class} address"
+            return self._refuse(via, Rule.ADDRESS, url, detail, address_class=address_class)
+        return self._address_refused(upstream, url, address_class, address_class=address_class)
 
-    def _address_refused(self, upstream: Upstream, url: str, why: str) -> AddressRefused:
-        self._events.security_alert(
-            "address-refused", url, f"upstream {upstream.name}: address policy refused ({why})"
+    def _address_refused(
+        self, upstream: Upstream, url: str, why: str, *, address_class: str | None = None
+    ) -> AddressRefused:
+        detail = f"upstream {upstream.name}: address policy refused ({why})"
+        self._leg.refusals.append(
+            Refusal(
+                kind=RefusalKind.ADDRESS, target=url, detail=detail, address_class=address_class
+            )
         )
         return AddressRefused(upstream.name, why)
 
-    def _refuse(self, status: int, rule: str, target: str, detail: str) -> RedirectNotFollowed:
-        self._metrics.redirects.labels(self._upstream.name, rule).inc()
-        self._events.security_alert(
-            "redirect-refused", target, f"upstream {self._upstream.name}: {rule}: {detail}"
+    def _refuse(
+        self,
+        status: int,
+        rule: Rule,
+        target: str,
+        detail: str,
+        *,
+        address_class: str | None = None,
+    ) -> RedirectNotFollowed:
+        self._leg.hops.append(Hop(status=status, target=target, refused=rule))
+        self._leg.refusals.append(
+            Refusal(
+                kind=RefusalKind.REDIRECT,
+                target=target,
+                detail=f"upstream {self._upstream.name}: {rule}: {detail}",
+                address_class=address_class,
+            )
         )
         return RedirectNotFollowed(self._upstream.name, status, rule)

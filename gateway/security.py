@@ -6,6 +6,11 @@ provides an implementation that sends a DICOM PS3.15 A.5.3.11 Security Alert (Ev
 110113) to the Audit Record Repository. Reporting never blocks and never raises into the
 request: an implementation must enqueue and return.
 
+The relay raises none itself: it records each refusal on its exchange's leg
+(:class:`~gateway.exchange.Refusal`) and :class:`SecurityAlerts`, a sink, reports them —
+when the leg's answer is about to reach the client, or when the exchange is sealed for a
+leg never answered (before the client sees the error).
+
 Kinds (bounded words): ``redirect-refused``, ``address-refused``, ``retrieve-url-refused``,
 ``tls-failure``, ``client-refused``. ``tls-failure`` is both directions: an upstream whose
 TLS failed (the target is its URL) and an inbound handshake that failed (the target is the
@@ -19,7 +24,15 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
-__all__ = ["KINDS", "CountedSecurityEvents", "LogSecurityEvents", "SecurityEvents"]
+from gateway.exchange import Exchange, Leg
+
+__all__ = [
+    "KINDS",
+    "CountedSecurityEvents",
+    "LogSecurityEvents",
+    "SecurityAlerts",
+    "SecurityEvents",
+]
 
 KINDS = (
     "redirect-refused",
@@ -75,3 +88,29 @@ class CountedSecurityEvents:
             self.inner.security_alert(kind, target, detail, performer=performer)
         except Exception:
             log.exception("security event sink failed", extra={"kind": kind})
+
+
+class SecurityAlerts:
+    """The security sink: one alert per :class:`~gateway.exchange.Refusal` a leg recorded.
+
+    A leg's refusals all happen before its answer (they end attempts), so they are
+    reported at :meth:`answered`; :meth:`observe` reports those of the legs never answered.
+    Each refusal is reported once.
+    """
+
+    __slots__ = ("_events",)
+
+    def __init__(self, events: SecurityEvents) -> None:
+        self._events = events
+
+    def answered(self, exchange: Exchange, leg: Leg) -> None:
+        self._report(leg)
+
+    def observe(self, exchange: Exchange) -> None:
+        for leg in exchange.legs:
+            if not leg.answered:
+                self._report(leg)
+
+    def _report(self, leg: Leg) -> None:
+        for refusal in leg.refusals:
+            self._events.security_alert(refusal.kind.value, refusal.target, refusal.detail)

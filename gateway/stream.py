@@ -2,11 +2,13 @@
 when the upstream's body really ended.
 
 * Status, end-to-end headers, then the body chunk by chunk as it arrives, always with chunked
-  transfer encoding. The exchange is recorded (audit journal included) before the
-  terminating chunk, so no client ever holds a complete answer whose record could still be
-  lost. Each write waits until the client's socket has room (backpressure), and the upstream
-  socket is paused while our read buffer is full, so memory per stream stays bounded
-  whatever the size of the study and the speed of the client.
+  transfer encoding. The leg is announced to the sinks before the first byte
+  (:meth:`~gateway.exchange.Telemetry.answered`) and the exchange sealed — recorded, audit
+  journal included — before the terminating chunk, so no client ever holds a complete
+  answer whose record could still be lost. Each write waits until the client's socket has
+  room (backpressure), and the upstream socket is paused while our read buffer is full, so
+  memory per stream stays bounded whatever the size of the study and the speed of the
+  client.
 * Once the response has started, an upstream failure aborts the client's connection (no
   terminating chunk) and marks the exchange ``aborted``: a truncated body never ends like a
   complete one. Failures are: a body shorter than its Content-Length or without its last
@@ -15,7 +17,11 @@ when the upstream's body really ended.
   does not end with its close delimiter (:class:`~gateway.multipart.CloseCheck`);
   ``read_idle_s`` spent waiting for the upstream (:class:`~gateway.bodyend.IdleWatchdog`,
   whatever state aiohttp's parser is in). Each is logged at WARNING with the upstream's name
-  and base URL; a client that went away, at INFO.
+  and base URL; a client that went away, at INFO. The leg records how its body ended
+  (:class:`~gateway.exchange.StreamEnd`), its bytes and times.
+* Each DICOM part's identity is added to the exchange's tally as it streams by
+  (:class:`~gateway.partscan.PartScanner`, :meth:`~gateway.exchange.Exchange.note_instance`),
+  so what the stream keeps per instance is a few counters, not the identity.
 """
 
 from __future__ import annotations
@@ -28,9 +34,8 @@ import aiohttp
 from aiohttp import web
 
 from gateway.bodyend import IdleWatchdog, close_delimited, ended_in_order
-from gateway.exchange import Exchange, Outcome
+from gateway.exchange import Exchange, Leg, Outcome, StreamEnd, Telemetry
 from gateway.headers import response_headers
-from gateway.middleware import seal
 from gateway.multipart import CloseCheck, boundary_of
 from gateway.partscan import PartScanner
 from gateway.rewrite import PrefixRewriter
@@ -45,16 +50,20 @@ async def stream_answer(
     request: web.Request,
     answer: aiohttp.ClientResponse,
     exchange: Exchange,
+    leg: Leg,
     rewriter: PrefixRewriter | None,
     *,
     base: str,
     idle_s: float,
+    telemetry: Telemetry,
 ) -> web.StreamResponse:
-    """Relay ``answer`` (a 2xx or 304 that :func:`~gateway.forward.open_upstream` accepted).
+    """Relay ``answer`` (a 2xx or 304 that :func:`~gateway.forward.open_upstream` accepted
+    on ``leg``).
 
     ``base`` is the base URL it came from (for logs); ``idle_s`` the upstream's
-    ``read_idle_s``. Returns the response, prepared: complete, or aborted without its
-    terminating chunk — see the module docstring.
+    ``read_idle_s``; ``telemetry`` hears of the leg before its first byte and gets the
+    exchange sealed before the last. Returns the response, prepared: complete, or aborted
+    without its terminating chunk — see the module docstring.
     """
     # Always chunked, never the upstream's Content-Length: only the terminating chunk then
     # says "complete", and it is written after the exchange is in the audit journal, so a
@@ -67,13 +76,14 @@ async def stream_answer(
         boundary = boundary_of(content_type)  # open_upstream refused an answer without one
         check = CloseCheck(boundary)
         if rewriter is None and _carries_dicom(content_type):
-            scanner = PartScanner(boundary, exchange.instances.append)
+            scanner = PartScanner(boundary, exchange.note_instance)
+    telemetry.answered(exchange, leg)
     await response.prepare(request)
     exchange.status = answer.status
-    exchange.mark_first_byte()
 
     progress = _Progress()
     watch = IdleWatchdog(answer.content, idle_s)
+    end, why = StreamEnd.COMPLETE, None
     try:
         await _copy(
             answer.content,
@@ -85,27 +95,28 @@ async def stream_answer(
             check=check,
         )
     except ConnectionResetError:  # first: aiohttp's write error is also a ClientError
-        _abort(request, exchange, "client", base)
-        return response
+        end = StreamEnd.CLIENT
     except (aiohttp.ClientError, TimeoutError) as exc:
-        reason = "stalled" if isinstance(exc, TimeoutError) else "truncated"
-        _abort(request, exchange, reason, base)
-        return response
+        end = StreamEnd.STALLED if isinstance(exc, TimeoutError) else StreamEnd.TRUNCATED
     finally:
         watch.cancel()
-        exchange.bytes_sent = progress.sent
+        leg.bytes += progress.sent
+        exchange.bytes_sent += progress.sent
         if scanner is not None:
             scanner.close()
-    if check is not None and not check.complete(progress.tail):
-        _abort(request, exchange, "truncated", base, "no close delimiter at the end")
-        return response
-    if close_delimited(answer) and not ended_in_order(answer):
-        _abort(request, exchange, "truncated", base, "connection not closed in order")
+    if end is StreamEnd.COMPLETE:
+        if check is not None and not check.complete(progress.tail):
+            end, why = StreamEnd.TRUNCATED, "no close delimiter at the end"
+        elif close_delimited(answer) and not ended_in_order(answer):
+            end, why = StreamEnd.TRUNCATED, "connection not closed in order"
+    leg.end, leg.end_s = end, exchange.elapsed()
+    if end is not StreamEnd.COMPLETE:
+        _abort(request, exchange, leg, base, why)
         return response
     # Complete: record it (audit journal included) before the terminating chunk tells the
     # client so. The answer is always chunked for this reason (see above).
     exchange.outcome = Outcome.COMPLETE
-    seal(request, exchange)
+    telemetry.seal(exchange)
     with contextlib.suppress(ConnectionResetError):  # the client left before the last chunk
         await response.write_eof()
     return response
@@ -185,28 +196,29 @@ def _carries_dicom(content_type: str) -> bool:
 
 
 def _abort(
-    request: web.Request, exchange: Exchange, reason: str, base: str, why: str | None = None
+    request: web.Request, exchange: Exchange, leg: Leg, base: str, why: str | None
 ) -> None:
     """Cut the client connection without the terminating chunk, so truncation is visible.
 
     The handler then returns the prepared response; aiohttp's final ``write_eof`` meets a
     closed transport and writes nothing. An abort the upstream caused is logged at WARNING.
     """
+    reason = leg.end
+    assert reason is not None
     exchange.outcome = Outcome.ABORTED
-    exchange.error = reason
-    if reason != "client":
-        exchange.attempt_results.append(reason)
+    exchange.error = reason.value
+    by_client = reason is StreamEnd.CLIENT
     log.log(
-        logging.INFO if reason == "client" else logging.WARNING,
+        logging.INFO if by_client else logging.WARNING,
         "stream aborted: the client went away"
-        if reason == "client"
+        if by_client
         else "stream aborted: the upstream's body did not end complete",
         extra={
-            "upstream": exchange.upstream,
+            "upstream": leg.upstream,
             "base_url": loggable_base(base),
-            "reason": reason,
+            "reason": reason.value,
             "detail": why,
-            "bytes": exchange.bytes_sent,
+            "bytes": leg.bytes,
         },
     )
     transport = request.transport

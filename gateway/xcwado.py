@@ -2,9 +2,11 @@
 
 One request, in order: take the raw path below the endpoint, parse and validate it
 (:mod:`routing.rad160`; nothing upstream is touched before every UID and OID has passed),
-resolve it with the current registry (:mod:`routing.registry`), then relay it
-(:mod:`gateway.forward`). Whether this gateway acts as the initiating or the responding
-gateway is the registry's decision, made from the homeCommunityId.
+resolve it with the registry current when the request began (:mod:`routing.registry`), then
+relay it (:mod:`gateway.forward`), handing down the request's
+:class:`~gateway.handover.Relay`: nothing below this handler reads the application. Whether
+this gateway acts as the initiating or the responding gateway is the registry's decision,
+made from the homeCommunityId.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from gateway.border import border_for
 from gateway.errors import InvalidHost
 from gateway.exchange import Exchange
 from gateway.forward import forward
-from gateway.keys import BORDER, EXCHANGE, HOLDER, METRICS, POOL, SETTINGS
+from gateway.keys import BORDER, EXCHANGE, METRICS, RELAY, SETTINGS
 from routing.errors import (
     InvalidIdentifier,
     InvalidRequestPath,
@@ -42,9 +44,10 @@ def add_routes(app: web.Application, base_path: str) -> None:
 
 async def retrieve(request: web.Request) -> web.StreamResponse:
     exchange = request[EXCHANGE]
+    relay = request[RELAY]  # the pool, the registry and the telemetry, passed down explicitly
     settings = request.app[SETTINGS]
     metrics = request.app[METRICS]
-    registry = request.app[HOLDER].registry
+    registry = relay.registry
 
     raw_path = request.rel_url.raw_path
     prefix = settings.base_path + "/"
@@ -73,7 +76,7 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
         request,
         route,
         exchange,
-        pool=request.app[POOL],
+        relay=relay,
         resource=rad160.kind,
         public_prefix=public_prefix,
     )

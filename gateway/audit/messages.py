@@ -6,14 +6,19 @@ gateway's reading of PS3.15 and the IHE Radiology audit rules; docs/audit.md exp
 **DICOM Instances Transferred (110104)**, from a finished :class:`~gateway.exchange.Exchange`
 (PS3.15 A.5.3 "DICOM Instances Transferred"):
 
-* Emitted only when an upstream was contacted (``exchange.attempts > 0``): a request refused
-  before that moved no instance. Refusals that matter for security are Security Alerts.
+* Emitted only when an upstream was contacted (a URL of some leg requested,
+  :attr:`~gateway.exchange.Exchange.contacted`): a request refused before that moved no
+  instance. Refusals that matter for security are Security Alerts.
 * One message per patient (PS3.15: "may only include information about a single patient").
-  Instances are grouped by (Patient ID, Issuer of Patient ID) as read from the stream;
-  instances whose header gave no Patient ID form one group with the patient
-  :data:`UNKNOWN_PATIENT_ID`. When no instance was seen at all (metadata, rendered, an
-  aborted or failed transfer) there is one message, with the study from the request path and
-  the unknown patient.
+  Instances are grouped by (Patient ID, Issuer of Patient ID) as read from the stream
+  (:class:`~gateway.instances.InstanceTally`); instances whose header gave no Patient ID
+  form one group with the patient :data:`UNKNOWN_PATIENT_ID`. When no instance was seen at
+  all (metadata, rendered, an aborted or failed transfer) there is one message, with the
+  study from the request path and the unknown patient.
+* Instances the tally could not itemise (past its cap on distinct patients, studies, series
+  and SOP classes) are reported in one more message, patient :data:`UNKNOWN_PATIENT_ID` and
+  study :data:`UNKNOWN_STUDY_UID`, whose study object carries their number as the detail
+  :data:`NOT_ITEMISED_DETAIL` (decimal): never silently left out.
 * ``EventActionCode`` ``R``: the gateway relays and cannot know whether the final receiver
   already held the instances, which PS3.15 says to record as ``R``.
 * ``EventOutcomeIndicator`` from what happened (:func:`transfer_outcome`); every patient
@@ -23,8 +28,9 @@ gateway's reading of PS3.15 and the IHE Radiology audit rules; docs/audit.md exp
   (:func:`transaction_codes`): the request always arrived in the XC-WADO grammar, so
   ``RAD-160`` is always first; when the gateway itself then called an Imaging Document Source
   (route ``source`` or ``retrieve-url``) ``RAD-107`` follows.
-* Exactly one Source (110153): the upstream the instances came from; exactly one Destination
-  (110152): the requesting system the gateway relayed them to (``UserIsRequestor`` true).
+* Exactly one Source (110153): the upstream the instances came from (the exchange's last
+  leg); exactly one Destination (110152): the requesting system the gateway relayed them to
+  (``UserIsRequestor`` true).
 * Study objects: type 2, role 3, ID type 110180, with the SOP classes and instance counts
   seen, and the community's homeCommunityId as detail ``ihe:homeCommunityID``. One patient
   object: type 1, role 1, ID type ``2`` RFC-3881 "Patient Number", ID as an HL7 v2 CX
@@ -37,8 +43,6 @@ targets, TLS failures, rejected configuration reloads and the audit journal's ow
 from __future__ import annotations
 
 import enum
-from collections import defaultdict
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from ipaddress import ip_address
 from urllib.parse import urlsplit, urlunsplit
@@ -57,13 +61,15 @@ from gateway.audit.model import (
     ParticipantObject,
     SopClassCount,
 )
-from gateway.exchange import Exchange, InstanceSeen
+from gateway.exchange import Exchange
 from gateway.exchange import Outcome as ExchangeOutcome
+from gateway.instances import PatientTally
 from routing.ids import Oid
 from routing.model import Identity
 
 __all__ = [
     "HOME_COMMUNITY_DETAIL",
+    "NOT_ITEMISED_DETAIL",
     "UNKNOWN_PATIENT_ID",
     "UNKNOWN_STUDY_UID",
     "AlertKind",
@@ -83,6 +89,8 @@ UNKNOWN_STUDY_UID = "UNKNOWN"
 """Study object ID when neither the request path nor an instance header named the study."""
 
 HOME_COMMUNITY_DETAIL = "ihe:homeCommunityID"
+NOT_ITEMISED_DETAIL = "mado-gateway:instancesNotItemised"
+"""Study object detail: how many relayed instances the exchange could not itemise."""
 ALERT_DESCRIPTION_DETAIL = "Alert Description"
 _SOURCE_ROUTES = frozenset({"source", "retrieve-url"})
 # The escape character comes first, so the escapes added after it are not escaped again.
@@ -164,7 +172,7 @@ def patient_cx(patient_id: str, issuer: str | None) -> str:
 def instances_transferred(exchange: Exchange, identity: Identity) -> list[AuditMessage]:
     """The 110104 messages for ``exchange``: none when no upstream was contacted, else one
     per patient (see the module docstring for every rule applied)."""
-    if exchange.attempts == 0 and exchange.upstream_url is None:
+    if not exchange.contacted:
         return []
     duration = exchange.duration_s or 0.0
     event = Event(
@@ -176,23 +184,33 @@ def instances_transferred(exchange: Exchange, identity: Identity) -> list[AuditM
     )
     participants = (_upstream_participant(exchange), _requester_participant(exchange))
     source = audit_source(identity)
+    groups: list[tuple[str | None, str | None, PatientTally | None]] = list(
+        exchange.instances.patients()
+    )
+    if not groups:
+        groups.append((None, None, None))
     messages = []
-    for (patient_id, issuer), instances in _by_patient(exchange.instances).items():
-        name = next((i.patient_name for i in instances if i.patient_name), None)
+    for patient_id, issuer, tally in groups:
         patient = ParticipantObject(
             object_id=patient_cx(patient_id, issuer) if patient_id else UNKNOWN_PATIENT_ID,
             type_code=ObjectType.PERSON,
             role=ObjectRole.PATIENT,
             id_type=codes.PATIENT_NUMBER,
-            name=name,
+            name=tally.name if tally is not None else None,
         )
-        studies = _studies(exchange, instances)
+        studies = _studies(exchange, tally)
+        messages.append(
+            AuditMessage(
+                event=event, participants=participants, source=source, objects=(*studies, patient)
+            )
+        )
+    if exchange.instances.not_itemised:
         messages.append(
             AuditMessage(
                 event=event,
                 participants=participants,
                 source=source,
-                objects=(*studies, patient),
+                objects=(_not_itemised(exchange), _unknown_patient()),
             )
         )
     return messages
@@ -288,35 +306,16 @@ def security_alert(
     )
 
 
-def _by_patient(
-    instances: Iterable[InstanceSeen],
-) -> dict[tuple[str | None, str | None], list[InstanceSeen]]:
-    groups: dict[tuple[str | None, str | None], list[InstanceSeen]] = defaultdict(list)
-    for instance in instances:
-        patient_id = (instance.patient_id or "").strip() or None
-        issuer = None
-        if patient_id is not None:
-            issuer = (instance.patient_id_issuer or "").strip() or None
-        groups[(patient_id, issuer)].append(instance)
-    if not groups:
-        groups[(None, None)] = []
-    return groups
-
-
-def _studies(exchange: Exchange, instances: list[InstanceSeen]) -> list[ParticipantObject]:
-    by_study: dict[str, dict[str, set[str]]] = {}
-    for position, instance in enumerate(instances):
-        study = instance.study_uid or exchange.study_uid or UNKNOWN_STUDY_UID
-        classes = by_study.setdefault(study, {})
-        if instance.sop_class_uid:
-            # Distinct SOP Instance UIDs; an instance without one still counts once.
-            seen = classes.setdefault(instance.sop_class_uid, set())
-            seen.add(instance.sop_instance_uid or f"#{position}")
+def _studies(exchange: Exchange, tally: PatientTally | None) -> list[ParticipantObject]:
+    by_study: dict[str, dict[str, int]] = {}
+    for study_uid, study in (tally.studies if tally is not None else {}).items():
+        # A header without a Study UID stands for the study of the request path.
+        classes = by_study.setdefault(study_uid or exchange.study_uid or UNKNOWN_STUDY_UID, {})
+        for uid, count in study.sop_classes().items():
+            classes[uid] = classes.get(uid, 0) + count
     if not by_study:
         by_study[exchange.study_uid or UNKNOWN_STUDY_UID] = {}
-    details: tuple[tuple[str, bytes], ...] = ()
-    if exchange.home_community_id:
-        details = ((HOME_COMMUNITY_DETAIL, Oid(exchange.home_community_id).urn.encode()),)
+    details = _community(exchange)
     return [
         ParticipantObject(
             object_id=study,
@@ -325,18 +324,47 @@ def _studies(exchange: Exchange, instances: list[InstanceSeen]) -> list[Particip
             id_type=codes.STUDY_INSTANCE_UID,
             details=details,
             sop_classes=tuple(
-                SopClassCount(uid=uid, count=len(seen)) for uid, seen in sorted(classes.items())
+                SopClassCount(uid=uid, count=count) for uid, count in sorted(classes.items())
             ),
         )
         for study, classes in by_study.items()
     ]
 
 
+def _not_itemised(exchange: Exchange) -> ParticipantObject:
+    count = str(exchange.instances.not_itemised).encode()
+    return ParticipantObject(
+        object_id=UNKNOWN_STUDY_UID,
+        type_code=ObjectType.SYSTEM_OBJECT,
+        role=ObjectRole.REPORT,
+        id_type=codes.STUDY_INSTANCE_UID,
+        details=(*_community(exchange), (NOT_ITEMISED_DETAIL, count)),
+    )
+
+
+def _unknown_patient() -> ParticipantObject:
+    return ParticipantObject(
+        object_id=UNKNOWN_PATIENT_ID,
+        type_code=ObjectType.PERSON,
+        role=ObjectRole.PATIENT,
+        id_type=codes.PATIENT_NUMBER,
+    )
+
+
+def _community(exchange: Exchange) -> tuple[tuple[str, bytes], ...]:
+    if not exchange.home_community_id:
+        return ()
+    return ((HOME_COMMUNITY_DETAIL, Oid(exchange.home_community_id).urn.encode()),)
+
+
 def _upstream_participant(exchange: Exchange) -> Participant:
-    url = exchange.upstream_url
-    if url is None:
+    leg = exchange.leg
+    url = leg.url if leg is not None else None
+    if leg is None or url is None:
         return Participant(
-            user_id=exchange.upstream or "unknown", is_requestor=False, roles=(codes.SOURCE_ROLE,)
+            user_id=leg.upstream if leg is not None else "unknown",
+            is_requestor=False,
+            roles=(codes.SOURCE_ROLE,),
         )
     parts = urlsplit(url)
     # The query may carry a caller's retrieveurl; the path already names the study.
@@ -344,7 +372,7 @@ def _upstream_participant(exchange: Exchange) -> Participant:
     point, point_type = _access_point(parts.hostname)
     return Participant(
         user_id=user_id,
-        alternative_user_id=exchange.upstream,
+        alternative_user_id=leg.upstream,
         is_requestor=False,
         roles=(codes.SOURCE_ROLE,),
         access_point=point,

@@ -49,11 +49,10 @@ from gateway.consumer.reading import body_chunks
 from gateway.consumer.urls import Target, urls_for
 from gateway.dicomheader import read_identity
 from gateway.errors import GatewayError
-from gateway.exchange import Exchange, Outcome
+from gateway.exchange import Exchange, Leg, Outcome
 from gateway.forward import open_upstream
 from gateway.hardening import MANIFEST_PATH, read_manifest
-from gateway.keys import EXCHANGE, HOLDER, MANIFEST_READER
-from gateway.middleware import seal
+from gateway.keys import EXCHANGE, MANIFEST_READER, RELAY
 from gateway.multipart import (
     MultipartError,
     MultipartSplitter,
@@ -91,7 +90,7 @@ async def retrieve_manifest(request: web.Request) -> web.StreamResponse:
     exchange = request[EXCHANGE]
     exchange.route_kind = "manifest"
     exchange.resource = ResourceKind.INSTANCES.value
-    registry = request.app[HOLDER].registry
+    registry = request[RELAY].registry  # the snapshot the relay uses too
     # Read up to server.limits.max_manifest_bytes, chunked or not; the bytes are parsed in a
     # bounded worker process, never here on the event loop.
     body = await read_manifest(request)
@@ -153,7 +152,12 @@ async def _parts(
     rad160 = _rad160(path)
     route = registry.resolve(rad160)
     async with open_upstream(
-        request, route, exchange, resource=rad160.kind, accept=dicom_accept()
+        request,
+        route,
+        exchange,
+        resource=rad160.kind,
+        relay=request[RELAY],
+        accept=dicom_accept(),
     ) as (_, answer):
         splitter = MultipartSplitter(boundary_of(answer.headers.get("Content-Type", "")))
         current = bytearray()
@@ -184,24 +188,27 @@ async def _stream(
     )
     delimiter = f"\r\n--{boundary}\r\n".encode()
     accept = upstream_accept(request.headers.get("Accept"))
+    relay = request[RELAY]
     try:
         for path in paths:
             rad160 = _rad160(path)
             route = registry.resolve(rad160)
             exchange.route_kind = "manifest"
             async with open_upstream(
-                request, route, exchange, resource=rad160.kind, accept=accept
+                request, route, exchange, resource=rad160.kind, relay=relay, accept=accept
             ) as (_, answer):
+                leg = exchange.legs[-1]
+                relay.telemetry.answered(exchange, leg)  # before this leg's first byte
                 if not response.prepared:
                     await response.prepare(request)
                     exchange.status = 200
-                    exchange.mark_first_byte()
                 await _reframe(
                     body_chunks(answer.content, route.upstream.timeouts.read_idle_s),
                     answer.headers.get("Content-Type", ""),
                     response,
                     delimiter,
                     exchange,
+                    leg=leg,
                 )
     except (
         GatewayError,
@@ -225,7 +232,7 @@ async def _stream(
         return response
     # Complete: record it before the closing delimiter lets the client see the end.
     exchange.outcome = Outcome.COMPLETE
-    seal(request, exchange)
+    relay.telemetry.seal(exchange)
     with contextlib.suppress(ConnectionResetError):  # the client left before the end
         await response.write(f"\r\n--{boundary}--\r\n".encode())
         await response.write_eof()
@@ -238,6 +245,8 @@ async def _reframe(
     response: web.StreamResponse,
     delimiter: bytes,
     exchange: Exchange,
+    *,
+    leg: Leg,
 ) -> None:
     """Copy each part of one answer under our boundary, noting its identity."""
     splitter = MultipartSplitter(boundary_of(content_type))
@@ -254,8 +263,9 @@ async def _reframe(
                         head += data[: 16384 - len(head)]
                     await response.write(data)
                     exchange.bytes_sent += len(data)
+                    leg.bytes += len(data)
                 case PartEnd():
                     identity = read_identity(bytes(head))
                     if identity is not None:
-                        exchange.instances.append(identity)
+                        exchange.note_instance(identity)
     splitter.close()

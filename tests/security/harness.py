@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from gateway.app import create_app
+from gateway.exchange import ExchangeSink
 from gateway.reload import RegistryHolder
 from gateway.settings import ServerSettings, parse_server_settings
 from peers.faults import MULTIPART, multipart_body
@@ -168,8 +169,11 @@ async def gateway(
     url_policy: dict[str, Any] | None = None,
     server: dict[str, Any] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    extra_sinks: Sequence[ExchangeSink] = (),
 ) -> AsyncIterator[Gateway]:
-    """A responding gateway; each upstream is a source with its own Retrieve Location UID."""
+    """A responding gateway; each upstream is a source with its own Retrieve Location UID.
+
+    ``extra_sinks`` receive every sealed exchange too."""
     rluids = {name: f"1.2.3.{index}" for index, name in enumerate(upstreams, start=1)}
     document: dict[str, Any] = {
         "self": {"home_community_id": OWN, "audit_source_id": "security-tests"},
@@ -190,6 +194,7 @@ async def gateway(
         RegistryHolder(Registry(parse_config(document))),
         metrics_registry=metrics,
         security_events=events,
+        extra_sinks=extra_sinks,
     )
     test_server = TestServer(app, host="127.0.0.1", handler_cancellation=True)
     await test_server.start_server(ssl=ssl_context)

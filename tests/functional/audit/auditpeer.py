@@ -7,7 +7,7 @@ from typing import Any
 from lxml import etree
 
 from gateway.audit.settings import AuditSettings, parse_audit_settings
-from gateway.exchange import Exchange, InstanceSeen
+from gateway.exchange import Attempt, Exchange, InstanceSeen
 from gateway.exchange import Outcome as ExchangeOutcome
 from routing.ids import HomeCommunityId
 from routing.model import Identity
@@ -52,14 +52,14 @@ def relayed(index: int, patients: tuple[str, ...] = ("PAT-1",)) -> Exchange:
     study = f"1.2.9.{index}"
     exchange = Exchange(request_id=f"r{index}", method="GET", path="/wado/x", client="127.0.0.1")
     exchange.route_kind = "source"
-    exchange.upstream = "ids-a"
-    exchange.upstream_url = f"https://ids.a.test/wado-rs/studies/{study}"
+    leg = exchange.open_leg("ids-a")
+    leg.url = f"https://ids.a.test/wado-rs/studies/{study}"
     exchange.home_community_id = "5.6.7.8"
     exchange.study_uid = study
-    exchange.attempts = 1
+    leg.attempts.append(Attempt(base_url="https://ids.a.test/wado-rs/", status=200))
     exchange.status = 200
     exchange.outcome = ExchangeOutcome.COMPLETE
-    exchange.instances = [
+    for identity in (
         InstanceSeen(
             sop_class_uid=CT,
             sop_instance_uid=f"{study}.1.{n}",
@@ -70,7 +70,8 @@ def relayed(index: int, patients: tuple[str, ...] = ("PAT-1",)) -> Exchange:
             patient_name=None,
         )
         for n, patient in enumerate(patients)
-    ]
+    ):
+        exchange.note_instance(identity)
     exchange.finish()
     return exchange
 

@@ -17,7 +17,7 @@ from gateway.audit import messages
 from gateway.audit.messages import AlertKind, instances_transferred, patient_cx
 from gateway.audit.model import AuditMessage, Outcome
 from gateway.audit.render import render
-from gateway.exchange import Exchange, InstanceSeen
+from gateway.exchange import Attempt, Exchange, InstanceSeen
 from gateway.exchange import Outcome as ExchangeOutcome
 from routing.ids import HomeCommunityId
 from routing.model import Identity
@@ -73,7 +73,18 @@ def exchange(**overrides: object) -> Exchange:
         "duration_s": 1.5,
     }
     values.update(overrides)
-    return Exchange(**values)  # type: ignore[arg-type]
+    upstream, url = values.pop("upstream"), values.pop("upstream_url")
+    attempts, seen = values.pop("attempts"), values.pop("instances", [])
+    built = Exchange(**values)  # type: ignore[arg-type]
+    if upstream is not None:  # the upstream leg: tried `attempts` times, last at `url`
+        leg = built.open_leg(str(upstream))
+        leg.url = None if url is None else str(url)
+        leg.attempts += [Attempt(base_url="https://ids.a.example.org/pacs/wado-rs/")] * int(
+            str(attempts)
+        )
+    for identity in seen:  # type: ignore[attr-defined]
+        built.note_instance(identity)
+    return built
 
 
 def parsed(message: AuditMessage) -> etree._Element:

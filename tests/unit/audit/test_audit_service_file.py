@@ -22,7 +22,7 @@ from gateway.audit.render import render
 from gateway.audit.service import AuditService
 from gateway.audit.settings import AuditSettings, parse_audit_settings
 from gateway.audit.syslog import SyslogHeader, format_message
-from gateway.exchange import Exchange, InstanceSeen
+from gateway.exchange import Attempt, Exchange, InstanceSeen
 from gateway.exchange import Outcome as ExchangeOutcome
 from routing.ids import HomeCommunityId
 from routing.model import Identity
@@ -51,14 +51,14 @@ def settings_for(tmp_path: Path, **journal: object) -> AuditSettings:
 def relayed(study: str, patients: tuple[str, ...] = ("P1",)) -> Exchange:
     exchange = Exchange(request_id="r", method="GET", path="/wado/x", client="127.0.0.1")
     exchange.route_kind = "relay"
-    exchange.upstream = "rig-b"
-    exchange.upstream_url = f"https://rig.b.example.org/wado/studies/{study}"
+    leg = exchange.open_leg("rig-b")
+    leg.url = f"https://rig.b.example.org/wado/studies/{study}"
     exchange.home_community_id = "1.2.3.4"
     exchange.study_uid = study
-    exchange.attempts = 1
+    leg.attempts.append(Attempt(base_url="https://rig.b.example.org/wado/", status=200))
     exchange.status = 200
     exchange.outcome = ExchangeOutcome.COMPLETE
-    exchange.instances = [
+    for identity in (
         InstanceSeen(
             sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
             sop_instance_uid=f"{study}.{n}",
@@ -69,7 +69,8 @@ def relayed(study: str, patients: tuple[str, ...] = ("P1",)) -> Exchange:
             patient_name=None,
         )
         for n, patient in enumerate(patients)
-    ]
+    ):
+        exchange.note_instance(identity)
     exchange.finish()
     return exchange
 

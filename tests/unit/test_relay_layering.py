@@ -1,0 +1,61 @@
+"""design.md §4: nothing below the handler reads application state; telemetry flows one way.
+
+The relay modules get what they need as parameters from the handler (pool, registry, the
+telemetry to hand records to) and write typed records on the exchange. They never reach the
+application (``request.app``, ``config_dict``), the application keys, the metrics or the
+security events, and never seal an exchange through the middleware.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
+RELAY_MODULES = (
+    "bodyend.py",
+    "exchange.py",
+    "forward.py",
+    "handover.py",
+    "instances.py",
+    "partscan.py",
+    "redirects.py",
+    "stream.py",
+)
+# What telemetry flowing the other way would import: application keys, the sinks, the seal.
+FORBIDDEN_IMPORTS = {"gateway.keys", "gateway.metrics", "gateway.middleware", "gateway.security"}
+FORBIDDEN_ATTRIBUTES = {"app", "config_dict"}
+
+
+@pytest.mark.parametrize("module", RELAY_MODULES)
+def test_no_relay_module_reads_application_state(module: str) -> None:
+    tree = ast.parse((GATEWAY / module).read_text())
+    offenders = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
+            offenders.append(f"line {node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.ImportFrom) and node.module in FORBIDDEN_IMPORTS:
+            offenders.append(f"line {node.lineno}: from {node.module} import …")
+        elif isinstance(node, ast.Import):
+            offenders += [
+                f"line {node.lineno}: import {alias.name}"
+                for alias in node.names
+                if alias.name in FORBIDDEN_IMPORTS
+            ]
+    assert offenders == [], f"{module} reaches above the handler: {offenders}"
+
+
+def test_the_redirect_follower_takes_no_metrics_or_security_events() -> None:
+    tree = ast.parse((GATEWAY / "redirects.py").read_text())
+    follower = next(
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Follower"
+    )
+    init = next(
+        node
+        for node in follower.body
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__"
+    )
+    parameters = {arg.arg for arg in init.args.args + init.args.kwonlyargs}
+    assert parameters.isdisjoint({"metrics", "events", "exchange"}), parameters
