@@ -1,8 +1,10 @@
 """Wiring only: build the aiohttp application from settings and a registry holder.
 
 Read this first to see what exists; read the modules it names to see what they do.
-Request path: :mod:`gateway.middleware` → :mod:`gateway.xcwado` → :mod:`routing.registry`
-→ :mod:`gateway.forward` → sinks (:mod:`gateway.metrics`, audit).
+Request path: :mod:`gateway.edge.middleware`
+→ :mod:`gateway.protocols.xcwado.handler`
+→ :mod:`routing.registry` → :mod:`gateway.relay.forward`
+→ sinks (:mod:`gateway.sinks.metrics`, audit).
 """
 
 from __future__ import annotations
@@ -17,22 +19,24 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from gateway import __version__, health, xcwado
+from gateway import __version__
 from gateway.audit.events import AuditSecurityEvents
 from gateway.audit.messages import AlertKind
 from gateway.audit.service import AuditService
 from gateway.consumer import endpoint as manifest_endpoint
-from gateway.cors import cors_on_prepare
+from gateway.edge import health
+from gateway.edge.cors import cors_on_prepare
+from gateway.edge.hardening import hardening_middleware, parser_limits
+from gateway.edge.middleware import exchange_middleware, request_id_on_prepare
+from gateway.edge.reload import RegistryHolder
 from gateway.exchange import ExchangeSink
-from gateway.hardening import hardening_middleware, parser_limits
-from gateway.headers import hide_source_on_prepare, request_id_on_prepare
 from gateway.keys import HOLDER, METRICS, POOL, READINESS, SECURITY, SETTINGS, SINKS
-from gateway.metrics import Metrics
-from gateway.middleware import exchange_middleware
-from gateway.reload import RegistryHolder
-from gateway.security import CountedSecurityEvents, SecurityEvents
+from gateway.protocols.xcwado import handler as xcwado
+from gateway.protocols.xcwado.answer_headers import hide_source_on_prepare
+from gateway.relay.upstream import UpstreamPool
 from gateway.settings import ServerSettings
-from gateway.upstream import UpstreamPool
+from gateway.sinks.metrics import Metrics
+from gateway.sinks.security import CountedSecurityEvents, SecurityEvents
 from routing.registry import Registry
 
 __all__ = ["create_app"]

@@ -34,12 +34,12 @@ from gateway.audit.errors import JournalError
 from gateway.audit.service import AuditService
 from gateway.audit.settings import AuditSettings, parse_audit_settings
 from gateway.consumer.cli import add_commands as add_fetch_commands
+from gateway.edge.reload import RegistryHolder
+from gateway.edge.tlsaccept import HandshakeFailures, TlsSite
 from gateway.keys import SECURITY
-from gateway.logs import configure_logging
-from gateway.reload import RegistryHolder
+from gateway.relay.tls import server_context
 from gateway.settings import ServerSettings, parse_server_settings
-from gateway.tls import server_context
-from gateway.tlsaccept import HandshakeFailures, TlsSite
+from gateway.sinks.logs import configure_logging
 from mado.cli import add_commands as add_manifest_commands
 from routing.errors import ConfigError, ConfigProblem
 from routing.fields import load_document

@@ -1,6 +1,6 @@
 """Who and what the relayed instances were about, aggregated as they stream, in bounded memory.
 
-A relay learns one :class:`InstanceSeen` per DICOM part (:mod:`gateway.partscan`) and hands
+A relay learns one :class:`InstanceSeen` per DICOM part (:mod:`gateway.relay.partscan`) and hands
 it to :meth:`InstanceTally.note`, which keeps exactly what the audit trail needs and drops
 the identity (design.md §4, §6):
 

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.border import Border
+from gateway.edge.reload import RegistryHolder
 from gateway.exchange import Exchange, ExchangeSink
-from gateway.handover import RELAY
-from gateway.metrics import Metrics
-from gateway.reload import RegistryHolder
-from gateway.security import SecurityEvents
+from gateway.protocols.xcwado.border import Border
+from gateway.relay.handover import RELAY
+from gateway.relay.upstream import UpstreamPool
 from gateway.settings import ServerSettings
-from gateway.upstream import UpstreamPool
+from gateway.sinks.metrics import Metrics
+from gateway.sinks.security import SecurityEvents
 
 if TYPE_CHECKING:  # the reader module imports these keys
     from gateway.consumer.parsing import ManifestReader

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.tls import parse_subject, server_context
+from gateway.relay.tls import parse_subject, server_context
 from routing.declare import FAILED, Report, read, setting
 from routing.kinds import (
     EXISTING_FILE,

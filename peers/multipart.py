@@ -1,6 +1,6 @@
 """Whole multipart/related bodies split into parts, for checking results.
 
-A thin wrapper over the gateway's own streaming splitter (:mod:`gateway.multipart`), fed the
+A thin wrapper over the gateway's own streaming splitter (:mod:`gateway.relay.multipart`), fed the
 whole body at once: tests and the demo check answers with the same parser the consumer
 helper uses, not a second one.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.multipart import (
+from gateway.relay.multipart import (
     MultipartSplitter,
     PartBytes,
     PartEnd,

@@ -1,4 +1,4 @@
-"""The audit trail as the gateway's :class:`~gateway.security.SecurityEvents` sink.
+"""The audit trail as the gateway's :class:`~gateway.sinks.security.SecurityEvents` sink.
 
 Every security event the gateway reports becomes a Security Alert (110113, PS3.15 A.5.3.11)
 in the audit journal, and keeps its JSON log line. The gateway's event kinds map to the alert
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from gateway.audit.messages import AlertKind
 from gateway.audit.service import AuditService
-from gateway.security import LogSecurityEvents
+from gateway.sinks.security import LogSecurityEvents
 
 __all__ = ["AuditSecurityEvents"]
 

@@ -47,13 +47,13 @@ from gateway.consumer.fetch import dicom_accept
 from gateway.consumer.parsing import manifest_reader_context
 from gateway.consumer.reading import body_chunks
 from gateway.consumer.urls import Target, urls_for
-from gateway.dicomheader import read_identity
+from gateway.edge.hardening import MANIFEST_PATH, read_manifest
 from gateway.errors import GatewayError
 from gateway.exchange import Exchange, Leg, Outcome
-from gateway.forward import open_upstream
-from gateway.hardening import MANIFEST_PATH, read_manifest
 from gateway.keys import EXCHANGE, MANIFEST_READER, RELAY
-from gateway.multipart import (
+from gateway.relay.dicomheader import read_identity
+from gateway.relay.forward import open_upstream
+from gateway.relay.multipart import (
     MultipartError,
     MultipartSplitter,
     PartBytes,

@@ -5,7 +5,7 @@ as stored — ``multipart/related; type="application/dicom"; transfer-syntax=*``
 §8.7.3.5.2) — unless the caller names a transfer syntax: a manifest retrieval hands back what
 the source keeps, never a transcoded copy (a source such as Orthanc transcodes to Explicit VR
 Little Endian when the Accept names no transfer syntax). The answer is split as it arrives
-(:mod:`gateway.multipart`) and every part goes to a :class:`PartWriter` from the chosen
+(:mod:`gateway.relay.multipart`) and every part goes to a :class:`PartWriter` from the chosen
 sink: :class:`DirectorySink` writes Part 10 files named by their SOP Instance UID,
 :class:`MemorySink` keeps small objects (the Key Object series) for reading.
 
@@ -31,8 +31,8 @@ import orjson
 
 from gateway.consumer import RetrieveFailed
 from gateway.consumer.reading import body_chunks
-from gateway.dicomheader import read_identity
-from gateway.multipart import (
+from gateway.relay.dicomheader import read_identity
+from gateway.relay.multipart import (
     MultipartError,
     MultipartSplitter,
     PartBytes,

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
 from gateway.app import create_app
-from gateway.reload import RegistryHolder
+from gateway.edge.reload import RegistryHolder
 from gateway.settings import ServerSettings
 from routing.loader import parse_config
 from routing.registry import Registry

@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 import pytest
 
-from gateway.logs import JsonFormatter
+from gateway.sinks.logs import JsonFormatter
 from peers.faults import BOUNDARY, MULTIPART, Fault, FaultUpstream, Framing, Script, multipart_body
 from peers.net import free_port
 from tests.functional.inprocess import STUDY, Running, running_gateway

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gateway.multipart import (
+from gateway.relay.multipart import (
     EPILOGUE_ALLOWANCE,
     CloseCheck,
     MultipartError,

@@ -11,9 +11,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ImplicitVRLittleEndian
 
-from gateway.dicomheader import read_identity
 from gateway.exchange import InstanceSeen as HeaderIdentity
-from gateway.partscan import HEADER_BYTES, PartScanner
+from gateway.relay.dicomheader import read_identity
+from gateway.relay.partscan import HEADER_BYTES, PartScanner
 from peers.studies import make_study
 
 STUDY = make_study(seed="partscan", series_count=1, instances_per_series=4, rows=8, columns=8)

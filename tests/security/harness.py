@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from gateway.app import create_app
+from gateway.edge.reload import RegistryHolder
 from gateway.exchange import ExchangeSink
-from gateway.reload import RegistryHolder
 from gateway.settings import ServerSettings, parse_server_settings
 from peers.faults import MULTIPART, multipart_body
 from routing.loader import parse_config

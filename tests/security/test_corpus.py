@@ -22,7 +22,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
-from gateway import addresses
+from gateway.relay import addresses
 from tests.security.harness import OWN, STUDY, Listener, Scripted, fetch, gateway
 
 SCRIPTED_DNS = {"evil.test": ["127.0.0.2"], "rebind.test": ["127.0.0.2", "::1"]}

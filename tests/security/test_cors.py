@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.cors import check_preflight
+from gateway.edge.cors import check_preflight
+from gateway.edge.hardening import read_limited
+from gateway.edge.routes import MANIFEST_ROUTE, RETRIEVE_ROUTE, RoutePolicy
 from gateway.errors import BodyTooLarge, CorsRefused
-from gateway.hardening import read_limited
-from gateway.routes import MANIFEST_ROUTE, RETRIEVE_ROUTE, RoutePolicy
 from gateway.settings import CorsPolicy
 from mado.create import SeriesLocation, build_manifest
 from mado.load import write_path

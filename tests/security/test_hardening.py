@@ -8,8 +8,8 @@ import json
 import aiohttp
 import pytest
 
+from gateway.edge.hardening import ClientLimiter, TokenBuckets
 from gateway.errors import RateLimited, TooManyStreams
-from gateway.hardening import ClientLimiter, TokenBuckets
 from gateway.settings import RateLimit, parse_server_settings
 from routing.errors import ConfigError
 from tests.security.harness import Scripted, fetch, gateway

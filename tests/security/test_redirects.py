@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.security import LogSecurityEvents
+from gateway.sinks.security import LogSecurityEvents
 from peers.faults import multipart_body
 from tests.security.harness import STUDY, Listener, Scripted, fetch, gateway
 

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 import trustme
 
-from gateway.tls import peer_subject, server_context
+from gateway.relay.tls import peer_subject, server_context
 from peers.gateway import GatewayProcess, gateway_config
 from peers.net import free_port
 from tests.security.harness import Scripted, fetch, gateway

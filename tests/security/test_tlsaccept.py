@@ -19,9 +19,9 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from gateway.edge.tlsaccept import REASONS, HandshakeFailures, TlsSite, failure_reason
+from gateway.relay.tls import peer_subject, server_context
 from gateway.settings import ServerTls, parse_server_settings
-from gateway.tls import peer_subject, server_context
-from gateway.tlsaccept import REASONS, HandshakeFailures, TlsSite, failure_reason
 from peers.net import free_port
 from routing.errors import ConfigError
 from tests.security.pki import Pki

@@ -1,4 +1,4 @@
-"""The authority a consumer reached the gateway under (gateway.authority)."""
+"""The authority a consumer reached the gateway under (gateway.protocols.xcwado.authority)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.authority import public_authority
+from gateway.protocols.xcwado.authority import public_authority
 
 LOCAL = ("127.0.0.1", 8080)
 

@@ -1,12 +1,12 @@
-"""The border mapping (gateway.border) and the headers it filters (gateway.headers.hide_source)."""
+"""The border mapping (gateway.protocols.xcwado.border) and the headers it filters (gateway.protocols.xcwado.answer_headers.hide_source)."""
 
 from __future__ import annotations
 
 import pytest
 from multidict import CIMultiDict
 
-from gateway.border import Border, parse_base
-from gateway.headers import hide_source
+from gateway.protocols.xcwado.answer_headers import hide_source
+from gateway.protocols.xcwado.border import Border, parse_base
 
 BASE = "http://pacs:8042/dicom-web/"
 PUBLIC = "https://gw.example.org/wado/homeCommunityId/5.6/RetrieveLocationUID/7.8/"

@@ -8,9 +8,9 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-from gateway.dicomheader import read_identity
 from gateway.exchange import InstanceSeen
-from gateway.partscan import PartScanner
+from gateway.relay.dicomheader import read_identity
+from gateway.relay.partscan import PartScanner
 
 
 def _part10(syntax: str | None, *, implicit: bool) -> bytes:

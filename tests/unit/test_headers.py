@@ -1,4 +1,4 @@
-"""Which headers cross the gateway (gateway.headers)."""
+"""Which headers cross the gateway (gateway.relay.headers)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.headers import request_headers, response_headers
+from gateway.relay.headers import request_headers, response_headers
 from routing.errors import UnsupportedTransferSyntax
 from routing.rad160 import ResourceKind
 

@@ -1,4 +1,4 @@
-"""Streaming URL rewriting of metadata (gateway.rewrite): spellings, relative references,
+"""Streaming URL rewriting of metadata (gateway.protocols.xcwado.rewrite): spellings, relative references,
 what is left alone, what is refused, and how much is held."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from gateway.border import Border
-from gateway.rewrite import (
+from gateway.protocols.xcwado.border import Border
+from gateway.protocols.xcwado.rewrite import (
     MAX_FIELD_BYTES,
     PrefixRewriter,
     RewriteError,

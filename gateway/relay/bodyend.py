@@ -9,7 +9,7 @@ word for it.
   calls the parser's ``feed_eof`` for a reset as for a FIN); the exception it then leaves on
   the connection's protocol is what differs: ``ServerDisconnectedError`` after a FIN,
   ``ClientOSError`` (ECONNRESET…) after a reset. :func:`ended_in_order` reads that, from the
-  protocol an :class:`~gateway.upstream.UpstreamAnswer` kept.
+  protocol an :class:`~gateway.relay.upstream.UpstreamAnswer` kept.
 * A body that stops arriving is ended by :class:`IdleWatchdog`, the gateway's own idle limit.
   aiohttp's ``sock_read`` timer is not enough: after a malformed chunk-size line its C parser
   drops the timer and never wakes the body's reader, even once the upstream has closed.
@@ -23,7 +23,7 @@ import time
 
 import aiohttp
 
-from gateway.upstream import UpstreamAnswer
+from gateway.relay.upstream import UpstreamAnswer
 
 __all__ = ["IdleWatchdog", "UpstreamIdle", "close_delimited", "ended_in_order"]
 

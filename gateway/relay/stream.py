@@ -13,14 +13,14 @@ when the upstream's body really ended.
   terminating chunk) and marks the exchange ``aborted``: a truncated body never ends like a
   complete one. Failures are: a body shorter than its Content-Length or without its last
   chunk (aiohttp's parser says so); a close-delimited body whose connection was not closed
-  in order, e.g. reset (:func:`~gateway.bodyend.ended_in_order`); a multipart body that
-  does not end with its close delimiter (:class:`~gateway.multipart.CloseCheck`);
-  ``read_idle_s`` spent waiting for the upstream (:class:`~gateway.bodyend.IdleWatchdog`,
+  in order, e.g. reset (:func:`~gateway.relay.bodyend.ended_in_order`); a multipart body that
+  does not end with its close delimiter (:class:`~gateway.relay.multipart.CloseCheck`);
+  ``read_idle_s`` spent waiting for the upstream (:class:`~gateway.relay.bodyend.IdleWatchdog`,
   whatever state aiohttp's parser is in). Each is logged at WARNING with the upstream's name
   and base URL; a client that went away, at INFO. The leg records how its body ended
   (:class:`~gateway.exchange.StreamEnd`), its bytes and times.
 * Each DICOM part's identity is added to the exchange's tally as it streams by
-  (:class:`~gateway.partscan.PartScanner`, :meth:`~gateway.exchange.Exchange.note_instance`),
+  (:class:`~gateway.relay.partscan.PartScanner`, :meth:`~gateway.exchange.Exchange.note_instance`),
   so what the stream keeps per instance is a few counters, not the identity.
 """
 
@@ -29,21 +29,38 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
 
-from gateway.bodyend import IdleWatchdog, close_delimited, ended_in_order
 from gateway.exchange import Exchange, Leg, Outcome, StreamEnd, Telemetry
-from gateway.headers import response_headers
-from gateway.multipart import CloseCheck, boundary_of
-from gateway.partscan import PartScanner
-from gateway.rewrite import PrefixRewriter
-from gateway.upstream import loggable_base
+from gateway.relay.bodyend import IdleWatchdog, close_delimited, ended_in_order
+from gateway.relay.headers import response_headers
+from gateway.relay.multipart import CloseCheck, boundary_of
+from gateway.relay.partscan import PartScanner
+from gateway.relay.upstream import loggable_base
 
-__all__ = ["stream_answer"]
+__all__ = ["BodyRewriter", "RewriterFor", "stream_answer"]
 
 log = logging.getLogger("mado_gateway.forward")
+
+
+class BodyRewriter(Protocol):
+    """What a protocol may put between the upstream's body and the client (metadata URLs).
+
+    ``feed`` returns the bytes to send for a block (possibly holding some back), ``flush``
+    the rest at the end; either may raise ``aiohttp.ClientPayloadError`` for a body it
+    cannot rewrite safely, which aborts the answer like a cut upstream body.
+    """
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+RewriterFor = Callable[[str, str], BodyRewriter | None]
+"""``(base_url, content_type) -> rewriter or None``: the protocol's choice for one answer."""
 
 
 async def stream_answer(
@@ -51,13 +68,13 @@ async def stream_answer(
     answer: aiohttp.ClientResponse,
     exchange: Exchange,
     leg: Leg,
-    rewriter: PrefixRewriter | None,
+    rewriter: BodyRewriter | None,
     *,
     base: str,
     idle_s: float,
     telemetry: Telemetry,
 ) -> web.StreamResponse:
-    """Relay ``answer`` (a 2xx or 304 that :func:`~gateway.forward.open_upstream` accepted
+    """Relay ``answer`` (a 2xx or 304 that :func:`~gateway.relay.forward.open_upstream` accepted
     on ``leg``).
 
     ``base`` is the base URL it came from (for logs); ``idle_s`` the upstream's
@@ -136,7 +153,7 @@ async def _copy(
     content: aiohttp.StreamReader,
     write: Callable[[bytes], Awaitable[None]],
     progress: _Progress,
-    rewriter: PrefixRewriter | None,
+    rewriter: BodyRewriter | None,
     *,
     scanner: PartScanner | None,
     watch: IdleWatchdog,

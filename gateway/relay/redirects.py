@@ -35,10 +35,10 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from gateway.addresses import AddressBlocked, check_literal
 from gateway.errors import AddressRefused, RedirectNotFollowed
 from gateway.exchange import Hop, Leg, Refusal, RefusalKind
-from gateway.upstream import UpstreamPool
+from gateway.relay.addresses import AddressBlocked, check_literal
+from gateway.relay.upstream import UpstreamPool
 from routing.model import Config, Protocol, Upstream, origin_of
 from routing.urlpolicy import (
     FOLLOWED_STATUSES,

@@ -3,8 +3,8 @@
 One request, in order: take the raw path below the endpoint, parse and validate it
 (:mod:`routing.rad160`; nothing upstream is touched before every UID and OID has passed),
 resolve it with the registry current when the request began (:mod:`routing.registry`), then
-relay it (:mod:`gateway.forward`), handing down the request's
-:class:`~gateway.handover.Relay`: nothing below this handler reads the application. Whether
+relay it (:mod:`gateway.relay.forward`), handing down the request's
+:class:`~gateway.relay.handover.Relay`: nothing below this handler reads the application. Whether
 this gateway acts as the initiating or the responding gateway is the registry's decision,
 made from the homeCommunityId.
 """
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.authority import public_authority
-from gateway.border import border_for
 from gateway.errors import InvalidHost
 from gateway.exchange import Exchange
-from gateway.forward import forward
 from gateway.keys import BORDER, EXCHANGE, METRICS, RELAY, SETTINGS
+from gateway.protocols.xcwado.authority import public_authority
+from gateway.protocols.xcwado.border import border_for
+from gateway.protocols.xcwado.rewrite import PrefixRewriter, metadata_rewriter
+from gateway.relay.forward import forward
 from routing.errors import (
     InvalidIdentifier,
     InvalidRequestPath,
@@ -72,13 +73,18 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
 
     public_prefix = _public_prefix(request, route, rad160)
     request[BORDER] = border_for(route, public_prefix)  # for the answer's headers
+
+    def rewriter_for(base: str, content_type: str) -> PrefixRewriter | None:
+        """Metadata URLs through the border of the base URL that answered."""
+        return metadata_rewriter(content_type, border_for(route, public_prefix, answered=base))
+
     return await forward(
         request,
         route,
         exchange,
         relay=relay,
         resource=rad160.kind,
-        public_prefix=public_prefix,
+        rewriter_for=rewriter_for,
     )
 
 
@@ -95,7 +101,7 @@ def _public_prefix(request: web.Request, route: Route, rad160: Rad160Request) ->
     """What the upstream's base URL becomes in metadata: our URL for the same resource.
 
     The endpoint is ``server.public_url`` when configured; otherwise the request's scheme and
-    the authority it reached us under (:mod:`gateway.authority`). A malformed ``Host`` is
+    the authority it reached us under (:mod:`.authority`). A malformed ``Host`` is
     refused (:class:`InvalidHost`) either way, before anything is sent upstream.
     """
     settings = request.app[SETTINGS]

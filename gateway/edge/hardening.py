@@ -14,13 +14,13 @@ a manifest over ``max_manifest_bytes``  413          ``request-body-too-large``
 HTTP/1.0 on a streaming route          505          ``http-version-not-supported``
 CORS preflight refused                 403          ``cors-origin-refused``,
                                                     ``cors-method-refused``,
-                                                    ``cors-headers-refused`` (:mod:`gateway.cors`)
+                                                    ``cors-headers-refused`` (:mod:`.cors`)
 client certificate subject not listed  403          ``client-not-allowed``
 token bucket of the client empty       429          ``rate-limited`` (``Retry-After``)
 client already at ``max_streams``      429          ``too-many-streams`` (``Retry-After``)
 =====================================  ===========  ========================================
 
-What each route takes is data (:mod:`gateway.routes`). The rate and stream checks and the
+What each route takes is data (:mod:`gateway.edge.routes`). The rate and stream checks and the
 subject check apply to the XC-WADO endpoint and ``/mado/retrieve``, not to ``/livez``,
 ``/readyz`` or ``/metrics``. A client is its verified certificate subject when it presented
 one, else its address. Two rate classes: a client whose subject is listed under
@@ -48,7 +48,9 @@ from typing import Protocol
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway.cors import is_preflight, preflight
+from gateway.edge.cors import is_preflight, preflight
+from gateway.edge.middleware import problem_response
+from gateway.edge.routes import MANIFEST_PATH, RoutePolicy, route_for
 from gateway.errors import (
     BodyNotAllowed,
     BodyTooLarge,
@@ -62,12 +64,10 @@ from gateway.errors import (
     UriTooLong,
 )
 from gateway.keys import EXCHANGE, SETTINGS
-from gateway.metrics import Metrics
-from gateway.middleware import problem_response
-from gateway.routes import MANIFEST_PATH, RoutePolicy, route_for
-from gateway.security import SecurityEvents
+from gateway.relay.tls import peer_subject, subject_allowed
 from gateway.settings import InboundLimits, RateLimit, ServerSettings
-from gateway.tls import peer_subject, subject_allowed
+from gateway.sinks.metrics import Metrics
+from gateway.sinks.security import SecurityEvents
 from routing.errors import RetrieveUrlRefused
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Each :class:`~routing.model.Upstream` value gets its own ``aiohttp.ClientSession``: its own
 connection pool (``limits``), its own TLS context (``tls``), its own timeouts and its own
-address policy (a :class:`~gateway.addresses.PolicyResolver` on its connector, so every
+address policy (a :class:`~gateway.relay.addresses.PolicyResolver` on its connector, so every
 connection goes to an address that was checked). TLS contexts are built when a
 configuration is loaded (:meth:`UpstreamPool.retain`), one per TLS profile. Sessions are
 keyed by the upstream's value, so a reload that leaves an upstream unchanged keeps its warm
@@ -16,7 +16,7 @@ Client settings common to all sessions, and why:
 * ``read_bufsize`` — the upstream socket is paused when this much is buffered and unread,
   which is how a slow consumer slows the upstream down instead of growing memory.
 * ``response_class=UpstreamAnswer`` — each answer keeps its connection's protocol, so how a
-  close-delimited body ended can be told afterwards (:mod:`gateway.bodyend`), and a
+  close-delimited body ended can be told afterwards (:mod:`gateway.relay.bodyend`), and a
   connection that carried an answer without a body (1xx, 204, 304) is never reused.
 """
 
@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
-from gateway.addresses import PolicyResolver
-from gateway.tls import client_context
+from gateway.relay.addresses import PolicyResolver
+from gateway.relay.tls import client_context
 from routing.model import TlsProfile, Upstream, origin_of
 
 __all__ = ["UpstreamAnswer", "UpstreamPool", "loggable_base", "tls_context"]

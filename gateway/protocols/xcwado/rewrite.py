@@ -2,30 +2,30 @@
 
 A source's metadata names its own address in BulkDataURI and Retrieve URL values. A consumer
 across the border cannot reach that address, and must not learn it: the gateway rewrites it
-to its own public URL for the same resource (:class:`~gateway.border.Border`), chunk by chunk,
+to its own public URL for the same resource (:class:`~.border.Border`), chunk by chunk,
 without holding the body. Two mechanisms, one pass:
 
 * **Absolute spellings, anywhere.** Every byte span that spells one of the source's base
   URLs — through JSON escapes or XML character references, in any letter case, with or
-  without the default port, percent-encoded, scheme-less (:mod:`gateway.spelling`) — becomes
+  without the default port, percent-encoded, scheme-less (:mod:`.spelling`) — becomes
   the public prefix, written in the document's own escaping. This holds in every string,
   key, attribute and text, URL field or not. Candidates are found by cheap byte searches
   (an escape character, ``%``, or a source host right after ``/``, ``\\`` or ``@``); the
   regex only runs around them, and the plain spelling is recognised without it.
 * **References where URLs sit.** BulkDataURI, Retrieve URL (0008,1190) and Retrieve URI
-  (0040,E010) values (:mod:`gateway.metafields`) are decoded and resolved against the URL
+  (0040,E010) values (:mod:`.metafields`) are decoded and resolved against the URL
   the source was asked for, so relative references become absolute public URLs too;
   a reference to the source's origin outside its base URLs is withheld (emptied).
 
 Everything else passes through byte for byte. XML first goes through
-:class:`~gateway.xmlnormal.XmlNormaliser` (comments and CDATA cannot split a URL; stale part
+:class:`~.xmlnormal.XmlNormaliser` (comments and CDATA cannot split a URL; stale part
 ``Content-Length`` and ``Content-Location`` headers go).
 
 Memory: the last :attr:`PrefixRewriter.hold_back` bytes of each chunk wait for the next one
 (a spelling cut by the chunk boundary), plus, while a URL field is open, the field itself —
 at most :data:`MAX_FIELD_BYTES`. A stream that cannot be rewritten safely — a field longer
 than that, a NUL byte (UTF-16/32 text), a document type declaration, character references
-padded beyond :data:`~gateway.spelling.MAX_REF_ZEROS` zeros — raises :class:`RewriteError`,
+padded beyond :data:`~.spelling.MAX_REF_ZEROS` zeros — raises :class:`RewriteError`,
 which the relay treats as an upstream payload failure: the client's connection is aborted,
 never completed with a leak.
 """
@@ -37,8 +37,8 @@ from collections.abc import Callable
 
 import aiohttp
 
-from gateway.border import Border
-from gateway.metafields import (
+from gateway.protocols.xcwado.border import Border
+from gateway.protocols.xcwado.metafields import (
     JSON_FIELDS,
     JSON_STRING,
     NEED_MORE,
@@ -48,9 +48,9 @@ from gateway.metafields import (
     Finder,
     Located,
 )
-from gateway.multipart import MultipartError, boundary_of
-from gateway.spelling import MAX_REF_ZEROS, Spelling, Syntax, spelling_of
-from gateway.xmlnormal import NotRewritable, XmlNormaliser
+from gateway.protocols.xcwado.spelling import MAX_REF_ZEROS, Spelling, Syntax, spelling_of
+from gateway.protocols.xcwado.xmlnormal import NotRewritable, XmlNormaliser
+from gateway.relay.multipart import MultipartError, boundary_of
 
 __all__ = [
     "MAX_FIELD_BYTES",

@@ -136,7 +136,7 @@ class Border:
         for base in self.bases:
             if origin != base.origin:
                 continue
-            # The base path in any letter case (see gateway.spelling): the rest as written.
+            # The base path in any letter case (see .spelling): the rest as written.
             if path[: len(base.path)].lower() == base.path.lower():
                 rest = path[len(base.path) :]
                 public = self.public

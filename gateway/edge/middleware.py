@@ -1,7 +1,7 @@
 """The one middleware: request id, exchange record, error → problem+json, sinks, access log.
 
 Every request gets an :class:`~gateway.exchange.Exchange` and a
-:class:`~gateway.handover.Relay` (what the handler may hand the relay: the upstream pool, the
+:class:`~gateway.relay.handover.Relay` (what the handler may hand the relay: the upstream pool, the
 registry, the telemetry). Whatever the handler raises is turned into a problem document
 here and nowhere else (design.md §9 rule 5). When the request is over — answered, failed,
 aborted or cancelled — the exchange is sealed: it goes to every sink once and one JSON
@@ -23,12 +23,12 @@ from aiohttp.typedefs import Handler
 
 from gateway.errors import problem_for
 from gateway.exchange import Exchange, ExchangeSink, Leg, LegSink, Outcome
-from gateway.handover import RELAY, Relay
 from gateway.keys import EXCHANGE, HOLDER, METRICS, POOL, SECURITY, SINKS
-from gateway.logs import REQUEST_ID
-from gateway.security import SecurityAlerts
+from gateway.relay.handover import RELAY, Relay
+from gateway.sinks.logs import REQUEST_ID
+from gateway.sinks.security import SecurityAlerts
 
-__all__ = ["Delivery", "exchange_middleware", "problem_response", "seal"]
+__all__ = ["Delivery", "exchange_middleware", "problem_response", "request_id_on_prepare", "seal"]
 
 log = logging.getLogger("mado_gateway.access")
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -37,7 +37,7 @@ _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 class Delivery:
     """The application's sinks as the :class:`~gateway.exchange.Telemetry` a relay is handed.
 
-    Security alerts are derived from the legs (:class:`~gateway.security.SecurityAlerts`):
+    Security alerts are derived from the legs (:class:`~gateway.sinks.security.SecurityAlerts`):
     a leg's refusals go out when its answer is about to reach the client, or at the seal
     for a leg never answered — so an alert is in the audit journal before the first byte of
     a stream that failed over, not after its last.
@@ -168,3 +168,14 @@ def _request_id(offered: str | None) -> str:
     if offered and _CLIENT_REQUEST_ID.fullmatch(offered):
         return offered
     return uuid.uuid4().hex
+
+
+async def request_id_on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer names its exchange in ``X-Request-ID``, streamed ones included.
+
+    Streamed answers are prepared by the handler, before the exchange middleware sees them,
+    so the header is set here, as the status line and headers are about to be written.
+    """
+    exchange = request.get(EXCHANGE)
+    if exchange is not None and "X-Request-ID" not in response.headers:
+        response.headers["X-Request-ID"] = exchange.request_id

@@ -1,7 +1,7 @@
 """CORS for browser viewers (MADO Rev 1.1 §X.5), answered per route.
 
 A preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) is decided
-by :func:`check_preflight` against the route's :class:`~gateway.routes.RoutePolicy`, in this
+by :func:`check_preflight` against the route's :class:`~gateway.edge.routes.RoutePolicy`, in this
 order, and each refusal is a 403 problem that names what was refused:
 
 =====================================  =========================  ===========================
@@ -27,8 +27,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway.edge.routes import EXPOSED_HEADERS, RoutePolicy
 from gateway.errors import CorsHeadersRefused, CorsMethodRefused, CorsRefused
-from gateway.routes import EXPOSED_HEADERS, RoutePolicy
 from gateway.settings import CorsPolicy
 from routing.model import origin_of
 

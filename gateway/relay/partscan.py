@@ -6,7 +6,7 @@ a three-state machine over the byte stream:
 * search — look for the part delimiter, CRLF ``--boundary`` (RFC 2046 §5.1.1; the first one
   may stand at the very start of the body, hence the virtual CRLF before it);
 * capture — keep the first :data:`HEADER_BYTES` of the part (its MIME headers and the start
-  of its Part 10 object) and read the identifiers from them (:mod:`gateway.dicomheader`);
+  of its Part 10 object) and read the identifiers from them (:mod:`gateway.relay.dicomheader`);
 * skip — when the part announced its ``Content-Length`` (Orthanc's parts do), pass over the
   rest of its body without searching it; failing that, pass over native Pixel Data, whose
   length the DICOM header gives.
@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from gateway.dicomheader import read_header
 from gateway.exchange import InstanceSeen
+from gateway.relay.dicomheader import read_header
 
 __all__ = ["HEADER_BYTES", "PartScanner"]
 

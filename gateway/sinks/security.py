@@ -14,7 +14,7 @@ leg never answered (before the client sees the error).
 Kinds (bounded words): ``redirect-refused``, ``address-refused``, ``retrieve-url-refused``,
 ``tls-failure``, ``client-refused``. ``tls-failure`` is both directions: an upstream whose
 TLS failed (the target is its URL) and an inbound handshake that failed (the target is the
-peer's ``address:port``, and the performer its address; :mod:`gateway.tlsaccept`).
+peer's ``address:port``, and the performer its address; :mod:`gateway.edge.tlsaccept`).
 """
 
 from __future__ import annotations

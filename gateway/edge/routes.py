@@ -10,7 +10,7 @@ route               path                        methods  body  rate, streams, su
 ``admin``           anything else (``/livez``)  GET      no    not limited
 ==================  ==========================  =======  ====  ===========================
 
-The methods are those a browser may be allowed by a CORS preflight (:mod:`gateway.cors`),
+The methods are those a browser may be allowed by a CORS preflight (:mod:`gateway.edge.cors`),
 and the request headers a page may send are listed per route: the manifest route also
 accepts ``Content-Type`` (a page POSTs ``application/dicom`` or ``application/fhir+json``).
 The one body there is, a manifest, is bounded by ``server.limits.max_manifest_bytes``.

@@ -21,7 +21,7 @@ and returns the byte spans of its URL values with the :class:`Codec` that reads 
 them, :data:`NEED_MORE` when the construct does not end inside the buffer, or None.
 
 XML comments, CDATA sections and processing instructions are not expected here: the XML
-stream has been through :class:`gateway.xmlnormal.XmlNormaliser` first.
+stream has been through :class:`gateway.protocols.xcwado.xmlnormal.XmlNormaliser` first.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ can be replaced in place:
 
 The pattern is bounded: :attr:`Spelling.max_length` is the longest byte span it can match,
 so a stream needs to hold back only that many bytes. Relative references are not spellings
-of the base; they are a matter of where a value sits (:mod:`gateway.metafields`).
+of the base; they are a matter of where a value sits (:mod:`gateway.protocols.xcwado.metafields`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.border import DEFAULT_PORTS, SourceBase
+from gateway.protocols.xcwado.border import DEFAULT_PORTS, SourceBase
 
 __all__ = ["MAX_REF_ZEROS", "Spelling", "Syntax", "spelling_of"]
 

@@ -1,7 +1,7 @@
 """The streaming core: send one request upstream and relay the answer without holding it.
 
 Contract of :func:`forward` (the attempt phase is here, the stream phase in
-:mod:`gateway.stream`):
+:mod:`gateway.relay.stream`):
 
 * Base URLs are tried in order. A failure before the upstream's response headers (connect
   error, TLS error, connection closed, timeout) or a 502/503/504 moves on to the next base URL;
@@ -12,19 +12,19 @@ Contract of :func:`forward` (the attempt phase is here, the stream phase in
   100-599) as 502; the upstream's body never does. A multipart answer without a boundary
   RFC 2046 allows is :class:`~gateway.errors.UpstreamProtocol` (502): its end could not be
   checked. Neither is retried on another base URL unless the status is 502, 503 or 504.
-* A relayable answer is streamed to the client (:func:`gateway.stream.stream_answer`): always
+* A relayable answer is streamed to the client (:func:`gateway.relay.stream.stream_answer`): always
   chunked, recorded before its terminating chunk, aborted — never ended — when the upstream's
   body does not end complete.
 * Every failed attempt and every failover is logged at WARNING (a 4xx answer at INFO: it is
   an answer, not an outage) with the upstream's name and the base URL that failed, origin and
-  base path only (:func:`~gateway.upstream.loggable_base`).
+  base path only (:func:`~gateway.relay.upstream.loggable_base`).
 * A client that goes away (write error or cancellation) ends the exchange ``aborted`` with
   cause ``client``; leaving ``async with`` closes the upstream connection, so the upstream
   stops sending too.
 * Each call records one :class:`~gateway.exchange.Leg` on the exchange: every attempt with
-  its typed result, the redirects and refusals (:mod:`gateway.redirects`), a TLS failure as
+  its typed result, the redirects and refusals (:mod:`gateway.relay.redirects`), a TLS failure as
   a refusal. Nothing here counts a metric or raises an alert: the sinks derive those from
-  the leg. What the relay needs comes in a :class:`~gateway.handover.Relay` the handler
+  the leg. What the relay needs comes in a :class:`~gateway.relay.handover.Relay` the handler
   passes; nothing here reads the application.
 """
 
@@ -38,7 +38,6 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.border import border_for
 from gateway.errors import (
     AddressRefused,
     GatewayError,
@@ -49,14 +48,13 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.exchange import Attempt, Exchange, Failure, Leg, Refusal, RefusalKind
-from gateway.handover import Relay
-from gateway.headers import request_headers
-from gateway.multipart import MultipartError, boundary_of
-from gateway.redirects import Follower
-from gateway.rewrite import metadata_rewriter
-from gateway.stream import stream_answer
-from gateway.tls import tls_failure
-from gateway.upstream import loggable_base
+from gateway.relay.handover import Relay
+from gateway.relay.headers import request_headers
+from gateway.relay.multipart import MultipartError, boundary_of
+from gateway.relay.redirects import Follower
+from gateway.relay.stream import RewriterFor, stream_answer
+from gateway.relay.tls import tls_failure
+from gateway.relay.upstream import loggable_base
 from routing.errors import RetrieveUrlRefused
 from routing.rad160 import ResourceKind
 from routing.registry import Route, RouteKind
@@ -76,22 +74,20 @@ async def forward(
     *,
     relay: Relay,
     resource: ResourceKind,
-    public_prefix: str | None,
+    rewriter_for: RewriterFor | None = None,
 ) -> web.StreamResponse:
     """Relay ``request`` along ``route``; see the module docstring for the full contract.
 
-    ``public_prefix`` is what the upstream's base URL becomes in rewritten metadata (None:
-    no rewriting).
+    ``rewriter_for`` is the protocol's say on what, if anything, rewrites the answer's body,
+    given the base URL that answered and its Content-Type (None: bytes pass unchanged).
     """
     async with open_upstream(request, route, exchange, resource=resource, relay=relay) as (
         base,
         answer,
     ):
         leg = exchange.legs[-1]  # the one open_upstream opened
-        rewriter = None
-        if public_prefix:
-            border = border_for(route, public_prefix, answered=base)
-            rewriter = metadata_rewriter(answer.headers.get("Content-Type", ""), border)
+        content_type = answer.headers.get("Content-Type", "")
+        rewriter = rewriter_for(base, content_type) if rewriter_for is not None else None
         return await stream_answer(
             request,
             answer,
@@ -119,11 +115,11 @@ async def open_upstream(
     Opens a new leg on ``exchange`` (``exchange.legs[-1]`` inside the block) and records
     every attempt on it. Base URLs are tried in order; redirects are followed under the
     upstream's redirect policy and every outbound address is checked
-    (:mod:`gateway.redirects`). Raises the :class:`~gateway.errors.GatewayError` of the last
+    (:mod:`gateway.relay.redirects`). Raises the :class:`~gateway.errors.GatewayError` of the last
     failure when no base URL gave a relayable answer (a 2xx or 304; a multipart one with a
     usable boundary). The answer's connection is released when the block ends. ``accept``
     replaces the consumer's Accept (a request the gateway makes on its own behalf).
-    ``relay`` is what the handler was handed (:data:`~gateway.handover.RELAY`).
+    ``relay`` is what the handler was handed (:data:`~gateway.relay.handover.RELAY`).
     """
     upstream = route.upstream
     leg = exchange.open_leg(upstream.name)

@@ -12,33 +12,20 @@ the gateway relays bytes and never decompresses, and Orthanc's gzip of single-pa
 about twenty times slower than sending them plain.
 
 Responses: everything except hop-by-hop headers (RFC 9110 §7.6.1) and the upstream's
-``Server``; ``Warning`` is relayed, as PS3.18 §8.6.2 asks. No header that names the source
-crosses the border (:func:`hide_source`, run on every relayed answer and on the problem that
-replaces an upstream error): ``Content-Location``, ``Location`` and the targets of ``Link``
-are mapped to the gateway's public URL like metadata URLs (:class:`~gateway.border.Border`);
-one the gateway cannot map, and any other header that mentions a source host, is dropped.
+``Server``; ``Warning`` is relayed, as PS3.18 §8.6.2 asks. Headers that would name the
+source are the protocol's business (:mod:`gateway.protocols.xcwado.answer_headers`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
-from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.border import Border
-from gateway.keys import BORDER, EXCHANGE
 from routing.accept import outbound_accept
 from routing.rad160 import ResourceKind
 
-__all__ = [
-    "hide_source",
-    "hide_source_on_prepare",
-    "request_headers",
-    "request_id_on_prepare",
-    "response_headers",
-]
+__all__ = ["request_headers", "response_headers"]
 
 _FORWARDED_REQUEST_HEADERS = (  # Accept is handled on its own
     "Accept-Charset",
@@ -104,59 +91,3 @@ def response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     }
     dropped = _DROPPED_RESPONSE_HEADERS | connection_tokens
     return CIMultiDict((k, v) for k, v in upstream.items() if k.lower() not in dropped)
-
-
-_URL_HEADERS = frozenset({"content-location", "location"})
-# Opaque to the border: a multipart boundary cannot change without rewriting the body.
-_UNTOUCHED = frozenset({"content-type"})
-_LINK_TARGET = re.compile(r"<([^>]*)>")
-
-
-def hide_source(headers: CIMultiDict[str], border: Border) -> None:
-    """Map or drop, in place, every header that would show a consumer the source's address."""
-    for name in {key.lower() for key in headers}:
-        if name in _UNTOUCHED:
-            continue
-        values = headers.getall(name)
-        del headers[name]
-        for value in values:
-            kept = _kept(name, value, border)
-            if kept is not None:
-                headers.add(name, kept)
-
-
-def _kept(name: str, value: str, border: Border) -> str | None:
-    """The value to relay, or None to drop it. A mapped URL is ours; what is left of a value
-    after mapping must not mention a source host."""
-    rest = value
-    if name in _URL_HEADERS:
-        mapped = border.map_reference(value)
-        if mapped is not None:
-            return mapped or None
-    elif name == "link":
-        targets = [border.map_reference(m.group(1)) for m in _LINK_TARGET.finditer(value)]
-        if "" in targets:
-            return None  # a link the gateway cannot serve: the whole field goes
-        replacements = iter(targets)
-        value = _LINK_TARGET.sub(lambda m: f"<{next(replacements) or m.group(1)}>", value)
-        unmapped = iter(targets)
-        rest = _LINK_TARGET.sub(lambda m: "<>" if next(unmapped) else m.group(0), rest)
-    return None if border.names_source(rest) else value
-
-
-async def hide_source_on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """The ``on_response_prepare`` handler applying :func:`hide_source` to a relay's answer."""
-    border = request.get(BORDER)
-    if border is not None:
-        hide_source(response.headers, border)
-
-
-async def request_id_on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer names its exchange in ``X-Request-ID``, streamed ones included.
-
-    Streamed answers are prepared by the handler, before the exchange middleware sees them,
-    so the header is set here, as the status line and headers are about to be written.
-    """
-    exchange = request.get(EXCHANGE)
-    if exchange is not None and "X-Request-ID" not in response.headers:
-        response.headers["X-Request-ID"] = exchange.request_id

@@ -42,10 +42,10 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from gateway.hardening import TokenBuckets
-from gateway.security import SecurityEvents
+from gateway.edge.hardening import TokenBuckets
+from gateway.relay.tls import tls_failure
 from gateway.settings import RateLimit, ServerTls
-from gateway.tls import tls_failure
+from gateway.sinks.security import SecurityEvents
 
 __all__ = ["REASONS", "HandshakeFailures", "TlsSite", "failure_reason"]
 
