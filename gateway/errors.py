@@ -165,6 +165,10 @@ class AddressRefused(GatewayError):
 class InboundRefused(GatewayError):
     """A request refused for what it is, before routing. ``detail`` is fixed per class."""
 
+    close_connection = False
+    """True when the connection must close after the answer: an unread body, an oversized
+    request line or head, a client whose framing we do not speak — start afresh."""
+
     detail = "the request was refused"
 
     def __init__(self, detail: str | None = None) -> None:
@@ -184,12 +188,14 @@ class InvalidHost(InboundRefused):
 
 
 class UriTooLong(InboundRefused):
+    close_connection = True
     status = 414
     slug = "uri-too-long"
     detail = "the request URL is longer than this gateway accepts"
 
 
 class HttpVersionNotSupported(InboundRefused):
+    close_connection = True
     status = 505
     slug = "http-version-not-supported"
     detail = (
@@ -199,18 +205,21 @@ class HttpVersionNotSupported(InboundRefused):
 
 
 class HeadersTooLarge(InboundRefused):
+    close_connection = True
     status = 431
     slug = "headers-too-large"
     detail = "the request headers are larger or more numerous than this gateway accepts"
 
 
 class BodyNotAllowed(InboundRefused):
+    close_connection = True
     status = 413
     slug = "request-body-not-allowed"
     detail = "this request takes no body (or a smaller one)"
 
 
 class BodyTooLarge(InboundRefused):
+    close_connection = True
     status = 413
     slug = "request-body-too-large"
 

@@ -49,7 +49,6 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.edge.cors import is_preflight, preflight
-from gateway.edge.middleware import problem_response
 from gateway.edge.routes import MANIFEST_PATH, RoutePolicy, route_for
 from gateway.errors import (
     BodyNotAllowed,
@@ -89,7 +88,6 @@ class StreamReaderLike(Protocol):
 
 
 _ENCODED_CONTROL = re.compile(r"%(?:[01][0-9a-fA-F]|7[fF])")
-_CLOSE_AFTER = (BodyNotAllowed, BodyTooLarge, UriTooLong, HeadersTooLarge, HttpVersionNotSupported)
 
 
 def parser_limits(limits: InboundLimits) -> dict[str, int]:
@@ -190,12 +188,9 @@ def hardening_middleware(
                 except RetrieveUrlRefused as exc:
                     events.security_alert("retrieve-url-refused", exc.target, exc.rule)
                     raise
-        except InboundRefused as exc:
+        except InboundRefused as exc:  # counted here; the exchange middleware answers it
             metrics.inbound_refusals.labels(exc.slug).inc()
-            response = problem_response(exc, request[EXCHANGE])
-            if isinstance(exc, _CLOSE_AFTER):
-                response.force_close()  # an unread body or an oversized stream: start afresh
-            return response
+            raise
 
     return hardening
 

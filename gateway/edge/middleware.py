@@ -138,6 +138,8 @@ def problem_response(exc: BaseException, exchange: Exchange) -> web.Response:
     )
     for name, value in problem.headers:
         response.headers.add(name, value)
+    if getattr(exc, "close_connection", False):
+        response.force_close()
     return response
 
 
