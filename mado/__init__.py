@@ -10,6 +10,7 @@ concept each:
 ``kos_reader`` / ``kos_writer``     DICOM KOS manifest ↔ model
 ``kos_library``  the KOS's SR content: coded items and the TID 1600 Image Library
 ``fhir_reader`` / ``fhir_writer``   FHIR Bundle manifest ↔ model
+``fhir_json``    defensive accessors for FHIR JSON (wrong types read as absent)
 ``load``         files → model (format sniffing), model → files
 ``guard``        parsing limits checked on the raw bytes (inflation, nesting, counts)
 ``sandbox``      the worker processes every manifest is parsed in (memory, time)

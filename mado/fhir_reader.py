@@ -29,7 +29,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mado import fhir_json
 from mado.errors import InvalidManifest, NotAManifest
+from mado.fhir_json import JSON
 from mado.model import (
     Code,
     Creator,
@@ -66,7 +68,6 @@ from mado.vocab import (
 
 __all__ = ["code_from_coding", "read_fhir", "scheme_for_system"]
 
-JSON = dict[str, Any]
 _ANATOMICAL_REGION = "MadoAnatomicalRegionExtension"
 _SCHEMES = {
     "http://snomed.info/sct": "SCT",
@@ -109,8 +110,8 @@ def read_fhir(document: object) -> tuple[Manifest, tuple[Finding, ...]]:
         raise NotAManifest(
             f"not a FHIR manifest: expected a Bundle, found {kind or 'no resourceType'}"
         )
-    resources = _index(document)
-    studies = [r for r in _resources(document) if r.get("resourceType") == "ImagingStudy"]
+    resources = fhir_json.index(document)
+    studies = [r for r in fhir_json.resources(document) if r.get("resourceType") == "ImagingStudy"]
     if not studies:
         raise NotAManifest("FHIR bundle has no ImagingStudy: not a MADO manifest")
     if len(studies) > 1:
@@ -123,26 +124,26 @@ def read_fhir(document: object) -> tuple[Manifest, tuple[Finding, ...]]:
     date, time, offset = split_fhir_datetime(study.get("started"))
     series = tuple(
         _series(item, f"ImagingStudy.series[{i}]", resources, notes)
-        for i, item in enumerate(_dicts(study, "series"))
+        for i, item in enumerate(fhir_json.dicts(study, "series"))
     )
     if offset is None:
         offset = next(
             (
                 o
-                for item in _dicts(study, "series")
+                for item in fhir_json.dicts(study, "series")
                 if (o := split_fhir_datetime(item.get("started"))[2])
             ),
             None,
         )
     manifest = Manifest(
-        patient=_patient(resources.get(_ref(study.get("subject")) or "")),
+        patient=_patient(resources.get(fhir_json.ref(study.get("subject")) or "")),
         study=Study(
             uid=_study_uid(study),
             date=date,
             time=time,
             description=to_text(study.get("description")),
             accession=_accession(study),
-            requests=tuple(_request(b, resources) for b in _list(study, "basedOn")),
+            requests=tuple(_request(b, resources) for b in fhir_json.list_member(study, "basedOn")),
             target_regions=_regions(study),
             viewer_url=_viewer(study, resources),
         ),
@@ -152,55 +153,15 @@ def read_fhir(document: object) -> tuple[Manifest, tuple[Finding, ...]]:
     return manifest, tuple(notes)
 
 
-def _resources(document: JSON) -> list[JSON]:
-    return [
-        e["resource"]
-        for e in _list(document, "entry")
-        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-    ]
-
-
-def _index(document: JSON) -> dict[str, JSON]:
-    """Resources by every name a reference may use: fullUrl and ``Type/id``."""
-    index: dict[str, JSON] = {}
-    for entry in _list(document, "entry"):
-        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-            continue
-        resource = entry["resource"]
-        if isinstance(entry.get("fullUrl"), str):
-            index[entry["fullUrl"]] = resource
-        if resource.get("resourceType") and resource.get("id"):
-            index[f"{resource['resourceType']}/{resource['id']}"] = resource
-    return index
-
-
-def _list(obj: object, key: str) -> list[Any]:
-    value = obj.get(key) if isinstance(obj, dict) else None
-    return value if isinstance(value, list) else []
-
-
-def _dicts(obj: object, key: str) -> list[JSON]:
-    """The JSON objects in a list member; anything else in the list is not a resource part."""
-    return [item for item in _list(obj, key) if isinstance(item, dict)]
-
-
-def _ref(reference: object) -> str | None:
-    return to_text(reference.get("reference")) if isinstance(reference, dict) else None
-
-
-def _extension(obj: object, url: str) -> list[JSON]:
-    return [e for e in _list(obj, "extension") if isinstance(e, dict) and e.get("url") == url]
-
-
 def _has_type(identifier: JSON, code: str) -> bool:
     return any(
         isinstance(c, dict) and c.get("code") == code
-        for c in _list(identifier.get("type"), "coding")
+        for c in fhir_json.list_member(identifier.get("type"), "coding")
     )
 
 
 def _study_uid(study: JSON) -> Any:
-    for i, ident in enumerate(_list(study, "identifier")):
+    for i, ident in enumerate(fhir_json.list_member(study, "identifier")):
         if isinstance(ident, dict) and ident.get("system") == URN_DICOM_UID:
             return to_uid(ident.get("value"), f"ImagingStudy.identifier[{i}].value")
     raise InvalidManifest(
@@ -227,7 +188,7 @@ def _identifier(ident: object) -> Identifier | None:
 
 
 def _accession(study: JSON) -> Identifier | None:
-    for ident in _list(study, "identifier"):
+    for ident in fhir_json.list_member(study, "identifier"):
         if isinstance(ident, dict) and _has_type(ident, "ACSN"):
             return _identifier(ident)
     return None
@@ -235,8 +196,8 @@ def _accession(study: JSON) -> Identifier | None:
 
 def _request(based_on: object, resources: dict[str, JSON]) -> RequestedProcedure:
     accession = placer = None
-    target = resources.get(_ref(based_on) or "")
-    identifiers = _list(target, "identifier") if target else []
+    target = resources.get(fhir_json.ref(based_on) or "")
+    identifiers = fhir_json.list_member(target, "identifier") if target else []
     if isinstance(based_on, dict) and isinstance(based_on.get("identifier"), dict):
         identifiers = [based_on["identifier"], *identifiers]
     for ident in identifiers:
@@ -251,9 +212,9 @@ def _request(based_on: object, resources: dict[str, JSON]) -> RequestedProcedure
 
 def _regions(study: JSON) -> tuple[Code, ...]:
     regions: list[Code] = []
-    for ext in _list(study, "extension"):
+    for ext in fhir_json.list_member(study, "extension"):
         if isinstance(ext, dict) and str(ext.get("url", "")).endswith(_ANATOMICAL_REGION):
-            for coding in _list(ext.get("valueCodeableConcept"), "coding"):
+            for coding in fhir_json.list_member(ext.get("valueCodeableConcept"), "coding"):
                 if code := code_from_coding(coding):
                     regions.append(code)
     return tuple(regions)
@@ -266,14 +227,14 @@ def _is_wado(endpoint: JSON) -> bool:
 
 def _address(endpoint: JSON) -> str | None:
     meta = endpoint.get("_address")
-    if _extension(meta, EXT_DATA_ABSENT_REASON):
+    if fhir_json.extension(meta, EXT_DATA_ABSENT_REASON):
         return None
     return to_url(endpoint.get("address"))
 
 
 def _viewer(study: JSON, resources: dict[str, JSON]) -> str | None:
-    for ref in _list(study, "endpoint"):
-        endpoint = resources.get(_ref(ref) or "")
+    for ref in fhir_json.list_member(study, "endpoint"):
+        endpoint = resources.get(fhir_json.ref(ref) or "")
         if endpoint is not None and not _is_wado(endpoint):
             return _address(endpoint)
     return None
@@ -282,7 +243,7 @@ def _viewer(study: JSON, resources: dict[str, JSON]) -> str | None:
 def _patient(patient: JSON | None) -> Patient:
     if patient is None:
         return Patient()
-    identifiers = [i for i in _list(patient, "identifier") if isinstance(i, dict)]
+    identifiers = [i for i in fhir_json.list_member(patient, "identifier") if isinstance(i, dict)]
     primary = next((i for i in identifiers if i.get("use") == "usual"), None)
     if primary is None:
         # No "usual" identifier: the first one not marked secondary is the Patient ID.
@@ -296,7 +257,7 @@ def _patient(patient: JSON | None) -> Patient:
     return Patient(
         id=_identifier(primary),
         other_ids=others,
-        name=_person_name(_list(patient, "name")),
+        name=_person_name(fhir_json.list_member(patient, "name")),
         birth_date=to_dicom_date(patient.get("birthDate")),
         sex=sex,
     )
@@ -308,7 +269,7 @@ def _person_name(names: list[Any]) -> str | None:
         if not isinstance(name, dict):
             return None
         family = to_text(name.get("family")) or ""
-        given = [g for g in _list(name, "given") if isinstance(g, str)]
+        given = [g for g in fhir_json.list_member(name, "given") if isinstance(g, str)]
         if not family and not given:
             return to_text(name.get("text"))
         return "^".join([family, *given]).rstrip("^")
@@ -317,7 +278,7 @@ def _person_name(names: list[Any]) -> str | None:
 
 def _creator(document: JSON, resources: dict[str, JSON], offset: str | None) -> Creator:
     manufacturer = institution = None
-    for resource in _resources(document):
+    for resource in fhir_json.resources(document):
         kind = resource.get("resourceType")
         if kind == "Device" and manufacturer is None:
             manufacturer = to_text(resource.get("manufacturer"))
@@ -329,12 +290,12 @@ def _creator(document: JSON, resources: dict[str, JSON], offset: str | None) -> 
 def _series(item: JSON, path: str, resources: dict[str, JSON], notes: list[Finding]) -> Series:
     date, time, _ = split_fhir_datetime(item.get("started"))
     rluid = url = opaque = None
-    for i, ref in enumerate(_list(item, "endpoint")):
-        endpoint = resources.get(_ref(ref) or "")
+    for i, ref in enumerate(fhir_json.list_member(item, "endpoint")):
+        endpoint = resources.get(fhir_json.ref(ref) or "")
         if endpoint is None or not _is_wado(endpoint):
             continue
         url = _address(endpoint)
-        for ext in _extension(endpoint, EXT_RETRIEVE_LOCATION_UID):
+        for ext in fhir_json.extension(endpoint, EXT_RETRIEVE_LOCATION_UID):
             raw = to_text(ext.get("valueString") or ext.get("valueOid") or ext.get("valueUri"))
             rluid = to_oid(raw)
             if raw is not None and rluid is None:
@@ -363,7 +324,7 @@ def _series(item: JSON, path: str, resources: dict[str, JSON], notes: list[Findi
         retrieve_url=url,
         instances=tuple(
             _instance(inst, f"{path}.instance[{j}]")
-            for j, inst in enumerate(_dicts(item, "instance"))
+            for j, inst in enumerate(fhir_json.dicts(item, "instance"))
         ),
     )
 
@@ -371,17 +332,17 @@ def _series(item: JSON, path: str, resources: dict[str, JSON], notes: list[Findi
 def _instance(item: JSON, path: str) -> Instance:
     sop_class = item.get("sopClass")
     frames = next(
-        (to_int(e.get("valueInteger")) for e in _extension(item, EXT_NUMBER_OF_FRAMES)), None
+        (to_int(e.get("valueInteger")) for e in fhir_json.extension(item, EXT_NUMBER_OF_FRAMES)),
+        None,
     )
     key_object = None
-    for ext in _extension(item, EXT_KO_DOCUMENT_TITLE):
-        codings = _list(ext.get("valueCodeableConcept"), "coding")
+    for ext in fhir_json.extension(item, EXT_KO_DOCUMENT_TITLE):
+        codings = fhir_json.list_member(ext.get("valueCodeableConcept"), "coding")
         title = code_from_coding(codings[0]) if codings else None
         if title is not None:
             key_object = KeyObjectSummary(title=title, description=to_text(item.get("title")))
-    description = next(
-        (to_text(e.get("valueString")) for e in _extension(item, EXT_KEY_IMAGE_DESCRIPTION)), None
-    )
+    descriptions = fhir_json.extension(item, EXT_KEY_IMAGE_DESCRIPTION)
+    description = next((to_text(e.get("valueString")) for e in descriptions), None)
     return Instance(
         sop_class_uid=to_uid(
             sop_class.get("code") if isinstance(sop_class, dict) else None, f"{path}.sopClass.code"
@@ -392,14 +353,16 @@ def _instance(item: JSON, path: str) -> Instance:
         key_object=key_object,
         flagged_by=tuple(
             _flag(ext, f"{path}.extension[key-image-flag][{k}]")
-            for k, ext in enumerate(_extension(item, EXT_KEY_IMAGE_FLAG))
+            for k, ext in enumerate(fhir_json.extension(item, EXT_KEY_IMAGE_FLAG))
         ),
         key_description=description,
     )
 
 
 def _flag(ext: JSON, path: str) -> KeyImageFlag:
-    parts = {e["url"]: e for e in _dicts(ext, "extension") if isinstance(e.get("url"), str)}
+    parts = {
+        e["url"]: e for e in fhir_json.dicts(ext, "extension") if isinstance(e.get("url"), str)
+    }
 
     def uid(name: str) -> Any:
         part = parts.get(name, {})
