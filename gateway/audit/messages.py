@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from ipaddress import ip_address
-from urllib.parse import urlsplit, urlunsplit
 
 from gateway.audit import codes
 from gateway.audit.model import (
@@ -53,7 +51,6 @@ from gateway.audit.model import (
     AuditMessage,
     AuditSource,
     Event,
-    NetworkAccessPointType,
     ObjectRole,
     ObjectType,
     Outcome,
@@ -61,6 +58,7 @@ from gateway.audit.model import (
     ParticipantObject,
     SopClassCount,
 )
+from gateway.audit.participants import access_point, requester_participant, upstream_participant
 from gateway.exchange import Exchange
 from gateway.exchange import Outcome as ExchangeOutcome
 from gateway.instances import PatientTally
@@ -182,7 +180,7 @@ def instances_transferred(exchange: Exchange, identity: Identity) -> list[AuditM
         outcome=transfer_outcome(exchange),
         types=transaction_codes(exchange.route_kind),
     )
-    participants = (_upstream_participant(exchange), _requester_participant(exchange))
+    participants = (upstream_participant(exchange), requester_participant(exchange))
     source = audit_source(identity)
     groups: list[tuple[str | None, str | None, PatientTally | None]] = list(
         exchange.instances.patients()
@@ -276,7 +274,7 @@ def security_alert(
     alert_type, outcome = _ALERTS[kind]
     participants = [Participant(user_id=reporter, is_requestor=True)]
     if performer:
-        point, point_type = _access_point(performer)
+        point, point_type = access_point(performer)
         participants.append(
             Participant(
                 user_id=performer,
@@ -355,54 +353,6 @@ def _community(exchange: Exchange) -> tuple[tuple[str, bytes], ...]:
     if not exchange.home_community_id:
         return ()
     return ((HOME_COMMUNITY_DETAIL, Oid(exchange.home_community_id).urn.encode()),)
-
-
-def _upstream_participant(exchange: Exchange) -> Participant:
-    leg = exchange.leg
-    url = leg.url if leg is not None else None
-    if leg is None or url is None:
-        return Participant(
-            user_id=leg.upstream if leg is not None else "unknown",
-            is_requestor=False,
-            roles=(codes.SOURCE_ROLE,),
-        )
-    parts = urlsplit(url)
-    # The query may carry a caller's retrieveurl; the path already names the study.
-    user_id = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    point, point_type = _access_point(parts.hostname)
-    return Participant(
-        user_id=user_id,
-        alternative_user_id=leg.upstream,
-        is_requestor=False,
-        roles=(codes.SOURCE_ROLE,),
-        access_point=point,
-        access_point_type=point_type,
-    )
-
-
-def _requester_participant(exchange: Exchange) -> Participant:
-    """The requesting system: its verified certificate subject when mutual TLS gave one
-    (who), else its address; the address is always the network access point (where)."""
-    client = (exchange.client or "").strip() or None
-    point, point_type = _access_point(client)
-    return Participant(
-        user_id=exchange.client_subject or client or "unknown",
-        is_requestor=True,
-        roles=(codes.DESTINATION_ROLE,),
-        access_point=point,
-        access_point_type=point_type,
-    )
-
-
-def _access_point(host: str | None) -> tuple[str | None, NetworkAccessPointType | None]:
-    if not host:
-        return None, None
-    bare = host.strip("[]")
-    try:
-        ip_address(bare)
-    except ValueError:
-        return host, NetworkAccessPointType.MACHINE_NAME
-    return bare, NetworkAccessPointType.IP_ADDRESS
 
 
 def _hl7_escape(value: str) -> str:
