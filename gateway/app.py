@@ -23,12 +23,21 @@ from gateway import __version__
 from gateway.audit.events import AuditSecurityEvents
 from gateway.audit.messages import AlertKind
 from gateway.audit.service import AuditService
-from gateway.consumer import endpoint as manifest_endpoint
+from gateway.consumer.endpoint import retrieve_manifest
+from gateway.consumer.parsing import manifest_reader_context
 from gateway.edge import health
 from gateway.edge.cors import cors_on_prepare
 from gateway.edge.hardening import hardening_middleware, parser_limits
 from gateway.edge.middleware import exchange_middleware, request_id_on_prepare
 from gateway.edge.reload import RegistryHolder
+from gateway.edge.routes import (
+    ADMIN_ROUTE,
+    MANIFEST_PATH,
+    MANIFEST_ROUTE,
+    RETRIEVE_ROUTE,
+    Route,
+    RouteTable,
+)
 from gateway.exchange import ExchangeSink
 from gateway.keys import HOLDER, METRICS, POOL, READINESS, SECURITY, SETTINGS, SINKS
 from gateway.protocols.xcwado import handler as xcwado
@@ -65,8 +74,12 @@ def create_app(
         security_events = AuditSecurityEvents(audit)
     metrics = Metrics(metrics_registry or CollectorRegistry(), version=__version__)
     security = CountedSecurityEvents(metrics.security_events, security_events)
+    routes = route_table(settings, metrics)
     app = web.Application(
-        middlewares=[exchange_middleware, hardening_middleware(settings, metrics, security)],
+        middlewares=[
+            exchange_middleware,
+            hardening_middleware(settings, metrics, security, routes),
+        ],
         handler_args=parser_limits(settings.limits),
     )
     app.on_response_prepare.append(cors_on_prepare(settings.cors))
@@ -95,10 +108,8 @@ def create_app(
     app[READINESS] = [audit.ready] if audit is not None else []
     app[SECURITY] = security
 
-    health.add_routes(app)
-    app.router.add_get("/metrics", make_aiohttp_handler(metrics.registry))
-    xcwado.add_routes(app, settings.base_path)
-    manifest_endpoint.add_routes(app)
+    routes.install(app)
+    app.cleanup_ctx.append(manifest_reader_context)
 
     if audit is not None:
         app.cleanup_ctx.append(_audit_lifecycle(audit))  # first: Application Start precedes all
@@ -106,6 +117,25 @@ def create_app(
     if handle_signals:
         app.cleanup_ctx.append(_sighup_reload)
     return app
+
+
+def route_table(settings: ServerSettings, metrics: Metrics) -> RouteTable:
+    """Every route of the gateway: path → handler and the policy it runs under."""
+    return RouteTable(
+        [
+            Route(
+                path=settings.base_path, below=True, handler=xcwado.retrieve, policy=RETRIEVE_ROUTE
+            ),
+            Route(path=MANIFEST_PATH, handler=retrieve_manifest, policy=MANIFEST_ROUTE),
+            Route(path="/livez", handler=health.livez, policy=ADMIN_ROUTE),
+            Route(path="/readyz", handler=health.readyz, policy=ADMIN_ROUTE),
+            Route(
+                path="/metrics",
+                handler=make_aiohttp_handler(metrics.registry),
+                policy=ADMIN_ROUTE,
+            ),
+        ]
+    )
 
 
 def _audit_lifecycle(

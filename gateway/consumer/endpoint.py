@@ -44,10 +44,9 @@ import aiohttp
 from aiohttp import web
 
 from gateway.consumer.fetch import dicom_accept
-from gateway.consumer.parsing import manifest_reader_context
 from gateway.consumer.reading import body_chunks
 from gateway.consumer.urls import Target, urls_for
-from gateway.edge.hardening import MANIFEST_PATH, read_manifest
+from gateway.edge.hardening import read_manifest
 from gateway.errors import GatewayError
 from gateway.exchange import Exchange, Leg, Outcome
 from gateway.keys import EXCHANGE, MANIFEST_READER, RELAY
@@ -68,7 +67,7 @@ from routing.ids import HomeCommunityId
 from routing.rad160 import Rad160Request, ResourceKind, parse_rad160
 from routing.registry import Registry
 
-__all__ = ["add_routes", "upstream_accept"]
+__all__ = ["retrieve_manifest", "upstream_accept"]
 
 _KO_NOTES_LIMIT = 16 * 1024 * 1024
 _TRANSFER_SYNTAX_PARAM = re.compile(r";\s*transfer-syntax\s*=", re.IGNORECASE)
@@ -79,11 +78,6 @@ def upstream_accept(incoming: str | None) -> str:
     if incoming and _TRANSFER_SYNTAX_PARAM.search(incoming):
         return incoming
     return dicom_accept()
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_post(MANIFEST_PATH, retrieve_manifest)
-    app.cleanup_ctx.append(manifest_reader_context)
 
 
 async def retrieve_manifest(request: web.Request) -> web.StreamResponse:

@@ -49,7 +49,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.edge.cors import is_preflight, preflight
-from gateway.edge.routes import MANIFEST_PATH, RoutePolicy, route_for
+from gateway.edge.routes import MANIFEST_PATH, RoutePolicy, RouteTable
 from gateway.errors import (
     BodyNotAllowed,
     BodyTooLarge,
@@ -161,16 +161,17 @@ class ClientLimiter:
 
 
 def hardening_middleware(
-    settings: ServerSettings, metrics: Metrics, events: SecurityEvents
+    settings: ServerSettings, metrics: Metrics, events: SecurityEvents, routes: RouteTable
 ) -> Middleware:
-    """The middleware described in the module docstring, for one application."""
+    """The middleware described in the module docstring, for one application whose routes
+    are ``routes``: each request is checked under the policy of the route serving its path."""
     per_client = ClientLimiter.create(settings.rate_limit)
     per_peer = ClientLimiter.create(settings.peer_gateways.rate_limit)
     peers = settings.peer_gateways.subjects
 
     @web.middleware
     async def hardening(request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = route_for(request.path, settings.base_path)
+        route = routes.policy_for(request.path)
         try:
             _check_sizes(request, route, settings.limits)
             if route.chunked_answer and request.version < (1, 1):

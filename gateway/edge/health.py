@@ -14,15 +14,10 @@ from aiohttp import web
 
 from gateway.keys import HOLDER, READINESS
 
-__all__ = ["ReadinessCheck", "add_routes"]
+__all__ = ["ReadinessCheck", "livez", "readyz"]
 
 ReadinessCheck = Callable[[], str | None]
 """Returns None when ready, or a short reason when not."""
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/livez", livez)
-    app.router.add_get("/readyz", readyz)
 
 
 async def livez(request: web.Request) -> web.Response:

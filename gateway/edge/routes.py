@@ -1,6 +1,8 @@
-"""The inbound route table as data: what each kind of route takes (design.md §4).
+"""The inbound route table as data: path → handler, protocol and policy (design.md §4).
 
-Three kinds of route, told apart by path alone:
+The application is built from one :class:`RouteTable` (:func:`gateway.app.create_app`): the
+table installs every handler, and the hardening middleware asks it which policy a path runs
+under — also for a path no handler matches, such as a CORS preflight. Three kinds of policy:
 
 ==================  ==========================  =======  ====  ===========================
 route               path                        methods  body  rate, streams, subjects
@@ -18,7 +20,11 @@ The one body there is, a manifest, is bounded by ``server.limits.max_manifest_by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
 
 __all__ = [
     "ADMIN_ROUTE",
@@ -27,8 +33,9 @@ __all__ = [
     "MANIFEST_ROUTE",
     "RETRIEVE_ROUTE",
     "VIEWER_HEADERS",
+    "Route",
     "RoutePolicy",
-    "route_for",
+    "RouteTable",
 ]
 
 MANIFEST_PATH = "/mado/retrieve"
@@ -96,10 +103,36 @@ MANIFEST_ROUTE = RoutePolicy(
 ADMIN_ROUTE = RoutePolicy(name="admin", methods=("GET",))
 
 
-def route_for(path: str, base_path: str) -> RoutePolicy:
-    """The policy of the route that serves ``path`` (the request's decoded path)."""
-    if path.startswith(base_path + "/"):
-        return RETRIEVE_ROUTE
-    if path == MANIFEST_PATH:
-        return MANIFEST_ROUTE
-    return ADMIN_ROUTE
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """One entry: ``path`` (exact, or every path below it when ``below``), the handler that
+    answers it for each of the policy's methods, and the policy it runs under."""
+
+    path: str
+    handler: Handler
+    policy: RoutePolicy
+    below: bool = False
+
+    def serves(self, path: str) -> bool:
+        return path.startswith(self.path + "/") if self.below else path == self.path
+
+
+class RouteTable:
+    """The routes of one application; a path no entry serves runs under :data:`ADMIN_ROUTE`."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = tuple(routes)
+
+    def policy_for(self, path: str) -> RoutePolicy:
+        """The policy of the route that serves ``path`` (the request's decoded path)."""
+        for route in self.routes:
+            if route.serves(path):
+                return route.policy
+        return ADMIN_ROUTE
+
+    def install(self, app: web.Application) -> None:
+        """Add every route's handler to ``app``'s router, once per method of its policy."""
+        for route in self.routes:
+            pattern = route.path + "/{tail:.*}" if route.below else route.path
+            for method in route.policy.methods:
+                app.router.add_route(method, pattern, route.handler)

@@ -30,17 +30,13 @@ from routing.errors import (
 from routing.rad160 import Rad160Request, parse_rad160
 from routing.registry import Route, RouteKind
 
-__all__ = ["add_routes"]
+__all__ = ["retrieve"]
 
 _LOOKUP_FAILURES: tuple[tuple[type[Exception], str], ...] = (
     (UnknownCommunity, "unknown-community"),
     (UnknownSource, "unknown-source"),
     (RetrieveUrlRefused, "retrieve-url-refused"),
 )
-
-
-def add_routes(app: web.Application, base_path: str) -> None:
-    app.router.add_get(base_path + "/{tail:.*}", retrieve, allow_head=False)
 
 
 async def retrieve(request: web.Request) -> web.StreamResponse:
