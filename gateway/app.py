@@ -78,7 +78,7 @@ def create_app(
     app = web.Application(
         middlewares=[
             exchange_middleware,
-            hardening_middleware(settings, metrics, security, routes),
+            hardening_middleware(settings, metrics, routes),
         ],
         handler_args=parser_limits(settings.limits),
     )

@@ -34,6 +34,7 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from gateway.exchange import Refusal, RefusalKind
 from mado.errors import ManifestError, ManifestTooComplex, SelectionError, UnroutableSeries
 from routing.errors import (
     InvalidIdentifier,
@@ -46,6 +47,7 @@ from routing.errors import (
 )
 
 __all__ = [
+    "refusal_for",
     "AddressRefused",
     "BodyNotAllowed",
     "BodyTooLarge",
@@ -262,6 +264,10 @@ class ClientNotAllowed(InboundRefused):
     slug = "client-not-allowed"
     detail = "the client certificate is not on this gateway's list of allowed consumers"
 
+    def __init__(self, subject: str | None = None) -> None:
+        self.subject = subject  # for the security trail only, never in the problem
+        super().__init__()
+
 
 class RateLimited(InboundRefused):
     status = 429
@@ -298,6 +304,20 @@ class Problem:
         if instance:
             doc["instance"] = instance
         return doc
+
+
+def refusal_for(exc: BaseException) -> Refusal | None:
+    """The security refusal an error stands for, for the security trail; None for others."""
+    match exc:
+        case RetrieveUrlRefused():
+            return Refusal(kind=RefusalKind.RETRIEVE_URL, target=exc.target, detail=exc.rule)
+        case ClientNotAllowed():
+            return Refusal(
+                kind=RefusalKind.CLIENT,
+                target=exc.subject or "(no client certificate)",
+                detail="client certificate subject is not on server.tls.allowed_client_subjects",
+            )
+    return None
 
 
 def problem_for(exc: BaseException) -> Problem:

@@ -79,6 +79,8 @@ class RefusalKind(enum.StrEnum):
     ADDRESS = "address-refused"  # a base URL whose address the policy refuses
     REDIRECT = "redirect-refused"  # a redirect the policy does not follow
     TLS = "tls-failure"  # TLS with the upstream failed
+    RETRIEVE_URL = "retrieve-url-refused"  # a retrieveurl the URL policy does not allow
+    CLIENT = "client-refused"  # a client certificate subject not on the allowed list
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,6 +166,7 @@ class Exchange:
     outcome: Outcome = Outcome.FAILED
     error: str | None = None  # a bounded reason, never an upstream message
     legs: list[Leg] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)  # of the request itself, not a leg's
     instances: InstanceTally = field(default_factory=InstanceTally)
     client_subject: str | None = None  # its TLS client certificate subject, when verified
     sealed: bool = False  # handed to the sinks; nothing may change it afterwards

@@ -66,8 +66,6 @@ from gateway.keys import EXCHANGE, SETTINGS
 from gateway.relay.tls import peer_subject, subject_allowed
 from gateway.settings import InboundLimits, RateLimit, ServerSettings
 from gateway.sinks.metrics import Metrics
-from gateway.sinks.security import SecurityEvents
-from routing.errors import RetrieveUrlRefused
 
 __all__ = [
     "MANIFEST_PATH",
@@ -161,7 +159,7 @@ class ClientLimiter:
 
 
 def hardening_middleware(
-    settings: ServerSettings, metrics: Metrics, events: SecurityEvents, routes: RouteTable
+    settings: ServerSettings, metrics: Metrics, routes: RouteTable
 ) -> Middleware:
     """The middleware described in the module docstring, for one application whose routes
     are ``routes``: each request is checked under the policy of the route serving its path."""
@@ -180,15 +178,11 @@ def hardening_middleware(
                 return preflight(request, route, settings.cors)
             if not route.limited:
                 return await handler(request)
-            client, subject = _client(request, settings, events)
+            client, subject = _client(request, settings)
             limiter = per_peer if peers and subject_allowed(subject, peers) else per_client
             limiter.admit(client)
             with limiter.stream(client):
-                try:
-                    return await handler(request)
-                except RetrieveUrlRefused as exc:
-                    events.security_alert("retrieve-url-refused", exc.target, exc.rule)
-                    raise
+                return await handler(request)
         except InboundRefused as exc:  # counted here; the exchange middleware answers it
             metrics.inbound_refusals.labels(exc.slug).inc()
             raise
@@ -236,7 +230,7 @@ def _check_sizes(request: web.Request, route: RoutePolicy, limits: InboundLimits
 
 
 def _client(
-    request: web.Request, settings: ServerSettings, events: SecurityEvents
+    request: web.Request, settings: ServerSettings
 ) -> tuple[str, str | None]:
     """(the key its limits are kept under, its verified certificate subject or None)."""
     subject = None
@@ -244,11 +238,6 @@ def _client(
         subject = peer_subject(request.get_extra_info("peercert"))
         allowed = settings.tls.allowed_client_subjects
         if allowed and not subject_allowed(subject, allowed):
-            events.security_alert(
-                "client-refused",
-                subject or "(no client certificate)",
-                "client certificate subject is not on server.tls.allowed_client_subjects",
-            )
-            raise ClientNotAllowed()
+            raise ClientNotAllowed(subject)  # reported by the security sink, from the exchange
         request[EXCHANGE].client_subject = subject  # the audit trail names who, not just where
     return subject or request.remote or "unknown", subject

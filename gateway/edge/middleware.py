@@ -21,7 +21,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.errors import problem_for
+from gateway.errors import problem_for, refusal_for
 from gateway.exchange import Exchange, ExchangeSink, Leg, LegSink, Outcome
 from gateway.keys import EXCHANGE, HOLDER, METRICS, POOL, SECURITY, SINKS
 from gateway.relay.handover import RELAY, Relay
@@ -102,6 +102,9 @@ async def exchange_middleware(request: web.Request, handler: Handler) -> web.Str
             exchange.error = "client"
             raise
         except Exception as exc:  # the single place where errors become HTTP
+            refusal = refusal_for(exc)
+            if refusal is not None:  # the security sink reports it when the exchange is sealed
+                exchange.refusals.append(refusal)
             response = problem_response(exc, exchange)
         else:
             if not exchange.status:

@@ -20,11 +20,12 @@ peer's ``address:port``, and the performer its address; :mod:`gateway.edge.tlsac
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Protocol
 
 from prometheus_client import Counter
 
-from gateway.exchange import Exchange, Leg
+from gateway.exchange import Exchange, Leg, Refusal
 
 __all__ = [
     "KINDS",
@@ -94,7 +95,8 @@ class SecurityAlerts:
     """The security sink: one alert per :class:`~gateway.exchange.Refusal` a leg recorded.
 
     A leg's refusals all happen before its answer (they end attempts), so they are
-    reported at :meth:`answered`; :meth:`observe` reports those of the legs never answered.
+    reported at :meth:`answered`; :meth:`observe` reports those of the legs never answered
+    and those of the request itself (a refused retrieveurl or client certificate).
     Each refusal is reported once.
     """
 
@@ -104,13 +106,14 @@ class SecurityAlerts:
         self._events = events
 
     def answered(self, exchange: Exchange, leg: Leg) -> None:
-        self._report(leg)
+        self._report(leg.refusals)
 
     def observe(self, exchange: Exchange) -> None:
         for leg in exchange.legs:
             if not leg.answered:
-                self._report(leg)
+                self._report(leg.refusals)
+        self._report(exchange.refusals)
 
-    def _report(self, leg: Leg) -> None:
-        for refusal in leg.refusals:
+    def _report(self, refusals: Iterable[Refusal]) -> None:
+        for refusal in refusals:
             self._events.security_alert(refusal.kind.value, refusal.target, refusal.detail)
