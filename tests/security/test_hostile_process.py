@@ -93,6 +93,7 @@ async def test_the_hostile_corpus_against_one_gateway_process(tmp_path: Path) ->
         assert f4.connections == 0
         assert f6.connections == 0
         growth = (rss.peak - rss.baseline) / MIB
+        print(f"\n{len(statuses)} hostile inputs: gateway RSS grew by {growth:.1f} MiB")  # -s
         assert growth < 64, f"the gateway process grew by {growth:.1f} MiB"
 
 
