@@ -36,7 +36,6 @@ series that cannot be addressed); after it, the connection is aborted.
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
@@ -64,19 +63,23 @@ from gateway.relay.multipart import (
 from mado.errors import SelectionError
 from mado.model import Manifest
 from mado.plan import Plan, plan_from_notes, plan_key_images, plan_series, plan_study
+from routing.accept import split_ranges
 from routing.ids import HomeCommunityId
+from routing.media import media_or_none
 from routing.rad160 import Rad160Request, ResourceKind, parse_rad160
 from routing.registry import Registry
 
 __all__ = ["add_routes", "upstream_accept"]
 
 _KO_NOTES_LIMIT = 16 * 1024 * 1024
-_TRANSFER_SYNTAX_PARAM = re.compile(r";\s*transfer-syntax\s*=", re.IGNORECASE)
 
 
 def upstream_accept(incoming: str | None) -> str:
     """The Accept sent upstream: the caller's when it names a transfer syntax, else ``*``."""
-    if incoming and _TRANSFER_SYNTAX_PARAM.search(incoming):
+    if incoming and any(
+        (media := media_or_none(r)) is not None and media.param("transfer-syntax") is not None
+        for r in split_ranges(incoming)
+    ):
         return incoming
     return dicom_accept()
 
@@ -101,9 +104,7 @@ async def retrieve_manifest(request: web.Request) -> web.StreamResponse:
     exchange.home_community_id = hcid
     exchange.study_uid = manifest.study.uid
     # "": paths below our own endpoint; opaque location identifiers map by configuration.
-    target = Target(
-        gateway="", home_community_id=hcid, locations=registry.config.location_aliases
-    )
+    target = Target(gateway="", home_community_id=hcid, locations=registry.config.location_aliases)
     plan = await _plan(request, manifest, target, registry)
     paths = [url for planned in plan.requests for url in urls_for(planned, target)]
     if not paths:

@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from routing.media import MediaTypeError, parse_media_type
+
 __all__ = [
     "EPILOGUE_ALLOWANCE",
     "CloseCheck",
@@ -38,12 +40,6 @@ EPILOGUE_ALLOWANCE = 256
 
 _MAX_BOUNDARY = 70
 _BCHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ")
-# A parameter: name = token or quoted-string. Unquoted values are read leniently (servers
-# write type=application/dicom); the boundary's own characters are checked after.
-_PARAMETER = re.compile(
-    r'[ \t]*;[ \t]*(?:([^\s;="]+)[ \t]*=[ \t]*(?:"((?:[^"\\\r\n]|\\[^\r\n])*)"|([^\s;"]*))[ \t]*)?'
-)
-_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 class MultipartError(ValueError):
@@ -82,7 +78,10 @@ def boundary_of(content_type: str) -> str:
     is missing, given twice, empty, longer than 70 characters, has a character outside
     ``bchars`` or ends in a space.
     """
-    boundaries = [value for name, value in _parameters(content_type) if name == "boundary"]
+    try:
+        boundaries = parse_media_type(content_type).values("boundary")
+    except MediaTypeError as exc:
+        raise MultipartError("multipart answer with an unreadable Content-Type") from exc
     if not boundaries:
         raise MultipartError("multipart answer without a boundary parameter")
     if len(boundaries) > 1:
@@ -93,24 +92,6 @@ def boundary_of(content_type: str) -> str:
     if not _BCHARS.issuperset(boundary) or boundary.endswith(" "):
         raise MultipartError("multipart boundary with a character RFC 2046 does not allow")
     return boundary
-
-
-def _parameters(content_type: str) -> list[tuple[str, str]]:
-    """``(lower-case name, value)`` of each parameter, quoted strings unquoted."""
-    position = content_type.find(";")
-    if position < 0:
-        return []
-    parameters = []
-    while position < len(content_type):
-        match = _PARAMETER.match(content_type, position)
-        if match is None or match.end() == position:
-            raise MultipartError("multipart answer with unreadable Content-Type parameters")
-        name, quoted, token = match.groups()
-        if name is not None:
-            value = token if quoted is None else _QUOTED_PAIR.sub(r"\1", quoted)
-            parameters.append((name.lower(), value))
-        position = match.end()
-    return parameters
 
 
 class CloseCheck:
