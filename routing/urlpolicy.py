@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from routing.errors import RoutingError
-from routing.urls import origin_of
+from routing.urls import DEFAULT_PORTS, origin_of, parse_url
 
 if TYPE_CHECKING:  # the configuration's upstreams are checked with vet_url: no import cycle
     from routing.model import AddressPolicy, Config, RedirectPolicy
@@ -141,7 +141,6 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _CANONICAL_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c)", re.IGNORECASE)
 _BAD_ESCAPE = re.compile(r"%(?![0-9a-fA-F]{2})")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _METADATA = frozenset(
     ipaddress.ip_address(a)
@@ -163,7 +162,7 @@ def vet_url(url: str, *, allow_http: bool) -> VettedUrl:
     except ValueError:
         raise UrlRefused(Rule.MALFORMED, url, "the URL cannot be parsed") from None
     scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
+    if scheme not in DEFAULT_PORTS:
         raise UrlRefused(Rule.SCHEME, url, "the scheme must be https or http")
     if scheme == "http" and not allow_http:
         raise UrlRefused(Rule.SCHEME, url, "the policy requires https")
@@ -177,13 +176,12 @@ def vet_url(url: str, *, allow_http: bool) -> VettedUrl:
         raise UrlRefused(Rule.MALFORMED, url, "invalid port") from None
     if explicit == 0 or netloc.endswith(":"):
         raise UrlRefused(Rule.MALFORMED, url, "invalid port")
-    port = explicit if explicit is not None else _DEFAULT_PORTS[scheme]
+    port = explicit if explicit is not None else DEFAULT_PORTS[scheme]
     if parts.path.startswith("//"):
         raise UrlRefused(Rule.MALFORMED, url, "a path that starts with '//'")
     _check_path(url, parts.path)
-    shown = f"[{host}]" if ":" in host else host
-    origin = f"{scheme}://{shown}:{port}"
     clean = parts._replace(fragment="").geturl()
+    origin = parse_url(clean).origin  # the one spelling of an origin (routing.urls)
     return VettedUrl(url=clean, scheme=scheme, host=host, port=port, origin=origin, address=address)
 
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 from ipaddress import ip_address
-from urllib.parse import urlsplit, urlunsplit
 
 from gateway.audit import codes
 from gateway.audit.model import (
@@ -66,6 +65,7 @@ from gateway.exchange import Outcome as ExchangeOutcome
 from gateway.instances import PatientTally
 from routing.ids import Oid
 from routing.model import Identity
+from routing.urls import parse_url
 
 __all__ = [
     "HOME_COMMUNITY_DETAIL",
@@ -366,10 +366,13 @@ def _upstream_participant(exchange: Exchange) -> Participant:
             is_requestor=False,
             roles=(codes.SOURCE_ROLE,),
         )
-    parts = urlsplit(url)
     # The query may carry a caller's retrieveurl; the path already names the study.
-    user_id = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    point, point_type = _access_point(parts.hostname)
+    try:
+        parts = parse_url(url)
+    except ValueError:  # never for a URL the relay vetted; the record must be written anyway
+        parts = None
+    user_id = leg.upstream if parts is None else parts.without_query
+    point, point_type = _access_point(None if parts is None else parts.host)
     return Participant(
         user_id=user_id,
         alternative_user_id=leg.upstream,

@@ -25,9 +25,10 @@ import ipaddress
 import re
 from collections.abc import Sequence
 
+from routing.urls import DEFAULT_PORTS
+
 __all__ = ["public_authority"]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST = re.compile(
     r"(?:\[(?P<ip6>[0-9A-Fa-f:.]{2,45})\]|(?P<name>[A-Za-z0-9._-]{1,254}))(?::(?P<port>[0-9]{0,5}))?"
 )
@@ -47,7 +48,7 @@ def public_authority(host_headers: Sequence[str], *, scheme: str, local: tuple[s
     else:
         host, given = _parse(host_headers[0].strip())
         port = local[1] if given is None else given
-    return host if port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return host if port == DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
 
 
 def _parse(value: str) -> tuple[str, int | None]:
