@@ -59,13 +59,15 @@ from gateway.relay.multipart import (
     PartEnd,
     PartStart,
     boundary_of,
+    closing,
+    part_head,
 )
 from mado.errors import SelectionError
 from mado.model import Manifest
 from mado.plan import Plan, plan_from_notes, plan_key_images, plan_series, plan_study
 from routing.accept import split_ranges
 from routing.ids import HomeCommunityId
-from routing.media import media_or_none
+from routing.media import MediaType, media_or_none
 from routing.rad160 import Rad160Request, ResourceKind, parse_rad160
 from routing.registry import Registry
 
@@ -184,10 +186,10 @@ async def _stream(
     boundary = uuid.uuid4().hex
     response = web.StreamResponse(status=200)
     response.content_type = "multipart/related"
-    response.headers["Content-Type"] = (
-        f'multipart/related; type="application/dicom"; boundary={boundary}'
+    parameters = (("type", "application/dicom"), ("boundary", boundary))
+    response.headers["Content-Type"] = str(
+        MediaType(type="multipart", subtype="related", parameters=parameters)
     )
-    delimiter = f"\r\n--{boundary}\r\n".encode()
     accept = upstream_accept(request.headers.get("Accept"))
     relay = request[RELAY]
     try:
@@ -207,7 +209,7 @@ async def _stream(
                     body_chunks(answer.content, route.upstream.timeouts.read_idle_s),
                     answer.headers.get("Content-Type", ""),
                     response,
-                    delimiter,
+                    boundary,
                     exchange,
                     leg=leg,
                 )
@@ -235,7 +237,7 @@ async def _stream(
     exchange.outcome = Outcome.COMPLETE
     relay.telemetry.seal(exchange)
     with contextlib.suppress(ConnectionResetError):  # the client left before the end
-        await response.write(f"\r\n--{boundary}--\r\n".encode())
+        await response.write(closing(boundary))
         await response.write_eof()
     return response
 
@@ -244,7 +246,7 @@ async def _reframe(
     chunks: AsyncIterator[bytes],
     content_type: str,
     response: web.StreamResponse,
-    delimiter: bytes,
+    boundary: str,
     exchange: Exchange,
     *,
     leg: Leg,
@@ -257,7 +259,7 @@ async def _reframe(
             match event:
                 case PartStart(headers):
                     part_type = headers.get("content-type", "application/dicom")
-                    await response.write(delimiter + f"Content-Type: {part_type}\r\n\r\n".encode())
+                    await response.write(part_head(boundary, {"Content-Type": part_type}))
                     head = bytearray()
                 case PartBytes(data):
                     if len(head) < 16384:

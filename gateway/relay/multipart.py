@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from routing.media import MediaTypeError, parse_media_type
@@ -32,6 +32,9 @@ __all__ = [
     "PartStart",
     "MultipartSplitter",
     "boundary_of",
+    "closing",
+    "delimiter",
+    "part_head",
 ]
 
 _MAX_HEADER_BYTES = 16 * 1024
@@ -94,6 +97,26 @@ def boundary_of(content_type: str) -> str:
     return boundary
 
 
+def delimiter(boundary: str) -> bytes:
+    """CRLF ``--boundary``: what each part opens with, and what every reader searches for.
+
+    Readers start from a virtual CRLF (:attr:`CloseCheck.START`) so the delimiter that
+    opens a body is found like the others.
+    """
+    return b"\r\n--" + boundary.encode("latin-1")
+
+
+def part_head(boundary: str, headers: Mapping[str, str]) -> bytes:
+    """The delimiter and header block that open one part (RFC 2046 §5.1.1)."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return delimiter(boundary) + b"\r\n" + lines.encode("latin-1") + b"\r\n"
+
+
+def closing(boundary: str) -> bytes:
+    """The close delimiter that ends a body, and the CRLF after it."""
+    return delimiter(boundary) + b"--\r\n"
+
+
 class CloseCheck:
     """Whether a multipart body ended with its close delimiter, judged from its tail alone.
 
@@ -111,7 +134,7 @@ class CloseCheck:
     START = b"\r\n"
 
     def __init__(self, boundary: str) -> None:
-        close = b"\r\n--" + boundary.encode("latin-1") + b"--"
+        close = delimiter(boundary) + b"--"
         self.window = len(close) + EPILOGUE_ALLOWANCE
         self._pattern = re.compile(re.escape(close) + rb"[ \t]*(?:\r\n[\s\S]*)?\Z")
 
@@ -128,8 +151,8 @@ class MultipartSplitter:
     """Feed chunks, iterate events. Call :meth:`close` at the end of the body."""
 
     def __init__(self, boundary: str) -> None:
-        self._delimiter = b"\r\n--" + boundary.encode("latin-1")
-        self._buffer = b"\r\n"  # the body may open with the first delimiter itself
+        self._delimiter = delimiter(boundary)
+        self._buffer = CloseCheck.START  # the body may open with the first delimiter itself
         self._state = _State.PREAMBLE
 
     @property
