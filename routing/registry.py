@@ -84,26 +84,18 @@ class Registry:
         name = self.config.sources.get(request.retrieve_location_uid)
         if name is None:
             raise UnknownSource(request.retrieve_location_uid)
-        upstream = self.config.upstreams[name]
-        return Route(
-            kind=RouteKind.SOURCE,
-            upstream=upstream,
-            base_urls=upstream.base_urls,
-            path=request.resource_path,
-            query=request.source_query,
-        )
+        return self._configured(RouteKind.SOURCE, name, request.resource_path, request.source_query)
 
     def _relay(self, request: Rad160Request) -> Route:
         name = self.config.communities.get(request.home_community_id)
         if name is None:
             raise UnknownCommunity(request.home_community_id)
+        return self._configured(RouteKind.RELAY, name, request.relay_path, request.raw_query)
+
+    def _configured(self, kind: RouteKind, name: str, path: str, query: str) -> Route:
         upstream = self.config.upstreams[name]
         return Route(
-            kind=RouteKind.RELAY,
-            upstream=upstream,
-            base_urls=upstream.base_urls,
-            path=request.relay_path,
-            query=request.raw_query,
+            kind=kind, upstream=upstream, base_urls=upstream.base_urls, path=path, query=query
         )
 
     def _retrieve_url(self, request: Rad160Request, retrieve_url: str) -> Route:

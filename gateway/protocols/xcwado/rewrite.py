@@ -78,16 +78,14 @@ class RewriteError(aiohttp.ClientPayloadError):
 
 def is_rewritable(content_type: str) -> bool:
     """True for DICOM JSON metadata and for (multipart) DICOM XML metadata."""
-    media = media_or_none(content_type)
-    return media is not None and _syntax(media) is not None
+    return _syntax(media_or_none(content_type)) is not None
 
 
 def metadata_rewriter(content_type: str, border: Border) -> PrefixRewriter | None:
-    """The rewriter for an answer of ``content_type``, or None when it is not metadata."""
-    # None for an unreadable type, which open_upstream refuses before any rewriter is asked.
+    """The rewriter for an answer of ``content_type``, or None when it is not metadata
+    (or unreadable: open_upstream refuses that answer before any rewriter is asked)."""
     media = media_or_none(content_type)
-    syntax = None if media is None else _syntax(media)
-    if media is None or syntax is None:
+    if media is None or (syntax := _syntax(media)) is None:
         return None
     boundary = None
     if media.type == "multipart":
@@ -96,7 +94,9 @@ def metadata_rewriter(content_type: str, border: Border) -> PrefixRewriter | Non
     return PrefixRewriter(border, syntax, boundary=boundary)
 
 
-def _syntax(media: MediaType) -> Syntax | None:
+def _syntax(media: MediaType | None) -> Syntax | None:
+    if media is None:
+        return None
     if media.essence in _JSON_TYPES:
         return Syntax.JSON
     if media.essence in _XML_TYPES or (
