@@ -64,6 +64,7 @@ __all__ = [
     "decide_redirect",
     "refusing_class",
     "registered_origins",
+    "vet_host",
     "vet_url",
 ]
 
@@ -197,7 +198,13 @@ def _host(url: str, netloc: str) -> tuple[str, IpAddress | None]:
             raise UrlRefused(Rule.MALFORMED, url, "invalid IPv6 literal") from None
         return str(v6), v6
     host = hostport.rpartition(":")[0] if ":" in hostport else hostport
-    host = host.lower()
+    return host.lower(), vet_host(host.lower(), url)
+
+
+def vet_host(host: str, url: str) -> ipaddress.IPv4Address | None:
+    """Check a lower-case host that is not an IPv6 literal: a DNS name, or a dotted quad
+    (returned). The one host rule: outbound URLs and the ``Host`` reflected in public URLs.
+    Raises :class:`UrlRefused` (``url`` names the whole target)."""
     if not host:
         raise UrlRefused(Rule.MALFORMED, url, "no host")
     if not host.isascii() or "%" in host:
@@ -210,8 +217,8 @@ def _host(url: str, netloc: str) -> tuple[str, IpAddress | None]:
         # dotted quad is unambiguous, every other spelling hides an address.
         if _CANONICAL_V4.fullmatch(host) is None:
             raise UrlRefused(Rule.IP_SPELLING, url, "a numeric host that is not a dotted quad")
-        return host, ipaddress.IPv4Address(host)
-    return host, None
+        return ipaddress.IPv4Address(host)
+    return None
 
 
 def _check_path(url: str, path: str) -> None:
