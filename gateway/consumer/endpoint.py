@@ -65,7 +65,7 @@ from gateway.relay.multipart import (
 from mado.errors import SelectionError
 from mado.model import Manifest
 from mado.plan import Plan, plan_from_notes, plan_key_images, plan_series, plan_study
-from routing.accept import split_ranges
+from routing.accept import outbound_accept, split_ranges
 from routing.ids import HomeCommunityId
 from routing.media import MediaType, media_or_none
 from routing.rad160 import Rad160Request, ResourceKind, parse_rad160
@@ -77,12 +77,19 @@ _KO_NOTES_LIMIT = 16 * 1024 * 1024
 
 
 def upstream_accept(incoming: str | None) -> str:
-    """The Accept sent upstream: the caller's when it names a transfer syntax, else ``*``."""
-    if incoming and any(
+    """The Accept sent upstream: the caller's when it names a transfer syntax, else ``*``.
+
+    The caller's goes through :func:`~routing.accept.outbound_accept` like a relayed one:
+    ranges naming a syntax DICOMweb does not offer are dropped, and
+    :class:`~routing.errors.UnsupportedTransferSyntax` (406) is raised when nothing else is left.
+    """
+    kept = outbound_accept([incoming] if incoming else [])
+    if any(
         (media := media_or_none(r)) is not None and media.param("transfer-syntax") is not None
-        for r in split_ranges(incoming)
+        for value in kept
+        for r in split_ranges(value)
     ):
-        return incoming
+        return ", ".join(kept)
     return dicom_accept()
 
 
