@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from mado.create import SeriesLocation
 from mado.errors import ManifestError
 from mado.jobs import convert_manifest, create_manifest, validate_manifest
 from mado.load import read_file
+from mado.model import Manifest
 from mado.sandbox import ManifestWorkers
 from routing.errors import InvalidIdentifier
 from routing.ids import Oid
@@ -97,20 +98,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    try:
-        data, manifest, findings = _in_worker(convert_manifest, args.file, args.to)
-        Path(args.out).write_bytes(data)
-    except ManifestError as exc:
-        return _fail(str(exc))
-    except OSError as exc:
-        return _fail(f"{args.out}: cannot write ({exc.strerror})")
-    print(
-        f"{args.out}: {args.to.upper()} manifest for study {manifest.study.uid}, "
-        f"{len(manifest.series)} series, {sum(len(s.instances) for s in manifest.series)} instances"
+    return _write(
+        args.out, args.to.upper(), lambda: _in_worker(convert_manifest, args.file, args.to)
     )
-    for finding in findings:
-        print(f"  note: {finding}", file=sys.stderr)
-    return 0
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -120,15 +110,29 @@ def _create(args: argparse.Namespace) -> int:
         )
     except InvalidIdentifier as exc:
         return _fail(f"--retrieve-location-uid: {exc}")
+    return _write(
+        args.out,
+        "KOS",
+        lambda: (*_in_worker(create_manifest, args.metadata, location, args.institution), ()),
+    )
+
+
+def _write(
+    out: str, kind: str, produce: Callable[[], tuple[bytes, Manifest, Sequence[object]]]
+) -> int:
+    """Write the manifest ``produce`` makes to ``out``, then say what it holds."""
     try:
-        data, manifest = _in_worker(create_manifest, args.metadata, location, args.institution)
-        Path(args.out).write_bytes(data)
+        data, manifest, findings = produce()
+        Path(out).write_bytes(data)
     except ManifestError as exc:
         return _fail(str(exc))
     except OSError as exc:
-        return _fail(f"{args.out}: cannot write ({exc.strerror})")
+        return _fail(f"{out}: cannot write ({exc.strerror})")
+    instances = sum(len(s.instances) for s in manifest.series)
     print(
-        f"{args.out}: KOS manifest for study {manifest.study.uid}, {len(manifest.series)} "
-        f"series, {sum(len(s.instances) for s in manifest.series)} instances"
+        f"{out}: {kind} manifest for study {manifest.study.uid}, "
+        f"{len(manifest.series)} series, {instances} instances"
     )
+    for finding in findings:
+        print(f"  note: {finding}", file=sys.stderr)
     return 0

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from urllib.parse import unquote_plus
 
 from routing.errors import UnsupportedTransferSyntax
+from routing.media import media_or_none
 
 __all__ = [
     "FORBIDDEN_TRANSFER_SYNTAXES",
@@ -39,7 +40,7 @@ FORBIDDEN_TRANSFER_SYNTAXES = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2
 
 _NOISE = re.compile(r'[\s"\\]')
 _ASSIGNMENT = re.compile(r"transfer-?syntax\*?=(?:[a-z0-9_-]*'[a-z0-9_-]*')?([^;,]*)")
-_QUALITY = re.compile(r";q=([0-9.]*)")
+_WEIGHT = re.compile(r"[0-9.]+")
 _QUERY_NAMES = frozenset({"accept", "transfer-syntax", "transfersyntax"})
 
 
@@ -68,6 +69,8 @@ def split_ranges(value: str) -> list[str]:
 
 def names_forbidden_syntax(media_range: str) -> bool:
     """Whether any ``transfer-syntax`` assignment in the range names a forbidden syntax."""
+    # Deliberately looser than routing.media: a server may read a range otherwise than RFC
+    # 9110 does, so every spelling any reading could find counts (module docstring).
     flat = _NOISE.sub("", media_range).lower()
     return any(
         value.removeprefix("urn:oid:") in FORBIDDEN_TRANSFER_SYNTAXES
@@ -110,10 +113,9 @@ def check_query(raw_query: str) -> None:
 
 
 def _quality(media_range: str) -> float:
-    match = _QUALITY.search(_NOISE.sub("", media_range).lower())
-    if match is None:
-        return 1.0
+    media = media_or_none(media_range)
+    weight = None if media is None else media.param("q")
     try:
-        return float(match.group(1))
+        return float(weight) if weight and _WEIGHT.fullmatch(weight) else 1.0
     except ValueError:
         return 1.0  # a malformed weight is no reason to refuse

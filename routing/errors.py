@@ -4,6 +4,7 @@
 
     RoutingError
      ├── InvalidIdentifier      a UID or OID that breaks PS3.5 §9.1 syntax (also a ValueError)
+     ├── MediaTypeError         a Content-Type or Accept range that is no media type (a ValueError)
      ├── InvalidRequestPath     an XC-WADO path or query outside the RAD-160 grammar
      ├── ConfigError            a configuration with one or more problems, each with its field path
      ├── UnsupportedTransferSyntax  nothing acceptable but Implicit VR LE / Explicit VR BE
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigProblem",
     "InvalidIdentifier",
     "InvalidRequestPath",
+    "MediaTypeError",
     "NotRoutable",
     "RetrieveUrlRefused",
     "RoutingError",
@@ -47,6 +49,10 @@ class InvalidIdentifier(RoutingError, ValueError):
         self.value = value
         self.reason = reason
         super().__init__(f"invalid {kind} {_shorten(value)!r}: {reason}")
+
+
+class MediaTypeError(RoutingError, ValueError):
+    """A Content-Type or media range that cannot be read as a media type (RFC 9110 §8.3.1)."""
 
 
 class InvalidRequestPath(RoutingError):

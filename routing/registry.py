@@ -19,11 +19,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from routing.errors import RetrieveUrlRefused, UnknownCommunity, UnknownSource
 from routing.model import Config, Identity, Protocol, Upstream, origin_of
 from routing.rad160 import Rad160Request
+from routing.urls import DEFAULT_PORTS, parse_url
 
 __all__ = ["RETRIEVE_URL_UPSTREAM", "Registry", "Route", "RouteKind", "normalise_retrieve_url"]
 
@@ -84,26 +84,18 @@ class Registry:
         name = self.config.sources.get(request.retrieve_location_uid)
         if name is None:
             raise UnknownSource(request.retrieve_location_uid)
-        upstream = self.config.upstreams[name]
-        return Route(
-            kind=RouteKind.SOURCE,
-            upstream=upstream,
-            base_urls=upstream.base_urls,
-            path=request.resource_path,
-            query=request.source_query,
-        )
+        return self._configured(RouteKind.SOURCE, name, request.resource_path, request.source_query)
 
     def _relay(self, request: Rad160Request) -> Route:
         name = self.config.communities.get(request.home_community_id)
         if name is None:
             raise UnknownCommunity(request.home_community_id)
+        return self._configured(RouteKind.RELAY, name, request.relay_path, request.raw_query)
+
+    def _configured(self, kind: RouteKind, name: str, path: str, query: str) -> Route:
         upstream = self.config.upstreams[name]
         return Route(
-            kind=RouteKind.RELAY,
-            upstream=upstream,
-            base_urls=upstream.base_urls,
-            path=request.relay_path,
-            query=request.raw_query,
+            kind=kind, upstream=upstream, base_urls=upstream.base_urls, path=path, query=query
         )
 
     def _retrieve_url(self, request: Rad160Request, retrieve_url: str) -> Route:
@@ -139,19 +131,16 @@ def normalise_retrieve_url(value: str) -> str:
     """
     text = value if "://" in value else f"https://{value}"
     try:
-        parts = urlsplit(text)
-    except ValueError:  # e.g. an empty or malformed "[…]" host
+        url = parse_url(text)
+    except ValueError:  # a malformed "[…]" host, an invalid port
         raise RetrieveUrlRefused(value, "not a URL") from None
-    scheme = parts.scheme.lower()
-    if scheme not in {"http", "https"}:
+    if url.scheme not in DEFAULT_PORTS:
         raise RetrieveUrlRefused(value, "scheme must be https or http")
-    if parts.username is not None or parts.password is not None:
+    if not url.host:
+        raise RetrieveUrlRefused(value, "not an absolute URL")
+    if url.userinfo:
         raise RetrieveUrlRefused(value, "credentials in the URL")
-    if parts.query or parts.fragment:
+    if url.query or url.fragment:
         raise RetrieveUrlRefused(value, "query or fragment in the URL")
-    try:
-        origin_of(text)
-    except ValueError:
-        raise RetrieveUrlRefused(value, "not an absolute URL") from None
-    path = parts.path if parts.path.endswith("/") else parts.path + "/"
-    return f"{scheme}://{parts.netloc}{path}"
+    path = url.path if url.path.endswith("/") else url.path + "/"
+    return f"{url.scheme}://{url.netloc}{path}"

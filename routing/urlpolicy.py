@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from routing.errors import RoutingError
-from routing.urls import origin_of
+from routing.urls import DEFAULT_PORTS, origin_of, parse_url
 
 if TYPE_CHECKING:  # the configuration's upstreams are checked with vet_url: no import cycle
     from routing.model import AddressPolicy, Config, RedirectPolicy
@@ -64,6 +64,7 @@ __all__ = [
     "decide_redirect",
     "refusing_class",
     "registered_origins",
+    "vet_host",
     "vet_url",
 ]
 
@@ -141,7 +142,6 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _CANONICAL_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _ENCODED_SEPARATOR = re.compile(r"%(?:2f|5c)", re.IGNORECASE)
 _BAD_ESCAPE = re.compile(r"%(?![0-9a-fA-F]{2})")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _METADATA = frozenset(
     ipaddress.ip_address(a)
@@ -163,7 +163,7 @@ def vet_url(url: str, *, allow_http: bool) -> VettedUrl:
     except ValueError:
         raise UrlRefused(Rule.MALFORMED, url, "the URL cannot be parsed") from None
     scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
+    if scheme not in DEFAULT_PORTS:
         raise UrlRefused(Rule.SCHEME, url, "the scheme must be https or http")
     if scheme == "http" and not allow_http:
         raise UrlRefused(Rule.SCHEME, url, "the policy requires https")
@@ -177,13 +177,12 @@ def vet_url(url: str, *, allow_http: bool) -> VettedUrl:
         raise UrlRefused(Rule.MALFORMED, url, "invalid port") from None
     if explicit == 0 or netloc.endswith(":"):
         raise UrlRefused(Rule.MALFORMED, url, "invalid port")
-    port = explicit if explicit is not None else _DEFAULT_PORTS[scheme]
+    port = explicit if explicit is not None else DEFAULT_PORTS[scheme]
     if parts.path.startswith("//"):
         raise UrlRefused(Rule.MALFORMED, url, "a path that starts with '//'")
     _check_path(url, parts.path)
-    shown = f"[{host}]" if ":" in host else host
-    origin = f"{scheme}://{shown}:{port}"
     clean = parts._replace(fragment="").geturl()
+    origin = parse_url(clean).origin  # the one spelling of an origin (routing.urls)
     return VettedUrl(url=clean, scheme=scheme, host=host, port=port, origin=origin, address=address)
 
 
@@ -199,7 +198,13 @@ def _host(url: str, netloc: str) -> tuple[str, IpAddress | None]:
             raise UrlRefused(Rule.MALFORMED, url, "invalid IPv6 literal") from None
         return str(v6), v6
     host = hostport.rpartition(":")[0] if ":" in hostport else hostport
-    host = host.lower()
+    return host.lower(), vet_host(host.lower(), url)
+
+
+def vet_host(host: str, url: str) -> ipaddress.IPv4Address | None:
+    """Check a lower-case host that is not an IPv6 literal: a DNS name, or a dotted quad
+    (returned). The one host rule: outbound URLs and the ``Host`` reflected in public URLs.
+    Raises :class:`UrlRefused` (``url`` names the whole target)."""
     if not host:
         raise UrlRefused(Rule.MALFORMED, url, "no host")
     if not host.isascii() or "%" in host:
@@ -212,8 +217,8 @@ def _host(url: str, netloc: str) -> tuple[str, IpAddress | None]:
         # dotted quad is unambiguous, every other spelling hides an address.
         if _CANONICAL_V4.fullmatch(host) is None:
             raise UrlRefused(Rule.IP_SPELLING, url, "a numeric host that is not a dotted quad")
-        return host, ipaddress.IPv4Address(host)
-    return host, None
+        return ipaddress.IPv4Address(host)
+    return None
 
 
 def _check_path(url: str, path: str) -> None:

@@ -7,11 +7,11 @@ Pure: no I/O, no asyncio (design.md §9 rule 1).
 from __future__ import annotations
 
 from ipaddress import ip_address
-from urllib.parse import urlsplit, urlunsplit
 
 from gateway.audit import codes
 from gateway.audit.model import NetworkAccessPointType, Participant
 from gateway.exchange import Exchange
+from routing.urls import parse_url
 
 __all__ = ["access_point", "requester_participant", "upstream_participant"]
 
@@ -27,10 +27,13 @@ def upstream_participant(exchange: Exchange) -> Participant:
             is_requestor=False,
             roles=(codes.SOURCE_ROLE,),
         )
-    parts = urlsplit(url)
     # The query may carry a caller's retrieveurl; the path already names the study.
-    user_id = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    point, point_type = access_point(parts.hostname)
+    try:
+        parts = parse_url(url)
+    except ValueError:  # never for a URL the relay vetted; the record must be written anyway
+        parts = None
+    user_id = leg.upstream if parts is None else parts.without_query
+    point, point_type = access_point(None if parts is None else parts.host)
     return Participant(
         user_id=user_id,
         alternative_user_id=leg.upstream,

@@ -36,7 +36,6 @@ series that cannot be addressed); after it, the connection is aborted.
 from __future__ import annotations
 
 import contextlib
-import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
 
@@ -59,24 +58,37 @@ from gateway.relay.multipart import (
     PartEnd,
     PartStart,
     boundary_of,
+    closing,
+    part_head,
 )
 from mado.errors import SelectionError
 from mado.model import Manifest
 from mado.plan import Plan, plan_from_notes, plan_key_images, plan_series, plan_study
+from routing.accept import outbound_accept, split_ranges
 from routing.ids import HomeCommunityId
+from routing.media import MediaType, media_or_none
 from routing.rad160 import Rad160Request, ResourceKind, parse_rad160
 from routing.registry import Registry
 
 __all__ = ["retrieve_manifest", "upstream_accept"]
 
 _KO_NOTES_LIMIT = 16 * 1024 * 1024
-_TRANSFER_SYNTAX_PARAM = re.compile(r";\s*transfer-syntax\s*=", re.IGNORECASE)
 
 
 def upstream_accept(incoming: str | None) -> str:
-    """The Accept sent upstream: the caller's when it names a transfer syntax, else ``*``."""
-    if incoming and _TRANSFER_SYNTAX_PARAM.search(incoming):
-        return incoming
+    """The Accept sent upstream: the caller's when it names a transfer syntax, else ``*``.
+
+    The caller's goes through :func:`~routing.accept.outbound_accept` like a relayed one:
+    ranges naming a syntax DICOMweb does not offer are dropped, and
+    :class:`~routing.errors.UnsupportedTransferSyntax` (406) is raised when nothing else is left.
+    """
+    kept = outbound_accept([incoming] if incoming else [])
+    if any(
+        (media := media_or_none(r)) is not None and media.param("transfer-syntax") is not None
+        for value in kept
+        for r in split_ranges(value)
+    ):
+        return ", ".join(kept)
     return dicom_accept()
 
 
@@ -95,9 +107,7 @@ async def retrieve_manifest(request: web.Request) -> web.StreamResponse:
     exchange.home_community_id = hcid
     exchange.study_uid = manifest.study.uid
     # "": paths below our own endpoint; opaque location identifiers map by configuration.
-    target = Target(
-        gateway="", home_community_id=hcid, locations=registry.config.location_aliases
-    )
+    target = Target(gateway="", home_community_id=hcid, locations=registry.config.location_aliases)
     plan = await _plan(request, manifest, target, registry)
     paths = [url for planned in plan.requests for url in urls_for(planned, target)]
     if not paths:
@@ -177,10 +187,10 @@ async def _stream(
     boundary = uuid.uuid4().hex
     response = web.StreamResponse(status=200)
     response.content_type = "multipart/related"
-    response.headers["Content-Type"] = (
-        f'multipart/related; type="application/dicom"; boundary={boundary}'
+    parameters = (("type", "application/dicom"), ("boundary", boundary))
+    response.headers["Content-Type"] = str(
+        MediaType(type="multipart", subtype="related", parameters=parameters)
     )
-    delimiter = f"\r\n--{boundary}\r\n".encode()
     accept = upstream_accept(request.headers.get("Accept"))
     relay = request[RELAY]
     try:
@@ -200,7 +210,7 @@ async def _stream(
                     body_chunks(answer.content, route.upstream.timeouts.read_idle_s),
                     answer.headers.get("Content-Type", ""),
                     response,
-                    delimiter,
+                    boundary,
                     exchange,
                     leg=leg,
                 )
@@ -228,7 +238,7 @@ async def _stream(
     exchange.outcome = Outcome.COMPLETE
     relay.telemetry.seal(exchange)
     with contextlib.suppress(ConnectionResetError):  # the client left before the end
-        await response.write(f"\r\n--{boundary}--\r\n".encode())
+        await response.write(closing(boundary))
         await response.write_eof()
     return response
 
@@ -237,7 +247,7 @@ async def _reframe(
     chunks: AsyncIterator[bytes],
     content_type: str,
     response: web.StreamResponse,
-    delimiter: bytes,
+    boundary: str,
     exchange: Exchange,
     *,
     leg: Leg,
@@ -250,7 +260,7 @@ async def _reframe(
             match event:
                 case PartStart(headers):
                     part_type = headers.get("content-type", "application/dicom")
-                    await response.write(delimiter + f"Content-Type: {part_type}\r\n\r\n".encode())
+                    await response.write(part_head(boundary, {"Content-Type": part_type}))
                     head = bytearray()
                 case PartBytes(data):
                     if len(head) < 16384:

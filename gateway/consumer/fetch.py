@@ -40,6 +40,7 @@ from gateway.relay.multipart import (
     PartStart,
     boundary_of,
 )
+from routing.media import MediaType
 
 __all__ = [
     "AS_STORED",
@@ -171,7 +172,8 @@ Progress = Callable[[FetchReport], None]
 
 def dicom_accept(transfer_syntax: str = AS_STORED) -> str:
     """The Accept of a Get Instances request for ``transfer_syntax`` (a UID, or ``*``)."""
-    return f'multipart/related; type="application/dicom"; transfer-syntax={transfer_syntax}'
+    parameters = (("type", "application/dicom"), ("transfer-syntax", transfer_syntax))
+    return str(MediaType(type="multipart", subtype="related", parameters=parameters))
 
 
 async def fetch_all(

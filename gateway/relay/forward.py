@@ -56,6 +56,7 @@ from gateway.relay.stream import RewriterFor, stream_answer
 from gateway.relay.tls import tls_failure
 from gateway.relay.upstream import loggable_base
 from routing.errors import RetrieveUrlRefused
+from routing.media import MediaTypeError, parse_media_type
 from routing.rad160 import ResourceKind
 from routing.registry import Route, RouteKind
 from routing.urlpolicy import UrlRefused, vet_url
@@ -232,14 +233,22 @@ def _refusal(upstream: str, answer: aiohttp.ClientResponse) -> GatewayError | No
 
     Only a 2xx or a 304 (a conditional request's answer, without a body) is relayed;
     redirects never get here (the follower has followed or refused them). A multipart
-    answer needs a boundary RFC 2046 allows: without one its end cannot be checked.
+    answer needs a boundary RFC 2046 allows: without one its end cannot be checked. A
+    Content-Type that is not a media type is refused too: whether the body must be
+    rewritten (metadata) or checked (multipart) cannot be told.
     """
     status = answer.status
     if not (200 <= status < 300 or status == 304):
         warnings = tuple(answer.headers.getall("Warning", ()))
         return UpstreamStatus(upstream, status, warnings)
-    content_type = answer.headers.get("Content-Type", "")
-    if content_type.lstrip().lower().startswith("multipart/"):
+    content_type = answer.headers.get("Content-Type")
+    if content_type is None:
+        return None
+    try:
+        media = parse_media_type(content_type)
+    except MediaTypeError:
+        return UpstreamProtocol(upstream, "a Content-Type that cannot be read")
+    if media.type == "multipart":
         try:
             boundary_of(content_type)
         except MultipartError:

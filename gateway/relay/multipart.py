@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+
+from routing.media import MediaTypeError, parse_media_type
 
 __all__ = [
     "EPILOGUE_ALLOWANCE",
@@ -30,6 +32,9 @@ __all__ = [
     "PartStart",
     "MultipartSplitter",
     "boundary_of",
+    "closing",
+    "delimiter",
+    "part_head",
 ]
 
 _MAX_HEADER_BYTES = 16 * 1024
@@ -38,12 +43,6 @@ EPILOGUE_ALLOWANCE = 256
 
 _MAX_BOUNDARY = 70
 _BCHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? ")
-# A parameter: name = token or quoted-string. Unquoted values are read leniently (servers
-# write type=application/dicom); the boundary's own characters are checked after.
-_PARAMETER = re.compile(
-    r'[ \t]*;[ \t]*(?:([^\s;="]+)[ \t]*=[ \t]*(?:"((?:[^"\\\r\n]|\\[^\r\n])*)"|([^\s;"]*))[ \t]*)?'
-)
-_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 class MultipartError(ValueError):
@@ -82,7 +81,10 @@ def boundary_of(content_type: str) -> str:
     is missing, given twice, empty, longer than 70 characters, has a character outside
     ``bchars`` or ends in a space.
     """
-    boundaries = [value for name, value in _parameters(content_type) if name == "boundary"]
+    try:
+        boundaries = parse_media_type(content_type).values("boundary")
+    except MediaTypeError as exc:
+        raise MultipartError("multipart answer with an unreadable Content-Type") from exc
     if not boundaries:
         raise MultipartError("multipart answer without a boundary parameter")
     if len(boundaries) > 1:
@@ -95,22 +97,24 @@ def boundary_of(content_type: str) -> str:
     return boundary
 
 
-def _parameters(content_type: str) -> list[tuple[str, str]]:
-    """``(lower-case name, value)`` of each parameter, quoted strings unquoted."""
-    position = content_type.find(";")
-    if position < 0:
-        return []
-    parameters = []
-    while position < len(content_type):
-        match = _PARAMETER.match(content_type, position)
-        if match is None or match.end() == position:
-            raise MultipartError("multipart answer with unreadable Content-Type parameters")
-        name, quoted, token = match.groups()
-        if name is not None:
-            value = token if quoted is None else _QUOTED_PAIR.sub(r"\1", quoted)
-            parameters.append((name.lower(), value))
-        position = match.end()
-    return parameters
+def delimiter(boundary: str) -> bytes:
+    """CRLF ``--boundary``: what each part opens with, and what every reader searches for.
+
+    Readers start from a virtual CRLF (:attr:`CloseCheck.START`) so the delimiter that
+    opens a body is found like the others.
+    """
+    return b"\r\n--" + boundary.encode("latin-1")
+
+
+def part_head(boundary: str, headers: Mapping[str, str]) -> bytes:
+    """The delimiter and header block that open one part (RFC 2046 §5.1.1)."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return delimiter(boundary) + b"\r\n" + lines.encode("latin-1") + b"\r\n"
+
+
+def closing(boundary: str) -> bytes:
+    """The close delimiter that ends a body, and the CRLF after it."""
+    return delimiter(boundary) + b"--\r\n"
 
 
 class CloseCheck:
@@ -130,7 +134,7 @@ class CloseCheck:
     START = b"\r\n"
 
     def __init__(self, boundary: str) -> None:
-        close = b"\r\n--" + boundary.encode("latin-1") + b"--"
+        close = delimiter(boundary) + b"--"
         self.window = len(close) + EPILOGUE_ALLOWANCE
         self._pattern = re.compile(re.escape(close) + rb"[ \t]*(?:\r\n[\s\S]*)?\Z")
 
@@ -147,8 +151,8 @@ class MultipartSplitter:
     """Feed chunks, iterate events. Call :meth:`close` at the end of the body."""
 
     def __init__(self, boundary: str) -> None:
-        self._delimiter = b"\r\n--" + boundary.encode("latin-1")
-        self._buffer = b"\r\n"  # the body may open with the first delimiter itself
+        self._delimiter = delimiter(boundary)
+        self._buffer = CloseCheck.START  # the body may open with the first delimiter itself
         self._state = _State.PREAMBLE
 
     @property

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from gateway.exchange import InstanceSeen
 from gateway.relay.dicomheader import read_header
+from gateway.relay.multipart import delimiter
 
 __all__ = ["HEADER_BYTES", "PartScanner"]
 
@@ -43,7 +44,7 @@ class PartScanner:
     )
 
     def __init__(self, boundary: str, on_instance: Callable[[InstanceSeen], None]) -> None:
-        self._delimiter = b"\r\n--" + boundary.encode("latin-1")
+        self._delimiter = delimiter(boundary)
         self._on_instance = on_instance
         self._tail = b"\r\n"  # bytes before the current search position that may start a delimiter
         self._capture: bytearray | None = None

@@ -40,6 +40,7 @@ from gateway.relay.headers import response_headers
 from gateway.relay.multipart import CloseCheck, boundary_of
 from gateway.relay.partscan import PartScanner
 from gateway.relay.upstream import loggable_base
+from routing.media import MediaType, media_or_none
 
 __all__ = ["BodyRewriter", "RewriterFor", "stream_answer"]
 
@@ -89,10 +90,11 @@ async def stream_answer(
     response.enable_chunked_encoding()
     check = scanner = None
     content_type = answer.headers.get("Content-Type", "")
-    if content_type.lstrip().lower().startswith("multipart/"):
+    media = media_or_none(content_type)  # open_upstream refused an unreadable one
+    if media is not None and media.type == "multipart":
         boundary = boundary_of(content_type)  # open_upstream refused an answer without one
         check = CloseCheck(boundary)
-        if rewriter is None and _carries_dicom(content_type):
+        if rewriter is None and _carries_dicom(media):
             scanner = PartScanner(boundary, exchange.note_instance)
     telemetry.answered(exchange, leg)
     await response.prepare(request)
@@ -203,18 +205,12 @@ async def _copy(
         progress.sent, progress.tail = sent, tail
 
 
-def _carries_dicom(content_type: str) -> bool:
+def _carries_dicom(media: MediaType) -> bool:
     """multipart/related with ``type="application/dicom"`` (PS3.18 §8.7.3.5)."""
-    content_type = content_type.lower().replace(" ", "")
-    return (
-        'type="application/dicom"' in content_type
-        or "type=application/dicom;" in content_type + ";"
-    )
+    return any(value.lower() == "application/dicom" for value in media.values("type"))
 
 
-def _abort(
-    request: web.Request, exchange: Exchange, leg: Leg, base: str, why: str | None
-) -> None:
+def _abort(request: web.Request, exchange: Exchange, leg: Leg, base: str, why: str | None) -> None:
     """Cut the client connection without the terminating chunk, so truncation is visible.
 
     The handler then returns the prepared response; aiohttp's final ``write_eof`` meets a

@@ -28,14 +28,14 @@ import dataclasses
 import logging
 import ssl
 from collections.abc import Iterable, Iterator
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
 from gateway.relay.addresses import PolicyResolver
 from gateway.relay.tls import client_context
-from routing.model import TlsProfile, Upstream, origin_of
+from routing.model import TlsProfile, Upstream
+from routing.urls import parse_url
 
 __all__ = ["UpstreamAnswer", "UpstreamPool", "loggable_base", "tls_context"]
 
@@ -72,7 +72,8 @@ def loggable_base(url: str) -> str:
     """``scheme://host:port/base/path/`` of a base URL, for logs: never credentials, a query or
     a fragment (a base URL carries no study path; it is what comes before one)."""
     try:
-        return origin_of(url) + urlsplit(url).path
+        parsed = parse_url(url)
+        return parsed.origin + parsed.path
     except ValueError:
         return "(unreadable URL)"
 

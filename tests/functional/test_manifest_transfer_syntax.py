@@ -224,3 +224,12 @@ def test_post_manifest_passes_the_callers_transfer_syntax(stored: Stored, chain:
     parts = split_multipart(body, content_type)
     assert len(parts) == len(stored.files)
     assert {syntax_of(p.body) for p in parts} == {EXPLICIT_LE}
+
+
+@pytest.mark.checklist(23)
+def test_post_manifest_refuses_only_syntaxes_dicomweb_lacks(stored: Stored, chain: Chain) -> None:
+    status, content_type, body = post(
+        chain, stored.manifest.read_bytes(), f"{DICOM}; transfer-syntax=1.2.840.10008.1.2"
+    )
+    assert status == 406, body[:300]
+    assert content_type == "application/problem+json"

@@ -6,6 +6,8 @@ returns, so it is read strictly (RFC 9110 §7.2, RFC 3986 §3.2.2):
 
 * a DNS name (letters, digits, ``-`` and ``_`` in labels of 1 to 63 characters, at most 253 in
   all, a trailing dot allowed), a dotted IPv4 address, or a bracketed IPv6 address (no zone);
+  names are judged by the URL policy's own host rule (:func:`routing.urlpolicy.vet_host`), so
+  a name that hides an IPv4 address (``0x7f.1``, ``1.2.3.4.``) is refused here too;
 * an optional port of 1 to 65535; an empty port (``host:``) counts as none.
 
 Anything else — quotes, spaces, ``@``, ``/``, ``%``, a second ``Host`` — is refused
@@ -25,13 +27,14 @@ import ipaddress
 import re
 from collections.abc import Sequence
 
+from routing.urlpolicy import UrlRefused, vet_host
+from routing.urls import DEFAULT_PORTS
+
 __all__ = ["public_authority"]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST = re.compile(
     r"(?:\[(?P<ip6>[0-9A-Fa-f:.]{2,45})\]|(?P<name>[A-Za-z0-9._-]{1,254}))(?::(?P<port>[0-9]{0,5}))?"
 )
-_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 
 def public_authority(host_headers: Sequence[str], *, scheme: str, local: tuple[str, int]) -> str:
@@ -47,7 +50,7 @@ def public_authority(host_headers: Sequence[str], *, scheme: str, local: tuple[s
     else:
         host, given = _parse(host_headers[0].strip())
         port = local[1] if given is None else given
-    return host if port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return host if port == DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
 
 
 def _parse(value: str) -> tuple[str, int | None]:
@@ -67,13 +70,14 @@ def _parse(value: str) -> tuple[str, int | None]:
 
 
 def _name(name: str) -> str:
-    bare = name[:-1] if name.endswith(".") else name
-    labels = bare.split(".")
-    if len(bare) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+    name = name.lower()
+    if len(name.removesuffix(".")) > 253:
         raise ValueError("not a host name")
-    if all(label.isdigit() for label in labels):
-        ipaddress.IPv4Address(bare)  # ValueError: digits and dots that are no address
-    return name.lower()
+    try:
+        vet_host(name, name)  # the URL policy's rule: a hidden IP address is no name
+    except UrlRefused as exc:
+        raise ValueError(f"not a host name ({exc.detail})") from None
+    return name
 
 
 def _literal(address: str) -> str:

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from routing.registry import Route
+from routing.urls import DEFAULT_PORTS
 
 __all__ = ["Border", "SourceBase", "border_for", "parse_base"]
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _URL_WHITESPACE = " \t\r\n\f\x00"
@@ -172,6 +172,9 @@ def border_for(route: Route, public: str, *, answered: str | None = None) -> Bor
 def _normalise(parts: SplitResult) -> tuple[str, str, int | None, str, str, str] | None:
     """``(scheme, host, port, path, query, fragment)`` of an absolute http(s) URL in normal
     form, or None when it is not one. ``ValueError`` for an invalid port."""
+    # Looser than routing.urls.parse_url on purpose: a document may spell the source's URL
+    # with percent-encoded host letters, dot segments or a trailing dot, and every spelling
+    # a client would resolve to the source must be found, not refused.
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS or not parts.netloc:
         return None

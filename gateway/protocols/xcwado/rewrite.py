@@ -32,6 +32,7 @@ never completed with a leak.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 
@@ -51,6 +52,7 @@ from gateway.protocols.xcwado.metafields import (
 from gateway.protocols.xcwado.spelling import MAX_REF_ZEROS, Spelling, Syntax, spelling_of
 from gateway.protocols.xcwado.xmlnormal import NotRewritable, XmlNormaliser
 from gateway.relay.multipart import MultipartError, boundary_of
+from routing.media import MediaType, media_or_none
 
 __all__ = [
     "MAX_FIELD_BYTES",
@@ -76,32 +78,33 @@ class RewriteError(aiohttp.ClientPayloadError):
 
 def is_rewritable(content_type: str) -> bool:
     """True for DICOM JSON metadata and for (multipart) DICOM XML metadata."""
-    return _syntax(content_type) is not None
-
-
-def _syntax(content_type: str) -> Syntax | None:
-    media = content_type.partition(";")[0].strip().lower()
-    if media in _JSON_TYPES:
-        return Syntax.JSON
-    if media in _XML_TYPES:
-        return Syntax.XML
-    if media == "multipart/related" and "application/dicom+xml" in content_type.lower():
-        return Syntax.XML
-    return None
+    return _syntax(media_or_none(content_type)) is not None
 
 
 def metadata_rewriter(content_type: str, border: Border) -> PrefixRewriter | None:
-    """The rewriter for an answer of ``content_type``, or None when it is not metadata."""
-    syntax = _syntax(content_type)
-    if syntax is None:
+    """The rewriter for an answer of ``content_type``, or None when it is not metadata
+    (or unreadable: open_upstream refuses that answer before any rewriter is asked)."""
+    media = media_or_none(content_type)
+    if media is None or (syntax := _syntax(media)) is None:
         return None
     boundary = None
-    if content_type.lower().lstrip().startswith("multipart/"):
-        try:
+    if media.type == "multipart":
+        with contextlib.suppress(MultipartError):
             boundary = boundary_of(content_type)
-        except MultipartError:
-            boundary = None
     return PrefixRewriter(border, syntax, boundary=boundary)
+
+
+def _syntax(media: MediaType | None) -> Syntax | None:
+    if media is None:
+        return None
+    if media.essence in _JSON_TYPES:
+        return Syntax.JSON
+    if media.essence in _XML_TYPES or (
+        media.essence == "multipart/related"
+        and any(value.lower() in _XML_TYPES for value in media.values("type"))
+    ):
+        return Syntax.XML
+    return None
 
 
 class PrefixRewriter:

@@ -31,7 +31,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gateway.protocols.xcwado.border import DEFAULT_PORTS, SourceBase
+from gateway.protocols.xcwado.border import SourceBase
+from routing.urls import DEFAULT_PORTS
 
 __all__ = ["MAX_REF_ZEROS", "Spelling", "Syntax", "spelling_of"]
 

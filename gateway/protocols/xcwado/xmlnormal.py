@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import enum
 
+from gateway.relay.multipart import delimiter
+
 __all__ = ["MAX_HEADER_BYTES", "NotRewritable", "XmlNormaliser"]
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -70,7 +72,7 @@ class XmlNormaliser:
 
     def __init__(self, boundary: str | None) -> None:
         # A virtual CRLF before the body lets the first delimiter be found like the others.
-        self._delimiter = b"\r\n--" + boundary.encode("latin-1") if boundary else None
+        self._delimiter = delimiter(boundary) if boundary else None
         self._markers = (b"<!", b"<?") + ((self._delimiter,) if self._delimiter else ())
         self._carry = b"\r\n" if self._delimiter else b""
         self._skip = len(self._carry)
