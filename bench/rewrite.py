@@ -15,7 +15,7 @@ import statistics
 import time
 
 from gateway.protocols.xcwado.border import Border
-from gateway.protocols.xcwado.rewrite import metadata_rewriter
+from gateway.protocols.xcwado.metadata import metadata_rewriter
 
 BASE = "http://127.0.0.1:8042/dicom-web/"
 PUBLIC = "https://gw.example.org/wado/homeCommunityId/1.2.3/RetrieveLocationUID/4.5.6/"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.consumer.endpoint import upstream_accept
-from gateway.protocols.xcwado.rewrite import is_rewritable
+from gateway.protocols.xcwado.metadata import is_rewritable
 from gateway.relay.multipart import MultipartError, boundary_of
 from gateway.relay.stream import _carries_dicom
 from routing.accept import outbound_accept

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gateway.protocols.xcwado.border import Border, parse_base
-from gateway.protocols.xcwado.rewrite import metadata_rewriter
+from gateway.protocols.xcwado.metadata import metadata_rewriter
 from peers.multipart import split_multipart
 
 PUBLIC = "https://gw.example.net/wado/homeCommunityId/1.2.3/RetrieveLocationUID/4.5.6/"

@@ -9,13 +9,8 @@ import json
 import pytest
 
 from gateway.protocols.xcwado.border import Border
-from gateway.protocols.xcwado.rewrite import (
-    MAX_FIELD_BYTES,
-    PrefixRewriter,
-    RewriteError,
-    is_rewritable,
-    metadata_rewriter,
-)
+from gateway.protocols.xcwado.metadata import is_rewritable, metadata_rewriter
+from gateway.protocols.xcwado.rewrite import MAX_FIELD_BYTES, PrefixRewriter, RewriteError
 
 BASE = "http://pacs:8042/dicom-web/"
 REQUEST = BASE + "studies/1.2/series/3.4/metadata"

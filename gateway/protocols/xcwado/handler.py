@@ -18,7 +18,8 @@ from gateway.exchange import Exchange
 from gateway.keys import BORDER, EXCHANGE, METRICS, RELAY, SETTINGS
 from gateway.protocols.xcwado.authority import public_authority
 from gateway.protocols.xcwado.border import border_for
-from gateway.protocols.xcwado.rewrite import PrefixRewriter, metadata_rewriter
+from gateway.protocols.xcwado.metadata import metadata_rewriter
+from gateway.protocols.xcwado.rewrite import PrefixRewriter
 from gateway.relay.forward import forward
 from routing.errors import (
     InvalidIdentifier,

@@ -32,7 +32,6 @@ never completed with a leak.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable
 
@@ -51,22 +50,12 @@ from gateway.protocols.xcwado.metafields import (
 )
 from gateway.protocols.xcwado.spelling import MAX_REF_ZEROS, Spelling, Syntax, spelling_of
 from gateway.protocols.xcwado.xmlnormal import NotRewritable, XmlNormaliser
-from gateway.relay.multipart import MultipartError, boundary_of
-from routing.media import MediaType, media_or_none
 
-__all__ = [
-    "MAX_FIELD_BYTES",
-    "PrefixRewriter",
-    "RewriteError",
-    "is_rewritable",
-    "metadata_rewriter",
-]
+__all__ = ["MAX_FIELD_BYTES", "PrefixRewriter", "RewriteError"]
 
 MAX_FIELD_BYTES = 64 * 1024
 """The longest URL-bearing construct (a BulkDataURI member, a Retrieve URL attribute) held."""
 
-_JSON_TYPES = ("application/dicom+json", "application/json")
-_XML_TYPES = ("application/dicom+xml", "application/xml", "text/xml")
 _LITERAL_WINDOW = 16  # "https:/" and a little: how far before a literal host a spelling starts
 _UNCLEAN = re.compile(rb"[\\%&\s]|/\.")
 _PADDED_REFERENCE = re.compile(rb"&#[xX]?0{%d}" % (MAX_REF_ZEROS + 1))
@@ -74,37 +63,6 @@ _PADDED_REFERENCE = re.compile(rb"&#[xX]?0{%d}" % (MAX_REF_ZEROS + 1))
 
 class RewriteError(aiohttp.ClientPayloadError):
     """The upstream's metadata cannot be relayed without risking a leak; abort the relay."""
-
-
-def is_rewritable(content_type: str) -> bool:
-    """True for DICOM JSON metadata and for (multipart) DICOM XML metadata."""
-    return _syntax(media_or_none(content_type)) is not None
-
-
-def metadata_rewriter(content_type: str, border: Border) -> PrefixRewriter | None:
-    """The rewriter for an answer of ``content_type``, or None when it is not metadata
-    (or unreadable: open_upstream refuses that answer before any rewriter is asked)."""
-    media = media_or_none(content_type)
-    if media is None or (syntax := _syntax(media)) is None:
-        return None
-    boundary = None
-    if media.type == "multipart":
-        with contextlib.suppress(MultipartError):
-            boundary = boundary_of(content_type)
-    return PrefixRewriter(border, syntax, boundary=boundary)
-
-
-def _syntax(media: MediaType | None) -> Syntax | None:
-    if media is None:
-        return None
-    if media.essence in _JSON_TYPES:
-        return Syntax.JSON
-    if media.essence in _XML_TYPES or (
-        media.essence == "multipart/related"
-        and any(value.lower() in _XML_TYPES for value in media.values("type"))
-    ):
-        return Syntax.XML
-    return None
 
 
 class PrefixRewriter:
