@@ -4,13 +4,13 @@ The application is built from one :class:`RouteTable` (:func:`gateway.app.create
 table installs every handler, and the hardening middleware asks it which policy a path runs
 under — also for a path no handler matches, such as a CORS preflight. Three kinds of policy:
 
-==================  ==========================  =======  ====  ===========================
-route               path                        methods  body  rate, streams, subjects
-==================  ==========================  =======  ====  ===========================
-``xc-wado``         ``{base_path}/…``           GET      no    per client or peer class
-``manifest``        ``/mado/retrieve``          POST     yes   per client or peer class
-``admin``           anything else (``/livez``)  GET      no    not limited
-==================  ==========================  =======  ====  ===========================
+==================  ==========================  ========  ====  ===========================
+route               path                        methods   body  rate, streams, subjects
+==================  ==========================  ========  ====  ===========================
+``xc-wado``         ``{base_path}/…``           GET       no    per client or peer class
+``manifest``        ``/mado/retrieve``          POST      yes   per client or peer class
+``admin``           anything else (``/livez``)  GET/HEAD  no    not limited
+==================  ==========================  ========  ====  ===========================
 
 The methods are those a browser may be allowed by a CORS preflight (:mod:`gateway.edge.cors`),
 and the request headers a page may send are listed per route: the manifest route also
@@ -100,7 +100,7 @@ MANIFEST_ROUTE = RoutePolicy(
     limited=True,
     chunked_answer=True,
 )
-ADMIN_ROUTE = RoutePolicy(name="admin", methods=("GET",))
+ADMIN_ROUTE = RoutePolicy(name="admin", methods=("GET", "HEAD"))  # probes may use either
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

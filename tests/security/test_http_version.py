@@ -69,3 +69,10 @@ async def test_a_streamed_answer_carries_the_request_id_the_client_offered() -> 
         assert headers["x-request-id"] == "viewer-42"
         status, headers, _ = await _raw(gw.url("ok"), "GET {target} HTTP/1.1", "Connection: close\r\n")
         assert len(headers["x-request-id"]) >= 16
+
+
+async def test_health_answers_get_and_head() -> None:
+    async with Scripted() as up, gateway({"ok": {"base_urls": [up.url + "ok/"]}}) as gw:
+        for method in ("GET", "HEAD"):
+            status, _, _ = await _raw(gw.raw("/livez"), method + " {target} HTTP/1.1", "Connection: close\r\n")
+            assert status.split(b" ")[1] == b"200", method
