@@ -1,11 +1,13 @@
-"""Where the IHE sample manifests are: outside the repository, never copied into it.
+"""Where the shared reference data is (the IHE sample manifests, the protocol digest):
+outside the repository, never copied into it.
 
 The published MADO samples (IHE RAD.MADO implementation guide sources, CC BY 4.0) are not ours
 to redistribute. They are read from ``$MADO_SAMPLES_DIR`` when set, else from
-``../shared/samples`` beside the clone. A test that needs one calls :func:`kos_sample` or
-:func:`fhir_sample`: when the file is absent the test is skipped with a message that says
-where to put it — or fails, when ``MADO_REQUIRE_SAMPLES=1`` (CI sets it, so no sample test
-is silently skipped there).
+``../shared/samples`` beside the clone; other shared files from ``$MADO_SHARED_DIR``, else
+``../shared``. A test that needs one calls :func:`kos_sample`, :func:`fhir_sample` or
+:func:`shared_file`: when the file is absent the test is skipped with a message that says
+where to put it — or fails, when ``MADO_REQUIRE_SAMPLES=1`` (CI sets it, so nothing is
+silently skipped there). This is the suite's one skip.
 """
 
 from __future__ import annotations
@@ -21,30 +23,45 @@ __all__ = [
     "REQUIRE_ENV",
     "SAMPLES",
     "SAMPLES_ENV",
+    "SHARED",
+    "SHARED_ENV",
     "fhir_sample",
     "kos_sample",
+    "shared_file",
 ]
 
 SAMPLES_ENV = "MADO_SAMPLES_DIR"
+SHARED_ENV = "MADO_SHARED_DIR"
 REQUIRE_ENV = "MADO_REQUIRE_SAMPLES"
 KOS_SAMPLE_NAME = "MADO_KOS_A.dcm"
 FHIR_SAMPLE_NAME = "mado-1.2.250.1.59.40211.22756022.2.1.101-bundle.json"
 
 _REPO = Path(__file__).resolve().parent.parent
-SAMPLES = Path(os.environ.get(SAMPLES_ENV) or _REPO.parent / "shared" / "samples")
+SHARED = Path(os.environ.get(SHARED_ENV) or _REPO.parent / "shared")
+SAMPLES = Path(os.environ.get(SAMPLES_ENV) or SHARED / "samples")
 
 
-def _sample(name: str) -> Path:
-    path = SAMPLES / name
+def _present(path: Path, where: str) -> Path:
+    """``path`` when it is a file; else skip saying ``where`` to put it (fail under CI)."""
     if path.is_file():
         return path
-    message = (
-        f"IHE MADO sample {path} is absent: put the published samples ({KOS_SAMPLE_NAME}, "
-        f"{FHIR_SAMPLE_NAME}) in {SAMPLES}, or set {SAMPLES_ENV} to the folder that holds them"
-    )
+    message = f"{path} is absent: {where}"
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def _sample(name: str) -> Path:
+    return _present(
+        SAMPLES / name,
+        f"put the published IHE MADO samples ({KOS_SAMPLE_NAME}, {FHIR_SAMPLE_NAME}) in "
+        f"{SAMPLES}, or set {SAMPLES_ENV} to the folder that holds them",
+    )
+
+
+def shared_file(name: str) -> Path:
+    """A file of the shared reference folder (e.g. ``spec-digest.md``)."""
+    return _present(SHARED / name, f"set {SHARED_ENV} to the folder that holds it")
 
 
 def kos_sample() -> Path:

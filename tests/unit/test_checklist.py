@@ -10,14 +10,12 @@ forbids elsewhere (no skips in CI), not here.
 from __future__ import annotations
 
 import ast
-import os
 import re
 from pathlib import Path
 
-import pytest
+from tests.samples import shared_file
 
 REPO = Path(__file__).resolve().parents[2]
-DIGEST = Path(os.environ.get("MADO_SHARED_DIR", REPO.parent / "shared")) / "spec-digest.md"
 
 ITEMS = range(1, 59)
 OUT_OF_SCOPE = {
@@ -85,11 +83,7 @@ def test_the_readme_names_every_item_out_of_scope() -> None:
 
 
 def test_the_checklist_has_the_items_this_test_knows() -> None:
-    if not DIGEST.exists():
-        if os.environ.get("MADO_REQUIRE_SAMPLES"):  # CI: the shared data must be there
-            pytest.fail(f"{DIGEST} is missing (MADO_SHARED_DIR overrides its folder)")
-        pytest.skip(f"{DIGEST} not found: set MADO_SHARED_DIR to the folder holding it")
-    text = DIGEST.read_text(encoding="utf-8").partition("## Conformance checklist")[2]
+    text = shared_file("spec-digest.md").read_text(encoding="utf-8").partition("## Conformance checklist")[2]
     numbers = [int(n) for n in re.findall(r"^(\d+)\. ", text, flags=re.MULTILINE)]
     assert numbers == list(ITEMS)
 
