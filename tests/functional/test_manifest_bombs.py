@@ -40,7 +40,8 @@ from peers.multipart import split_multipart
 from peers.orthanc import OrthancServer
 from peers.studies import SyntheticStudy, make_study
 from routing.ids import Oid
-from tests.functional.chain import COMMUNITY_A, RLUID
+from tests.functional.chain import RLUID
+from tests.functional.manifests import post_manifest
 from tests.property.test_manifest_fuzz import FHIR, KOS, mutated, type_swapped
 
 MB = 1024 * 1024
@@ -145,17 +146,12 @@ def target(orthanc: OrthancServer, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def post(gateway: GatewayProcess, body: bytes, timeout_s: float = 60) -> tuple[int, str, bytes]:
-    request = urllib.request.Request(
-        f"{gateway.url}/mado/retrieve?homeCommunityId={COMMUNITY_A}",
-        data=body,
-        method="POST",
+    return post_manifest(
+        gateway.url,
+        body,
         headers={"Content-Type": "application/octet-stream"},
+        timeout_s=timeout_s,
     )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
-            return answer.status, answer.headers["Content-Type"], answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], error.read()
 
 
 class PeakRss:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,12 +21,12 @@ from mado.load import write_path
 from mado.model import Instance, Manifest
 from mado.plan import plan_study
 from mado.vocab import EXT_DATA_ABSENT_REASON
-from peers.gateway import REPO
 from peers.multipart import split_multipart
 from peers.orthanc import OrthancServer
 from peers.studies import SyntheticStudy, make_study
 from routing.ids import HomeCommunityId, Oid, Uid
 from tests.functional.chain import COMMUNITY_A, RLUID, Chain
+from tests.functional.manifests import fetch, post_manifest, received, through
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,44 +45,12 @@ def stored(orthanc: OrthancServer) -> Stored:
     return Stored(study=study, manifest=build_manifest(datasets_from_metadata(metadata), location))
 
 
-def fetch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "fetch", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
 
 
-def through(chain: Chain, manifest: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return fetch(
-        str(manifest),
-        "--gateway",
-        chain.initiating.endpoint,
-        "--home-community-id",
-        COMMUNITY_A,
-        "--out",
-        str(out),
-        *extra,
-    )
 
 
 def post(chain: Chain, body: bytes) -> tuple[int, str, bytes]:
-    request = urllib.request.Request(
-        f"{chain.initiating.url}/mado/retrieve?homeCommunityId={COMMUNITY_A}",
-        data=body,
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, answer.headers["Content-Type"], answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], error.read()
-
-
-def received(out: Path) -> dict[str, bytes]:
-    return {p.stem: p.read_bytes() for p in out.rglob("*.dcm")}
+    return post_manifest(chain.initiating.url, body)
 
 
 def everything(stored: Stored) -> dict[str, bytes]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -30,11 +28,12 @@ from mado.create import SeriesLocation, build_manifest, datasets_from_metadata
 from mado.fhir_writer import write_fhir
 from mado.vocab import EXT_DATA_ABSENT_REASON, EXT_RETRIEVE_LOCATION_UID
 from peers.chain import chain_configs
-from peers.gateway import REPO, GatewayProcess
+from peers.gateway import GatewayProcess
 from peers.orthanc import OrthancServer
 from peers.studies import SyntheticStudy, make_study
 from routing.ids import Oid
-from tests.functional.chain import COMMUNITY_A, RLUID, Chain
+from tests.functional.chain import RLUID, Chain
+from tests.functional.manifests import fetch, post_manifest, received, through
 from tests.samples import fhir_sample
 
 OPAQUE = "ACME"
@@ -97,31 +96,10 @@ def aliased(orthanc: OrthancServer, tmp_path_factory: pytest.TempPathFactory) ->
         yield Chain(responding=a, initiating=b, orthanc=orthanc)
 
 
-def fetch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "fetch", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
 
 
-def through(chain: Chain, manifest: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return fetch(
-        str(manifest),
-        "--gateway",
-        chain.initiating.endpoint,
-        "--home-community-id",
-        COMMUNITY_A,
-        "--out",
-        str(out),
-        *extra,
-    )
 
 
-def received(out: Path) -> dict[str, bytes]:
-    return {p.stem: p.read_bytes() for p in out.rglob("*.dcm")}
 
 
 def expected(located: Located) -> dict[str, bytes]:
@@ -129,17 +107,9 @@ def expected(located: Located) -> dict[str, bytes]:
 
 
 def post(chain: Chain, manifest: bytes) -> tuple[int, str, bytes]:
-    request = urllib.request.Request(
-        f"{chain.initiating.url}/mado/retrieve?homeCommunityId={COMMUNITY_A}",
-        data=manifest,
-        method="POST",
-        headers={"Content-Type": "application/fhir+json"},
+    return post_manifest(
+        chain.initiating.url, manifest, headers={"Content-Type": "application/fhir+json"}
     )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, answer.headers["Content-Type"], answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], error.read()
 
 
 def parts_of(content_type: str, body: bytes) -> list[bytes]:

@@ -23,6 +23,8 @@ from peers.orthanc import OrthancServer
 from peers.studies import SyntheticInstance, SyntheticStudy, make_key_image_note, make_study
 from routing.ids import Oid
 from tests.functional.chain import COMMUNITY_A, RLUID, Chain
+from tests.functional.manifests import fetch, post_manifest
+from tests.functional.manifests import received as stored
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,18 +70,7 @@ def case(orthanc: OrthancServer, tmp_path_factory: pytest.TempPathFactory) -> Ca
     return Case(study=study, note=note, flagged=flagged, manifest=path)
 
 
-def fetch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "fetch", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
 
-
-def stored(out: Path) -> dict[str, bytes]:
-    return {p.stem: p.read_bytes() for p in out.rglob("*.dcm")}
 
 
 def direct_instance(
@@ -202,25 +193,16 @@ def test_malformed_manifests_are_clear_errors(tmp_path: Path, content: bytes, me
     assert result.stderr.startswith("mado-gateway fetch:")
 
 
-def post_manifest(chain: Chain, manifest: bytes, query: str) -> tuple[int, str, bytes]:
-    request = urllib.request.Request(
-        f"{chain.initiating.url}/mado/retrieve?{query}",
-        data=manifest,
-        method="POST",
-        headers={"Content-Type": "application/dicom"},
+def post(chain: Chain, manifest: bytes, query: str) -> tuple[int, str, bytes]:
+    return post_manifest(
+        chain.initiating.url, manifest, query=query, headers={"Content-Type": "application/dicom"}
     )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, answer.headers["Content-Type"], answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], error.read()
 
 
 def test_post_manifest_streams_the_key_images_as_one_multipart_answer(
     case: Case, chain: Chain
 ) -> None:
-    status, content_type, body = post_manifest(
-        chain, case.manifest.read_bytes(), f"homeCommunityId={COMMUNITY_A}&selection=key-images"
+    status, content_type, body = post(chain, case.manifest.read_bytes(), f"homeCommunityId={COMMUNITY_A}&selection=key-images"
     )
     assert status == 200
     assert content_type.startswith('multipart/related; type="application/dicom"; boundary=')
@@ -250,8 +232,7 @@ def test_post_fhir_manifest_whole_study(case: Case, chain: Chain, tmp_path: Path
         check=False,
     )
     assert converted.returncode == 0, converted.stderr
-    status, content_type, body = post_manifest(
-        chain, fhir.read_bytes(), f"homeCommunityId={COMMUNITY_A}"
+    status, content_type, body = post(chain, fhir.read_bytes(), f"homeCommunityId={COMMUNITY_A}"
     )
     assert status == 200
     received = sorted(p.body for p in split_multipart(body, content_type))
@@ -276,8 +257,7 @@ def test_post_fhir_manifest_whole_study(case: Case, chain: Chain, tmp_path: Path
 def test_post_manifest_errors_are_problems(
     case: Case, chain: Chain, body: bytes | None, query: str, status: int, problem: str
 ) -> None:
-    got_status, content_type, answer = post_manifest(
-        chain, body or case.manifest.read_bytes(), query
+    got_status, content_type, answer = post(chain, body or case.manifest.read_bytes(), query
     )
     assert got_status == status
     assert content_type == "application/problem+json"

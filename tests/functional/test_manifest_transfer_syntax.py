@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,12 +25,12 @@ import pytest
 
 from mado.create import SeriesLocation, build_manifest, datasets_from_metadata
 from mado.load import write_path
-from peers.gateway import REPO
 from peers.multipart import split_multipart
 from peers.orthanc import OrthancServer
 from peers.studies import SyntheticInstance, compress_rle, make_study
 from routing.ids import Oid
 from tests.functional.chain import COMMUNITY_A, RLUID, Chain
+from tests.functional.manifests import fetch, post_manifest, received
 
 JPEG_LOSSLESS = "1.2.840.10008.1.2.4.70"
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
@@ -94,18 +92,8 @@ def stored(orthanc: OrthancServer, tmp_path_factory: pytest.TempPathFactory) -> 
     return Stored(manifest=path, files=files, syntaxes=syntaxes)
 
 
-def fetch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "fetch", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
 
 
-def received(out: Path) -> dict[str, bytes]:
-    return {p.stem: p.read_bytes() for p in out.rglob("*.dcm")}
 
 
 def syntax_of(part10: bytes) -> str:
@@ -192,17 +180,7 @@ def post(chain: Chain, manifest: bytes, accept: str | None) -> tuple[int, str, b
     headers = {"Content-Type": "application/dicom"}
     if accept is not None:
         headers["Accept"] = accept
-    request = urllib.request.Request(
-        f"{chain.initiating.url}/mado/retrieve?homeCommunityId={COMMUNITY_A}",
-        data=manifest,
-        method="POST",
-        headers=headers,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, answer.headers["Content-Type"], answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], error.read()
+    return post_manifest(chain.initiating.url, manifest, headers=headers)
 
 
 @pytest.mark.parametrize("accept", [None, "*/*", DICOM, "multipart/related"])
