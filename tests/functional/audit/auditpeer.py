@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from typing import Any
 
 from lxml import etree
@@ -19,6 +21,7 @@ IDENTITY = Identity(
     enterprise_site_id="CommunityA",
 )
 CT = "1.2.840.10008.5.1.4.1.1.2"
+DICOM = 'multipart/related; type="application/dicom"'
 
 
 def tls_settings(
@@ -94,3 +97,14 @@ def studies_in(lines: list[bytes]) -> list[str]:
             study = root.find("ParticipantObjectIdentification[@ParticipantObjectTypeCodeRole='3']")
             out.append(str(study.get("ParticipantObjectID")))
     return out
+
+
+def get(url: str) -> int:
+    """A retrieval as a consumer makes it, read to the end; its status."""
+    request = urllib.request.Request(url, headers={"Accept": DICOM})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code

@@ -12,8 +12,6 @@ import struct
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path
 from typing import Any
@@ -24,13 +22,12 @@ from peers.gateway import REPO, GatewayProcess, gateway_config
 from peers.net import free_port
 from peers.orthanc import OrthancServer
 from peers.studies import make_study
-from tests.functional.audit.auditpeer import event_of, parse
+from tests.functional.audit.auditpeer import event_of, get, parse
 from tests.functional.audit.conftest import Pki, Rsyslog
 from tests.unit.audit.auditcheck import check_instances_transferred
 
 OWN = "5.6.7.8"
 RLUID = "1.2.3.50"
-DICOM = 'multipart/related; type="application/dicom"'
 
 
 def tls_of(server: Rsyslog, pki: Pki) -> dict[str, Any]:
@@ -44,15 +41,6 @@ def tls_of(server: Rsyslog, pki: Pki) -> dict[str, Any]:
         "connect_timeout_s": 2,
     }
 
-
-def get(url: str) -> int:
-    request = urllib.request.Request(url, headers={"Accept": DICOM})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            answer.read()
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def studies_of(lines: list[bytes]) -> list[str]:

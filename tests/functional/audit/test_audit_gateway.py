@@ -26,13 +26,12 @@ from peers.gateway import GatewayProcess, gateway_config
 from peers.net import free_port
 from peers.orthanc import OrthancServer
 from peers.studies import SyntheticStudy, make_study
-from tests.functional.audit.auditpeer import parse
+from tests.functional.audit.auditpeer import event_of, get, parse
 from tests.functional.audit.conftest import Pki, Rsyslog
 from tests.unit.audit.auditcheck import check_instances_transferred
 
 OWN = "5.6.7.8"
 RLUID = "1.2.3.50"
-DICOM = 'multipart/related; type="application/dicom"'
 
 
 def audit_tls(rsyslog: Rsyslog, pki: Pki, folder: Path, **journal: Any) -> dict[str, Any]:
@@ -52,19 +51,6 @@ def audit_tls(rsyslog: Rsyslog, pki: Pki, folder: Path, **journal: Any) -> dict[
         "stop_timeout_s": 20,
     }
 
-
-def get(url: str) -> int:
-    request = urllib.request.Request(url, headers={"Accept": DICOM})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            answer.read()
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
-def event(root: Any) -> str:
-    return str(root.find("EventIdentification/EventID").get("csd-code"))
 
 
 def study_of(root: Any) -> str:
@@ -128,7 +114,7 @@ def test_a_thousand_retrievals_survive_arr_restarts_and_a_sigkill(
         stored = _wait_for_studies(rsyslog, expected, timeout_s=60)
         log_tail = gateway.log()[-3000:]
     roots = [parse(line) for line in stored]  # every stored message parses and validates
-    transferred = [r for r in roots if event(r) == "110104"]
+    transferred = [r for r in roots if event_of(r) == "110104"]
     for root in transferred:
         check_instances_transferred(root)
     per_study = collections.Counter(study_of(r) for r in transferred)
@@ -139,7 +125,7 @@ def test_a_thousand_retrievals_survive_arr_restarts_and_a_sigkill(
     # interruption can repeat only what was in flight then, so no message arrives more than
     # once per interruption.
     assert max(per_study.values()) <= 1 + 4
-    starts_and_stops = [r for r in roots if event(r) == "110100"]
+    starts_and_stops = [r for r in roots if event_of(r) == "110100"]
     assert len(starts_and_stops) == 3  # start, (killed: no stop), start, stop
     print(
         f"\n1000 retrievals: {len(transferred)} Instances Transferred stored, {duplicates} duplicates"
@@ -243,7 +229,7 @@ def _wait_for_studies(rsyslog: Rsyslog, expected: set[str], timeout_s: float) ->
     while True:
         lines = rsyslog.received()
         seen = {
-            study_of(root) for root in (parse(line) for line in lines) if event(root) == "110104"
+            study_of(root) for root in (parse(line) for line in lines) if event_of(root) == "110104"
         }
         if expected <= seen or time.monotonic() > deadline:
             return lines
@@ -254,7 +240,7 @@ def _wait_for_events(log: Path, event_id: str, count: int, timeout_s: float = 20
     deadline = time.monotonic() + timeout_s
     while True:
         lines = log.read_bytes().split(b"\n")[:-1] if log.exists() else []
-        roots = [r for r in (parse(line) for line in lines) if event(r) == event_id]
+        roots = [r for r in (parse(line) for line in lines) if event_of(r) == event_id]
         if len(roots) >= count or time.monotonic() > deadline:
             assert len(roots) == count, f"{len(roots)} {event_id} messages in {log}"
             return roots
