@@ -5,11 +5,15 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trustme
 from cryptography import x509
 
-__all__ = ["STUDY", "Pki"]
+from peers.gateway import gateway_config
+from peers.net import free_port
+
+__all__ = ["STUDY", "Pki", "responding_over_tls"]
 
 STUDY = "1.2.826.0.1.3680043.10.99.7"  # any study UID: the source answers every path
 
@@ -40,3 +44,24 @@ class Pki:
         if cert is not None:
             context.load_cert_chain(cert[0], cert[1])
         return context
+
+
+def responding_over_tls(
+    pki: Pki, source: str, server_cert: tuple[str, str, str], **tls: Any
+) -> dict[str, Any]:
+    """A responding gateway (community 1.1.1, Retrieve Location 1.2.3.4 → ``source``) that
+    serves HTTPS with ``server_cert`` and verifies client certificates of the client CA;
+    ``tls`` adds or replaces keys of its ``server.tls`` section."""
+    config = gateway_config(
+        home_community_id="1.1.1",
+        port=free_port(),
+        upstreams={"source": {"protocol": "wado-rs", "base_urls": [source]}},
+        sources={"1.2.3.4": "source"},
+    )
+    config["server"]["tls"] = {
+        "cert_file": server_cert[0],
+        "key_file": server_cert[1],
+        "client_ca_file": pki.write_ca(pki.client_ca, "client-ca"),
+        **tls,
+    }
+    return config

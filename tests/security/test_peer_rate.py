@@ -22,7 +22,7 @@ from gateway.settings import PEER_RATE_LIMIT, RateLimit, parse_server_settings
 from peers.gateway import GatewayProcess, gateway_config
 from peers.net import free_port
 from routing.errors import ConfigError
-from tests.security.pki import STUDY, Pki
+from tests.security.pki import STUDY, Pki, responding_over_tls
 
 BURST = 40
 PATH = f"homeCommunityId/1.1.1/RetrieveLocationUID/1.2.3.4/studies/{STUDY}"
@@ -45,17 +45,7 @@ def test_a_peer_gateway_is_not_throttled_like_one_client(
     server_cert = pki.leaf(pki.server_ca, "responding-gateway")
     peer_cert = pki.leaf(pki.client_ca, "initiating-gateway")
     plain_cert = pki.leaf(pki.client_ca, "a-viewer")
-    rig = gateway_config(
-        home_community_id="1.1.1",
-        port=free_port(),
-        upstreams={"source": {"protocol": "wado-rs", "base_urls": [source]}},
-        sources={"1.2.3.4": "source"},
-    )
-    rig["server"]["tls"] = {
-        "cert_file": server_cert[0],
-        "key_file": server_cert[1],
-        "client_ca_file": pki.write_ca(pki.client_ca, "client-ca"),
-    }
+    rig = responding_over_tls(pki, source, server_cert)
     rig["server"]["rate_limit"] = {"requests_per_s": 5, "burst": 10}
     rig["server"]["peer_gateways"] = {"subjects": [peer_cert[2]]}
     plain = pki.client_context(plain_cert)

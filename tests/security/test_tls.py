@@ -27,7 +27,7 @@ from gateway.relay.tls import peer_subject, server_context
 from peers.gateway import GatewayProcess, gateway_config
 from peers.net import free_port
 from tests.security.harness import Scripted, fetch, gateway
-from tests.security.pki import STUDY, Pki
+from tests.security.pki import STUDY, Pki, responding_over_tls
 
 
 def client_context(pki: Pki, cert: tuple[str, str, str] | None) -> ssl.SSLContext:
@@ -121,19 +121,7 @@ def test_two_gateways_with_mutual_tls(pki: Pki, source: str, tmp_path: Path) -> 
     server_cert = pki.leaf(pki.server_ca, "responding-gateway")
     client_cert = pki.leaf(pki.client_ca, "initiating-gateway")
     server_ca = pki.write_ca(pki.server_ca, "server-ca")
-    client_ca = pki.write_ca(pki.client_ca, "client-ca")
-    rig = gateway_config(
-        home_community_id="1.1.1",
-        port=free_port(),
-        upstreams={"source": {"protocol": "wado-rs", "base_urls": [source]}},
-        sources={"1.2.3.4": "source"},
-    )
-    rig["server"]["tls"] = {
-        "cert_file": server_cert[0],
-        "key_file": server_cert[1],
-        "client_ca_file": client_ca,
-        "allowed_client_subjects": [client_cert[2]],
-    }
+    rig = responding_over_tls(pki, source, server_cert, allowed_client_subjects=[client_cert[2]])
     tls_profile = {"ca_file": server_ca, "cert_file": client_cert[0], "key_file": client_cert[1]}
     with GatewayProcess(
         tmp_path / "rig", rig, name="rig", client_ssl=client_context(pki, client_cert)

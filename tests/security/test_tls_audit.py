@@ -35,7 +35,7 @@ from lxml import etree
 
 from peers.gateway import GatewayProcess, gateway_config
 from peers.net import free_port
-from tests.security.pki import STUDY, Pki
+from tests.security.pki import STUDY, Pki, responding_over_tls
 from tests.unit.audit.auditcheck import validate, xml_of
 
 PATH = f"homeCommunityId/1.1.1/RetrieveLocationUID/1.2.3.4/studies/{STUDY}"
@@ -129,17 +129,7 @@ def test_tls_failures_in_both_directions_are_audited_as_node_authentication(
     good_client = pki.leaf(pki.client_ca, "monitoring")
     stranger_ca = trustme.CA()
     stranger = pki.leaf(stranger_ca, "stranger")
-    rig = gateway_config(
-        home_community_id="1.1.1",
-        port=free_port(),
-        upstreams={"source": {"protocol": "wado-rs", "base_urls": [source]}},
-        sources={"1.2.3.4": "source"},
-    )
-    rig["server"]["tls"] = {
-        "cert_file": server_cert[0],
-        "key_file": server_cert[1],
-        "client_ca_file": pki.write_ca(pki.client_ca, "client-ca"),
-    }
+    rig = responding_over_tls(pki, source, server_cert)
     with GatewayProcess(
         tmp_path / "rig", rig, name="rig", client_ssl=pki.client_context(good_client)
     ) as responding:
