@@ -28,6 +28,7 @@ from routing.urlpolicy import Rule
 
 __all__ = [
     "Attempt",
+    "DocumentOutcome",
     "Exchange",
     "ExchangeSink",
     "Failure",
@@ -115,6 +116,25 @@ class Refusal:
     address_class: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentOutcome:
+    """One document a SOAP retrieve (RAD-69 / RAD-75) asked for, and what became of it.
+
+    ``error_code`` is None when the document was returned, else the RegistryError code
+    reported for it; ``upstream`` names the leg's upstream that answered for it (None: no
+    upstream was asked, e.g. an unknown repository). The list on the exchange is bounded by
+    the request envelope's size cap, not by the data.
+    """
+
+    study_uid: str
+    series_uid: str
+    document_uid: str
+    repository_id: str
+    home_community_id: str | None
+    error_code: str | None = None
+    upstream: str | None = None
+
+
 @dataclass(slots=True, kw_only=True)
 class Leg:
     """One upstream conversation of an exchange; times are seconds since the exchange began.
@@ -135,6 +155,7 @@ class Leg:
     first_byte_s: float | None = None
     end_s: float | None = None
     end: StreamEnd | None = None  # None: no body was relayed
+    transaction: str | None = None  # RAD-160 | RAD-107 | RAD-69 | RAD-75; None: from the route
 
     @property
     def answered(self) -> bool:
@@ -153,6 +174,7 @@ class Exchange:
     started: float = field(default_factory=time.monotonic)
     started_wall: float = field(default_factory=time.time)
     route_kind: str = "none"  # relay | source | retrieve-url | manifest | none
+    transaction: str = "RAD-160"  # the inbound transaction: RAD-160 | RAD-69 | RAD-75
     resource: str = "none"  # routing.rad160.ResourceKind value, or none
     home_community_id: str | None = None
     retrieve_location_uid: str | None = None
@@ -168,6 +190,7 @@ class Exchange:
     legs: list[Leg] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)  # of the request itself, not a leg's
     instances: InstanceTally = field(default_factory=InstanceTally)
+    documents: list[DocumentOutcome] = field(default_factory=list)  # SOAP retrieves only
     client_subject: str | None = None  # its TLS client certificate subject, when verified
     sealed: bool = False  # handed to the sinks; nothing may change it afterwards
 
