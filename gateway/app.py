@@ -77,7 +77,7 @@ def create_app(
     routes = route_table(settings, metrics)
     app = web.Application(
         middlewares=[
-            exchange_middleware,
+            exchange_middleware(routes),
             hardening_middleware(settings, metrics, routes),
         ],
         handler_args=parser_limits(settings.limits),

@@ -10,7 +10,7 @@ URL longer than ``max_url_bytes``      414          ``uri-too-long``
 encoded CR, LF, NUL… in the query      400          ``invalid-request``
 header bytes or count over the limit   431          ``headers-too-large``
 a body on a route that takes none      413          ``request-body-not-allowed``
-a manifest over ``max_manifest_bytes``  413          ``request-body-too-large``
+a body over the route's limit          413          ``request-body-too-large``
 HTTP/1.0 on a streaming route          505          ``http-version-not-supported``
 CORS preflight refused                 403          ``cors-origin-refused``,
                                                     ``cors-method-refused``,
@@ -72,6 +72,7 @@ __all__ = [
     "ClientLimiter",
     "StreamReaderLike",
     "TokenBuckets",
+    "body_limit",
     "hardening_middleware",
     "parser_limits",
     "read_limited",
@@ -199,6 +200,11 @@ async def read_manifest(request: web.Request) -> bytearray:
     return await read_limited(request.content, request.app[SETTINGS].limits.max_manifest_bytes)
 
 
+def body_limit(route: RoutePolicy, limits: InboundLimits) -> int:
+    """The most body bytes a request on ``route`` may send (it takes a body)."""
+    return route.max_body_bytes if route.max_body_bytes is not None else limits.max_manifest_bytes
+
+
 async def read_limited(content: StreamReaderLike, limit: int) -> bytearray:
     """Everything ``content`` delivers until its end; :class:`BodyTooLarge` past ``limit``."""
     body = bytearray()
@@ -222,9 +228,10 @@ def _check_sizes(request: web.Request, route: RoutePolicy, limits: InboundLimits
     if request.body_exists:
         length = request.content_length
         if route.takes_body and request.method in route.methods:
-            # Without a Content-Length the reader enforces the limit (read_manifest).
-            if length is not None and length > limits.max_manifest_bytes:
-                raise BodyTooLarge(limits.max_manifest_bytes)
+            # Without a Content-Length the reader enforces the limit (read_body).
+            limit = body_limit(route, limits)
+            if length is not None and length > limit:
+                raise BodyTooLarge(limit)
         elif length is None or length > limits.max_body_bytes:
             raise BodyNotAllowed()
 

@@ -1,9 +1,11 @@
-"""The one middleware: request id, exchange record, error → problem+json, sinks, access log.
+"""The one middleware: request id, exchange record, error → the wire, sinks, access log.
 
 Every request gets an :class:`~gateway.exchange.Exchange` and a
 :class:`~gateway.relay.handover.Relay` (what the handler may hand the relay: the upstream pool, the
-registry, the telemetry). Whatever the handler raises is turned into a problem document
-here and nowhere else (design.md §9 rule 5). When the request is over — answered, failed,
+registry, the telemetry). Whatever the handler raises is put on the wire here and nowhere
+else (design.md §9 rule 5), by the error renderer of the route's protocol
+(:attr:`~gateway.edge.routes.RoutePolicy.errors`: a SOAP Fault on the XCA-I endpoint), or
+as a problem document (RFC 9457). When the request is over — answered, failed,
 aborted or cancelled — the exchange is sealed: it goes to every sink once and one JSON
 access line is logged. A relay seals it itself, just before its last bytes, through the
 telemetry it was handed (:class:`Delivery`).
@@ -19,8 +21,9 @@ from collections.abc import Sequence
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
+from gateway.edge.routes import ErrorRenderer, RouteTable
 from gateway.errors import problem_for, refusal_for
 from gateway.exchange import Exchange, ExchangeSink, Leg, LegSink, Outcome
 from gateway.keys import EXCHANGE, HOLDER, METRICS, POOL, SECURITY, SINKS
@@ -81,8 +84,21 @@ def delivery(app: web.Application) -> Delivery:
     return Delivery([alerts, *app[SINKS]], [alerts])
 
 
-@web.middleware
-async def exchange_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def exchange_middleware(routes: RouteTable) -> Middleware:
+    """The middleware for an application whose routes are ``routes`` (whose policies say how
+    each protocol renders an error)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        render = routes.policy_for(request.path).errors or problem_response
+        return await _exchange(request, handler, render)
+
+    return middleware
+
+
+async def _exchange(
+    request: web.Request, handler: Handler, render: ErrorRenderer
+) -> web.StreamResponse:
     request_id = _request_id(request.headers.get("X-Request-ID"))
     token = REQUEST_ID.set(request_id)
     exchange = Exchange(
@@ -105,7 +121,7 @@ async def exchange_middleware(request: web.Request, handler: Handler) -> web.Str
             refusal = refusal_for(exc)
             if refusal is not None:  # the security sink reports it when the exchange is sealed
                 exchange.refusals.append(refusal)
-            response = problem_response(exc, exchange)
+            response = render(exc, exchange)
         else:
             if not exchange.status:
                 exchange.status = response.status
@@ -126,7 +142,8 @@ def seal(request: web.Request, exchange: Exchange) -> None:
 
 
 def problem_response(exc: BaseException, exchange: Exchange) -> web.Response:
-    """Render ``exc`` as problem+json and record it on the exchange."""
+    """Render ``exc`` as problem+json and record it on the exchange (the default
+    :data:`~gateway.edge.routes.ErrorRenderer`)."""
     problem = problem_for(exc)
     exchange.status = problem.status
     exchange.outcome = Outcome.FAILED if exchange.contacted else Outcome.REFUSED

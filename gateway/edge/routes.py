@@ -20,15 +20,18 @@ The one body there is, a manifest, is bounded by ``server.limits.max_manifest_by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.exchange import Exchange
+
 __all__ = [
     "ADMIN_ROUTE",
     "EXPOSED_HEADERS",
+    "ErrorRenderer",
     "MANIFEST_PATH",
     "MANIFEST_ROUTE",
     "RETRIEVE_ROUTE",
@@ -70,6 +73,11 @@ EXPOSED_HEADERS = (
 """Answer headers a page may read, whatever the route."""
 
 
+ErrorRenderer = Callable[[BaseException, Exchange], web.StreamResponse]
+"""How a protocol puts an error on the wire: the answer for ``exc``, recorded on the exchange
+(status, outcome). One per protocol (design.md §9 rule 5); None on a policy: problem+json."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoutePolicy:
     """What one kind of route takes.
@@ -81,6 +89,9 @@ class RoutePolicy:
     client subject check, rate and stream caps apply. ``chunked_answer``: answers are
     streamed with chunked framing (their end is the terminating chunk, written once the
     exchange is recorded), which HTTP/1.0 lacks, so HTTP/1.0 requests are refused with 505.
+    ``max_body_bytes``: the body limit of a route that ``takes_body`` (None:
+    ``server.limits.max_manifest_bytes``). ``errors``: the protocol's error renderer (None:
+    problem+json), used for every error on the route, the edge's refusals included.
     """
 
     name: str
@@ -89,6 +100,8 @@ class RoutePolicy:
     takes_body: bool = False
     limited: bool = False
     chunked_answer: bool = False
+    max_body_bytes: int | None = None
+    errors: ErrorRenderer | None = None
 
 
 RETRIEVE_ROUTE = RoutePolicy(name="xc-wado", methods=("GET",), limited=True, chunked_answer=True)
@@ -122,6 +135,9 @@ class RouteTable:
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = tuple(routes)
+        paths = [route.path for route in self.routes]
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"two routes share a path: {sorted(paths)}")
 
     def policy_for(self, path: str) -> RoutePolicy:
         """The policy of the route that serves ``path`` (the request's decoded path)."""
