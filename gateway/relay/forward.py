@@ -110,6 +110,9 @@ async def open_upstream(
     resource: ResourceKind,
     relay: Relay,
     accept: str | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
+    content_type: str | None = None,
 ) -> AsyncIterator[tuple[str, aiohttp.ClientResponse]]:
     """The first relayable answer along ``route``, as ``(base_url, answer)``: the attempt phase.
 
@@ -119,12 +122,16 @@ async def open_upstream(
     (:mod:`gateway.relay.redirects`). Raises the :class:`~gateway.errors.GatewayError` of the last
     failure when no base URL gave a relayable answer (a 2xx or 304; a multipart one with a
     usable boundary). The answer's connection is released when the block ends. ``accept``
-    replaces the consumer's Accept (a request the gateway makes on its own behalf).
-    ``relay`` is what the handler was handed (:data:`~gateway.relay.handover.RELAY`).
+    replaces the consumer's Accept (a request the gateway makes on its own behalf);
+    ``method``, ``body`` and ``content_type`` make it another request than a GET (a SOAP
+    POST: the same ``body`` goes to each base URL tried). ``relay`` is what the handler was
+    handed (:data:`~gateway.relay.handover.RELAY`).
     """
     upstream = route.upstream
     leg = exchange.open_leg(upstream.name)
     headers = _outbound_headers(request, route, exchange, resource, accept)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
     if route.kind is RouteKind.RETRIEVE_URL:
         _vet_retrieve_url(route)
     failure: GatewayError | None = None
@@ -141,7 +148,7 @@ async def open_upstream(
             following = attempts[index + 1][0] if index + 1 < len(attempts) else None
             leg.url = url
             try:
-                answer = await follower.get(url, headers)
+                answer = await follower.send(method, url, headers, body)
             except AddressRefused as exc:
                 failure = exc
                 _failed(exchange, leg, Attempt(base_url=base, failure=Failure.ADDRESS), following)

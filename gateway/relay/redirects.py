@@ -86,16 +86,26 @@ class Follower:
         Raises :class:`RedirectNotFollowed`, :class:`AddressRefused`, or the aiohttp error of
         the first URL's connection (the caller classifies it and may fail over).
         """
+        return await self.send("GET", url, headers)
+
+    async def send(
+        self, method: str, url: str, headers: CIMultiDict[str], body: bytes | None = None
+    ) -> aiohttp.ClientResponse:
+        """:meth:`get` for any method: ``body`` goes with every request that keeps the
+        method (307, 308); a redirect that turns the request into a GET sends none."""
         policy = self._upstream.redirects
         current_upstream = self._upstream
         current = url
-        method = "GET"
+        original = method
         hops = 0
         visited = {url.partition("#")[0]}
         registered: dict[str, str] | None = None
         via: int | None = None
         while True:
-            answer = await self._request(current_upstream, method, current, headers, via)
+            data = body if method == original else None
+            answer = await self._request(
+                current_upstream, method, current, headers, via, body=data
+            )
             if answer.status not in FOLLOWED_STATUSES:
                 return answer
             location = answer.headers.get("Location")
@@ -135,6 +145,8 @@ class Follower:
         url: str,
         headers: CIMultiDict[str],
         via: int | None,
+        *,
+        body: bytes | None = None,
     ) -> aiohttp.ClientResponse:
         """One request; ``via`` is the redirect status that led here (None: the first URL)."""
         try:
@@ -154,7 +166,9 @@ class Follower:
         else:
             credential = None
         try:
-            answer = await session.request(method, target, headers=headers, allow_redirects=False)
+            answer = await session.request(
+                method, target, headers=headers, data=body, allow_redirects=False
+            )
         except aiohttp.ClientConnectorDNSError as exc:
             if isinstance(exc.os_error, AddressBlocked):
                 raise self._blocked(upstream, url, exc.os_error, via) from None
