@@ -113,6 +113,7 @@ async def open_upstream(
     method: str = "GET",
     body: bytes | None = None,
     content_type: str | None = None,
+    leg: Leg | None = None,
 ) -> AsyncIterator[tuple[str, aiohttp.ClientResponse]]:
     """The first relayable answer along ``route``, as ``(base_url, answer)``: the attempt phase.
 
@@ -125,10 +126,13 @@ async def open_upstream(
     replaces the consumer's Accept (a request the gateway makes on its own behalf);
     ``method``, ``body`` and ``content_type`` make it another request than a GET (a SOAP
     POST: the same ``body`` goes to each base URL tried). ``relay`` is what the handler was
-    handed (:data:`~gateway.relay.handover.RELAY`).
+    handed (:data:`~gateway.relay.handover.RELAY`). ``leg``: record on this leg of the
+    exchange instead of opening a new one (many requests to one upstream as one leg: the
+    bridge's per-document GETs), which is then not ``exchange.legs[-1]`` necessarily.
     """
     upstream = route.upstream
-    leg = exchange.open_leg(upstream.name)
+    if leg is None:
+        leg = exchange.open_leg(upstream.name)
     headers = _outbound_headers(request, route, exchange, resource, accept)
     if content_type is not None:
         headers["Content-Type"] = content_type
