@@ -2,20 +2,27 @@
 
 The routing sections are read by :mod:`routing.loader`; this module declares the part that
 only the running process cares about (where to listen, under which path, how it is seen from
-outside, TLS, what a request may carry, rate limits), one declaration per field
-(:mod:`routing.declare`), read with the same field-path error reporting.
+outside, TLS, what a request may carry, rate limits, the XCA-I endpoint and its spool), one
+declaration per field (:mod:`routing.declare`), read with the same field-path error reporting.
+Sizes are bytes and end in ``_bytes``; durations are seconds and end in ``_s``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gateway.relay.tls import parse_subject, server_context
+from routing.accept import FORBIDDEN_TRANSFER_SYNTAXES
 from routing.declare import FAILED, Report, read, setting
+from routing.errors import InvalidIdentifier
+from routing.ids import Uid
 from routing.kinds import (
     EXISTING_FILE,
     Choice,
@@ -30,15 +37,23 @@ from routing.kinds import (
 from routing.urls import base_url, origin
 
 __all__ = [
+    "ANY_TRANSFER_SYNTAXES",
     "CorsPolicy",
     "PEER_RATE_LIMIT",
+    "RESERVED_PATHS",
+    "SPOOL_FOLDER",
     "InboundLimits",
     "PeerGateways",
     "RateLimit",
     "ServerSettings",
     "ServerTls",
+    "SpoolSettings",
+    "XcaSettings",
     "parse_server_settings",
 ]
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 _SUBJECTS = ListOf(
     Text(label="subject (RFC 4514)", convert=with_text(parse_subject, "not a subject: {reason}"))
@@ -101,9 +116,9 @@ class ServerTls:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InboundLimits:
     """What a request may carry. Retrieve requests have no body, so the default body limit
-    is 0 bytes; the one request with a body, ``POST /mado/retrieve``, may carry a manifest
-    of up to ``max_manifest_bytes``. ``max_header_bytes`` counts every header name and value
-    together."""
+    is 0 bytes; ``POST /mado/retrieve`` may carry a manifest of up to ``max_manifest_bytes``,
+    and a request to the XCA-I endpoint its SOAP envelope (``xca.max_envelope_bytes``).
+    ``max_header_bytes`` counts every header name and value together."""
 
     max_url_bytes: int = setting(Integer(minimum=256), "Request line URL, in bytes.", default=4096)
     max_header_bytes: int = setting(
@@ -111,7 +126,9 @@ class InboundLimits:
     )
     max_headers: int = setting(Integer(minimum=8), "Header fields.", default=64)
     max_body_bytes: int = setting(
-        Integer(minimum=0), "Body of any request but POST /mado/retrieve, in bytes.", default=0
+        Integer(minimum=0),
+        "Body of any request but POST /mado/retrieve and XCA-I, in bytes.",
+        default=0,
     )
     max_manifest_bytes: int = setting(
         Integer(minimum=1024),
@@ -181,11 +198,140 @@ class PeerGateways:
 _BASE_PATH = r"(?:/[A-Za-z0-9._~-]+)+"
 
 
-def _base_path(text: str) -> str:
-    path = text.rstrip("/")
-    if re.fullmatch(_BASE_PATH, path) is None:
-        raise ValueError("must be a path such as /wado (letters, digits, . _ ~ -)")
-    return path
+def _path(example: str) -> Text:
+    """A path of one or more segments, written with or without a final ``/``."""
+
+    def path(text: str) -> str:
+        path = text.rstrip("/")
+        if re.fullmatch(_BASE_PATH, path) is None:
+            raise ValueError(f"must be a path such as {example} (letters, digits, . _ ~ -)")
+        return path
+
+    return Text(label="path", convert=path, like=_BASE_PATH + "/*")
+
+
+RESERVED_PATHS = ("/mado/retrieve", "/livez", "/readyz", "/metrics")
+"""The fixed paths of the route table (:func:`gateway.app.route_table`), which the XCA-I
+endpoint may not take."""
+
+SPOOL_FOLDER = "mado-gateway-spool"
+"""The spool's folder under the system's temporary directory when none is configured."""
+
+ANY_TRANSFER_SYNTAXES = (
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless, first-order prediction
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless Only
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian, which every source can give
+)
+"""What ``transfer-syntax=*`` becomes by default: common native compressed syntaxes first,
+then the one every source supports (xcai-digest.md §8.1)."""
+
+
+def _transfer_syntax(text: str) -> Uid:
+    try:
+        uid = Uid(text)
+    except InvalidIdentifier as exc:
+        raise ValueError(f"is not a transfer syntax UID: {exc.reason}") from None
+    if uid in FORBIDDEN_TRANSFER_SYNTAXES:
+        # The answer is relayed as DICOMweb parts, which cannot carry it (PS3.18 §8.7.3.5.2).
+        raise ValueError(f"{uid} is not available via DICOMweb")
+    return uid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpoolSettings:
+    """The disk spool of XCA-I answers: where a document waits when the SOAP envelope must
+    state every outcome before the first document is sent. Its files are unlinked as soon as
+    they are open and never outlive their request; ``max_bytes`` bounds the process (each
+    worker process has its own), ``max_request_bytes`` one inbound request. A document past
+    either is reported as an error, not spooled.
+
+    xcai-digest.md §6.3 option E; design.md §4 (spool to a bounded file, never to memory).
+    """
+
+    directory: str | None = setting(
+        Text(label="directory"),
+        "Where spool files are created (made 0700 when missing; relative to the working "
+        "directory).",
+        default=None,
+        shown=f"`{SPOOL_FOLDER}` in `$TMPDIR`",
+    )
+    max_bytes: int = setting(
+        Integer(), "Bytes spooled at most, every request of the process together.", default=4 * GiB
+    )
+    max_request_bytes: int = setting(
+        Integer(), "Bytes spooled at most for one inbound request.", default=1 * GiB
+    )
+
+    @property
+    def path(self) -> Path:
+        """The directory, the default one when none is configured."""
+        if self.directory is None:
+            return Path(tempfile.gettempdir()) / SPOOL_FOLDER
+        return Path(self.directory)
+
+    def finish(self, report: Report) -> SpoolSettings:
+        if self.max_request_bytes > self.max_bytes:
+            report.problem("max_request_bytes", "must not be more than max_bytes")
+        where = self.directory
+        if where is not None and os.path.exists(where) and not os.path.isdir(where):
+            report.problem("directory", f"{where!r} is not a directory")
+        return self
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XcaSettings:
+    """XCA-I: RAD-69 and RAD-75 over SOAP 1.2 and MTOM/XOP (IHE RAD TF-3 4.69, 4.75).
+    ``path`` is the one SOAP endpoint: a request is routed by its ``wsa:Action``, not by its
+    path. An answer's SOAP envelope comes before its documents, so what cannot be streamed is
+    bounded here."""
+
+    path: str = setting(
+        _path("/xcai"),
+        "The SOAP endpoint path of RAD-69 and RAD-75 requests (routed on wsa:Action).",
+        default="/xcai",
+    )
+    max_envelope_bytes: int = setting(
+        Integer(minimum=1024),
+        "The SOAP envelope (MTOM root part) of a request, and of an upstream's answer.",
+        default=4 * MiB,
+    )
+    max_inline_bytes: int = setting(
+        Integer(minimum=1024),
+        "An upstream answer without MTOM, its documents inline in base64 (read whole).",
+        default=64 * MiB,
+    )
+    concurrency: int = setting(
+        Integer(maximum=256),
+        "Upstream requests at once for one inbound request: RAD-75 per community, RAD-69 per "
+        "repository, WADO-RS GET per document.",
+        default=8,
+    )
+    any_transfer_syntaxes: tuple[str, ...] = setting(
+        ListOf(
+            Text(label="UID", convert=_transfer_syntax),
+            min_items=1,
+            few="must list at least one transfer syntax UID",
+        ),
+        "What transfer-syntax=* becomes in a TransferSyntaxUIDList, in this order.",
+        default=ANY_TRANSFER_SYNTAXES,
+        shown=", ".join(f"`{uid}`" for uid in ANY_TRANSFER_SYNTAXES),
+    )
+    spool: SpoolSettings = setting(
+        Section(SpoolSettings), "Where answers wait, and how much.", factory=SpoolSettings
+    )
+
+    def finish(self, report: Report) -> XcaSettings:
+        if self.max_inline_bytes < self.max_envelope_bytes:
+            # An answer without MTOM is one envelope, documents included.
+            report.problem("max_inline_bytes", "must not be less than max_envelope_bytes")
+        seen: set[str] = set()
+        for index, uid in enumerate(self.any_transfer_syntaxes):
+            if uid in seen:
+                report.problem(f"any_transfer_syntaxes[{index}]", f"repeats {uid}")
+            seen.add(uid)
+        return self
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,7 +347,7 @@ class ServerSettings:
     host: str = setting(Text(label="address"), "Listen address.", default="127.0.0.1")
     port: int = setting(Integer(minimum=0, maximum=65535), "Listen port.", default=8080)
     base_path: str = setting(
-        Text(label="path", convert=_base_path, like=_BASE_PATH + "/*"),
+        _path("/wado"),
         "The XC-WADO endpoint path: {base_path}/homeCommunityId/….",
         default="/wado",
     )
@@ -231,9 +377,22 @@ class ServerSettings:
     peer_gateways: PeerGateways = setting(
         Section(PeerGateways), "Partner gateways and their own limits.", factory=PeerGateways
     )
+    xca: XcaSettings = setting(
+        Section(XcaSettings), "XCA-I: the SOAP endpoint and its bounds.", factory=XcaSettings
+    )
 
     def finish(self, report: Report) -> ServerSettings:
-        """A peer gateway must be a client this gateway can identify and admits."""
+        """A peer gateway must be a client this gateway can identify and admits; the XCA-I
+        endpoint must be a path no other route takes."""
+        self._check_peers(report)
+        endpoint = self.xca.path
+        if endpoint == self.base_path or endpoint.startswith(self.base_path + "/"):
+            report.problem("xca.path", f"must not be base_path ({self.base_path}) or below it")
+        elif endpoint in RESERVED_PATHS:
+            report.problem("xca.path", f"{endpoint} is taken by another route")
+        return self
+
+    def _check_peers(self, report: Report) -> None:
         subjects, tls = self.peer_gateways.subjects, self.tls
         if subjects and (tls is None or tls.client_ca_file is None):
             report.problem(
@@ -245,7 +404,6 @@ class ServerSettings:
                     names = ",".join(f"{k}={v}" for k, v in sorted(subject))
                     refused = "is not on server.tls.allowed_client_subjects: it would be refused"
                     report.problem("peer_gateways.subjects", f"{names} {refused}")
-        return self
 
 
 def parse_server_settings(

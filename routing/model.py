@@ -8,7 +8,10 @@ connection pool. Durations are seconds and end in ``_s``. Each field is declared
 
 The shape follows Envoy's route → cluster split: ``communities`` and ``sources`` name an
 upstream; the upstream (:mod:`routing.upstream`: base URLs in failover order, TLS, timeouts,
-limits) is defined once.
+limits) is defined once. A community is reached over XC-WADO or RAD-75, a source over WADO-RS
+or RAD-69 (:data:`COMMUNITY_PROTOCOLS`, :data:`SOURCE_PROTOCOLS`); one ``sources`` key serves
+both, being the Retrieve Location UID of a manifest and the repositoryUniqueId of an XCA-I
+request (xcai-digest.md §7).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from routing.kinds import Flag, Map, Section, Text
 from routing.upstream import (
     ORIGINS,
     AddressPolicy,
+    DocumentNamespace,
     Limits,
     Protocol,
     RedirectPolicy,
@@ -38,13 +42,16 @@ from routing.urls import origin_of
 __all__ = [
     "AddressPolicy",
     "AuthScheme",
+    "COMMUNITY_PROTOCOLS",
     "Config",
     "Credential",
+    "DocumentNamespace",
     "Identity",
     "Limits",
     "OID_LIKE",
     "Protocol",
     "RedirectPolicy",
+    "SOURCE_PROTOCOLS",
     "Secret",
     "Timeouts",
     "TlsProfile",
@@ -115,7 +122,7 @@ class UpstreamName:
                 return FAILED  # declared, and its own problems are reported
             raise ValueError(f"unknown upstream {value!r}")
         if upstream.protocol not in self.protocols:
-            needed = " or ".join(sorted(self.protocols))
+            needed = " or ".join(p for p in Protocol if p in self.protocols)
             raise ValueError(
                 f"upstream {value!r} speaks {upstream.protocol}; {self.routes} need {needed}"
             )
@@ -128,8 +135,11 @@ class UpstreamName:
         return ()
 
 
-def _routes(id_type: Callable[[str], IdT], label: str, protocol: Protocol, routes: str) -> Map:
-    """``communities`` or ``sources``: an identifier -> an upstream speaking ``protocol``."""
+def _routes(
+    id_type: Callable[[str], IdT], label: str, protocols: frozenset[Protocol], routes: str
+) -> Map:
+    """``communities`` or ``sources``: an identifier -> an upstream speaking one of
+    ``protocols``."""
 
     def key(text: str) -> IdT:
         try:
@@ -137,8 +147,15 @@ def _routes(id_type: Callable[[str], IdT], label: str, protocol: Protocol, route
         except InvalidIdentifier as exc:
             raise ValueError(f"key is an {exc}") from None
 
-    target = UpstreamName(frozenset({protocol}), routes)
+    target = UpstreamName(protocols, routes)
     return Map(target, key=Text(label=label, convert=key, like=OID_LIKE))
+
+
+COMMUNITY_PROTOCOLS = frozenset({Protocol.XC_WADO, Protocol.RAD_75})
+"""What a ``communities`` entry may name: another community's responding gateway."""
+
+SOURCE_PROTOCOLS = frozenset({Protocol.WADO_RS, Protocol.RAD_69})
+"""What a ``sources`` entry may name: an Imaging Document Source."""
 
 
 _UPSTREAM_NAME = Text(
@@ -206,13 +223,17 @@ class Config:
         required=True,
     )
     communities: Mapping[HomeCommunityId, str] = setting(
-        _routes(HomeCommunityId, "homeCommunityId", Protocol.XC_WADO, "communities"),
-        "homeCommunityId of a remote community -> its responding gateway (an xc-wado upstream).",
+        _routes(HomeCommunityId, "homeCommunityId", COMMUNITY_PROTOCOLS, "communities"),
+        "homeCommunityId of a remote community -> its responding gateway (an xc-wado upstream, "
+        "or a rad-75 one for XCA-I).",
         factory=dict,
     )
     sources: Mapping[Oid, str] = setting(
-        _routes(Oid, "Retrieve Location UID", Protocol.WADO_RS, "sources"),
-        "Retrieve Location UID -> the Imaging Document Source that holds it (a wado-rs upstream).",
+        _routes(Oid, "Retrieve Location UID", SOURCE_PROTOCOLS, "sources"),
+        "Retrieve Location UID -> the Imaging Document Source that holds it (a wado-rs upstream, "
+        "or a rad-69 one). The key is also the XDS-I.b repositoryUniqueId: the manifest's "
+        "Retrieve Location UID (0040,E011) names the source, and an XCA-I request names it as "
+        "RepositoryUniqueId, so one entry routes both RAD-160 and RAD-69/RAD-75 requests.",
         factory=dict,
     )
     url_policy: UrlPolicy = setting(

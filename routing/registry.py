@@ -11,6 +11,14 @@ homeCommunityId is ours                SOURCE: ``studies/…`` below the base UR
                                        Document Source configured for the Retrieve Location UID
 =====================================  ==========================================================
 
+XCA-I (RAD-69, RAD-75) routes by the same tables, one DocumentRequest at a time:
+:meth:`Registry.community` gives the responding gateway of a homeCommunityId and
+:meth:`Registry.repository` the Imaging Document Source of a repositoryUniqueId, which is the
+Retrieve Location UID a ``sources`` entry is keyed by (xcai-digest.md §7). Either upstream may
+speak DICOMweb or SOAP; the caller chooses the leg by :attr:`Upstream.protocol`, and
+:meth:`Registry.resolve` likewise returns a RAD-160 route to a ``rad-75`` or ``rad-69``
+upstream for the RAD-160 handler to bridge.
+
 Lookups are dictionary reads: O(1), no I/O. A registry never changes; reloading builds a new one.
 """
 
@@ -21,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from routing.errors import RetrieveUrlRefused, UnknownCommunity, UnknownSource
+from routing.ids import HomeCommunityId, Oid
 from routing.model import Config, Identity, Protocol, Upstream, origin_of
 from routing.rad160 import Rad160Request
 from routing.urls import DEFAULT_PORTS, parse_url
@@ -39,7 +48,11 @@ class RouteKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
-    """Where one request goes: an upstream, the base URLs to try in order, and what to append."""
+    """Where one request goes: an upstream, the base URLs to try in order, and what to append.
+
+    For a SOAP upstream (``rad-69``, ``rad-75``) ``path`` and ``query`` are the RAD-160
+    request's, which a bridge reads instead of appending: its base URLs are endpoints.
+    """
 
     kind: RouteKind
     upstream: Upstream
@@ -57,20 +70,45 @@ class Route:
 class Registry:
     """Immutable routing tables built from one :class:`Config`."""
 
-    __slots__ = ("_by_origin", "config")
+    __slots__ = ("_by_origin", "_communities", "_repositories", "config")
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        upstreams = config.upstreams
         by_origin: dict[str, Upstream] = {}
-        for upstream in config.upstreams.values():
+        for upstream in upstreams.values():
+            # A retrieveurl names a DICOMweb base: only wado-rs origins stand for one.
             if upstream.protocol is Protocol.WADO_RS:
                 for origin in upstream.origins:
                     by_origin.setdefault(origin, upstream)
         self._by_origin = by_origin
+        self._communities = {hcid: upstreams[name] for hcid, name in config.communities.items()}
+        self._repositories = {oid: upstreams[name] for oid, name in config.sources.items()}
 
     @property
     def identity(self) -> Identity:
         return self.config.identity
+
+    def community(self, home_community_id: HomeCommunityId) -> Upstream:
+        """The responding gateway configured for another community (``xc-wado`` or ``rad-75``).
+
+        This gateway's own community is never configured (the loader refuses it): the caller
+        answers it locally before asking. Raises :class:`UnknownCommunity`.
+        """
+        upstream = self._communities.get(home_community_id)
+        if upstream is None:
+            raise UnknownCommunity(home_community_id)
+        return upstream
+
+    def repository(self, repository_id: Oid) -> Upstream:
+        """The Imaging Document Source of an XDS-I.b repositoryUniqueId, the Retrieve Location
+        UID its ``sources`` entry is keyed by (``wado-rs`` or ``rad-69``). Raises
+        :class:`UnknownSource`.
+        """
+        upstream = self._repositories.get(repository_id)
+        if upstream is None:
+            raise UnknownSource(repository_id)
+        return upstream
 
     def resolve(self, request: Rad160Request) -> Route:
         """Route a RAD-160 request.
@@ -81,22 +119,12 @@ class Registry:
             return self._relay(request)
         if request.retrieve_url is not None:
             return self._retrieve_url(request, request.retrieve_url)
-        name = self.config.sources.get(request.retrieve_location_uid)
-        if name is None:
-            raise UnknownSource(request.retrieve_location_uid)
-        return self._configured(RouteKind.SOURCE, name, request.resource_path, request.source_query)
+        upstream = self.repository(request.retrieve_location_uid)
+        return _configured(RouteKind.SOURCE, upstream, request.resource_path, request.source_query)
 
     def _relay(self, request: Rad160Request) -> Route:
-        name = self.config.communities.get(request.home_community_id)
-        if name is None:
-            raise UnknownCommunity(request.home_community_id)
-        return self._configured(RouteKind.RELAY, name, request.relay_path, request.raw_query)
-
-    def _configured(self, kind: RouteKind, name: str, path: str, query: str) -> Route:
-        upstream = self.config.upstreams[name]
-        return Route(
-            kind=kind, upstream=upstream, base_urls=upstream.base_urls, path=path, query=query
-        )
+        upstream = self.community(request.home_community_id)
+        return _configured(RouteKind.RELAY, upstream, request.relay_path, request.raw_query)
 
     def _retrieve_url(self, request: Rad160Request, retrieve_url: str) -> Route:
         base = normalise_retrieve_url(retrieve_url)
@@ -121,6 +149,10 @@ class Registry:
             path=request.resource_path,
             query=request.source_query,
         )
+
+
+def _configured(kind: RouteKind, upstream: Upstream, path: str, query: str) -> Route:
+    return Route(kind=kind, upstream=upstream, base_urls=upstream.base_urls, path=path, query=query)
 
 
 def normalise_retrieve_url(value: str) -> str:

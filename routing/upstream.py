@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import ClassVar
 
@@ -35,6 +35,7 @@ from routing.urls import base_url, origin, origin_of
 
 __all__ = [
     "AddressPolicy",
+    "DocumentNamespace",
     "IpNetwork",
     "Limits",
     "ORIGINS",
@@ -53,6 +54,36 @@ class Protocol(enum.StrEnum):
     XC_WADO = "xc-wado"  # another community's responding gateway (RAD-160)
     RAD_69 = "rad-69"  # an Imaging Document Source over SOAP
     RAD_75 = "rad-75"  # another community's responding gateway over SOAP
+
+    @property
+    def soap(self) -> bool:
+        """Whether the upstream is a SOAP endpoint (XCA-I) rather than a DICOMweb base."""
+        return self in _SOAP
+
+
+_SOAP = frozenset({Protocol.RAD_69, Protocol.RAD_75})
+
+
+class DocumentNamespace(enum.StrEnum):
+    """Which namespace the ``DocumentRequest`` element of an outbound RAD-69/RAD-75 request is
+    written in (xcai-digest.md §2.4). The IHE schema derives SeriesRequest from the ITI-43
+    request type, so the element is in xds-b; IPF's schema declares a local element in the
+    xdsi-b namespace instead, and a peer that validates against it refuses the xds-b one. Its
+    children stay in xds-b either way."""
+
+    XDSB = "xds-b"
+    XDSIB = "xdsi-b"
+
+    @property
+    def uri(self) -> str:
+        """The namespace URI the element is written in."""
+        return _NAMESPACE_URIS[self]
+
+
+_NAMESPACE_URIS = {
+    DocumentNamespace.XDSB: "urn:ihe:iti:xds-b:2007",
+    DocumentNamespace.XDSIB: "urn:ihe:rad:xdsi-b:2009",
+}
 
 
 ORIGINS = ListOf(Text(label="origin", convert=origin), collect=frozenset)
@@ -190,17 +221,23 @@ class RedirectPolicy:
 
 
 def _upstream_url(text: str) -> str:
-    url = base_url(text)
+    """The URL as written, checked as a base URL; :meth:`Upstream.finish` adds the ``/`` a
+    DICOMweb base needs (a SOAP endpoint is used as written)."""
+    base_url(text)
     try:
         vet_url(text, allow_http=True)  # the same checks every outbound URL passes
     except UrlRefused as refusal:
         raise ValueError(f"{text!r} is refused by the URL policy ({refusal.detail})") from None
-    return url
+    return text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Upstream:
     """A named peer: one or more base URLs tried in order until one answers.
+
+    A DICOMweb upstream's (``wado-rs``, ``xc-wado``) base URLs end in ``/``; a SOAP
+    upstream's (``rad-69``, ``rad-75``) are endpoint URLs, kept as written, since a SOAP
+    stack may not answer the same path with a ``/`` appended.
 
     ``forward_authorization``: the consumer's ``Authorization`` header is sent to this
     upstream (never across a redirect to another origin). Off by default: a token meant for
@@ -218,7 +255,8 @@ class Upstream:
         ListOf(
             Text(label="URL", convert=_upstream_url), min_items=1, few="must list at least one URL"
         ),
-        "Absolute http(s) base URLs, tried in this order (the later ones are failovers).",
+        "Absolute http(s) base URLs, tried in this order (the later ones are failovers); for "
+        "rad-69 and rad-75, the SOAP endpoint URLs, used as written.",
         required=True,
     )
     tls: TlsProfile = setting(Section(TlsProfile), "TLS to the upstream.", factory=TlsProfile)
@@ -239,6 +277,12 @@ class Upstream:
     auth: Credential | None = setting(
         Section(AuthSettings), "The gateway's own credential for this upstream.", default=None
     )
+    document_request_namespace: DocumentNamespace = setting(
+        Choice.of(DocumentNamespace),
+        "Namespace of DocumentRequest in the RAD-69/RAD-75 requests sent to this upstream "
+        "(IPF-based peers with schema validation want xdsi-b).",
+        default=DocumentNamespace.XDSB,
+    )
 
     @property
     def origins(self) -> frozenset[str]:
@@ -248,4 +292,11 @@ class Upstream:
         if self.forward_authorization and report.given("auth"):
             reason = "cannot be true together with auth (the configured credential replaces it)"
             report.problem("forward_authorization", reason)
-        return self
+        if report.given("document_request_namespace") and not self.protocol.soap:
+            reason = f"applies to rad-69 and rad-75 upstreams, not to {self.protocol}"
+            report.problem("document_request_namespace", reason)
+        if self.protocol.soap:
+            return self
+        # A DICOMweb base: paths are appended to it (routing.registry.Route.urls).
+        bases = tuple(url if url.endswith("/") else url + "/" for url in self.base_urls)
+        return replace(self, base_urls=bases)

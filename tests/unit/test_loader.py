@@ -11,7 +11,7 @@ import pytest
 from routing.errors import ConfigError
 from routing.ids import HomeCommunityId, Oid
 from routing.loader import load_config, parse_config
-from routing.model import Protocol
+from routing.model import DocumentNamespace, Protocol
 
 GOOD: dict[str, Any] = {
     "self": {"home_community_id": "urn:oid:1.2.3.4", "audit_source_id": "iig-b"},
@@ -160,3 +160,80 @@ def test_unreadable_files_are_one_clear_problem(
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="No such file"):
         load_config(tmp_path / "absent.yaml")
+
+
+def with_soap_upstreams(**extra: Any) -> dict[str, Any]:
+    """GOOD plus a rad-75 responding gateway and a rad-69 source (XCA-I)."""
+    document = copy.deepcopy(GOOD)
+    document["upstreams"]["rig-x"] = {
+        "protocol": "rad-75",
+        "base_urls": ["https://rig.x.example.org/xcai/RespondingGateway"],
+        **extra,
+    }
+    document["upstreams"]["ids"] = {
+        "protocol": "rad-69",
+        "base_urls": ["https://ids.b.example.net/xdsi/ImagingDocumentSource"],
+    }
+    document["communities"]["9.8.7"] = "rig-x"
+    document["sources"]["1.2.3.4.200"] = "ids"
+    return document
+
+
+def test_communities_take_rad75_and_sources_rad69_upstreams() -> None:
+    config = parse_config(with_soap_upstreams())
+    assert config.communities[HomeCommunityId("9.8.7")] == "rig-x"
+    assert config.sources[Oid("1.2.3.4.200")] == "ids"
+    assert config.upstreams["rig-x"].protocol is Protocol.RAD_75
+    assert config.upstreams["ids"].protocol is Protocol.RAD_69
+
+
+def test_a_soap_endpoint_is_kept_as_written_and_a_dicomweb_base_ends_in_a_slash() -> None:
+    config = parse_config(with_soap_upstreams())
+    assert config.upstreams["rig-x"].base_urls == (
+        "https://rig.x.example.org/xcai/RespondingGateway",
+    )
+    assert config.upstreams["rig-a"].base_urls == ("https://rig.a.example.org/wado-rs/",)
+
+
+@pytest.mark.parametrize(
+    ("routes", "target", "expected"),
+    [
+        ("communities", "ids", "speaks rad-69; communities need xc-wado or rad-75"),
+        ("communities", "pacs", "speaks wado-rs; communities need xc-wado or rad-75"),
+        ("sources", "rig-x", "speaks rad-75; sources need wado-rs or rad-69"),
+        ("sources", "rig-a", "speaks xc-wado; sources need wado-rs or rad-69"),
+    ],
+)
+def test_a_route_to_an_upstream_of_the_wrong_kind_is_a_problem(
+    routes: str, target: str, expected: str
+) -> None:
+    document = with_soap_upstreams()
+    document[routes]["1.9.9"] = target
+    assert problems_of(document) == [f"{routes}.1.9.9: upstream {target!r} {expected}"]
+
+
+def test_document_request_namespace_defaults_to_xds_b() -> None:
+    config = parse_config(with_soap_upstreams())
+    assert config.upstreams["ids"].document_request_namespace is DocumentNamespace.XDSB
+    assert DocumentNamespace.XDSB.uri == "urn:ihe:iti:xds-b:2007"
+    assert DocumentNamespace.XDSIB.uri == "urn:ihe:rad:xdsi-b:2009"
+    ipf = parse_config(with_soap_upstreams(document_request_namespace="xdsi-b"))
+    assert ipf.upstreams["rig-x"].document_request_namespace is DocumentNamespace.XDSIB
+
+
+@pytest.mark.parametrize("upstream", ["pacs", "rig-a"])
+def test_document_request_namespace_on_a_dicomweb_upstream_is_a_problem(upstream: str) -> None:
+    document = with_soap_upstreams()
+    document["upstreams"][upstream]["document_request_namespace"] = "xds-b"
+    protocol = document["upstreams"][upstream]["protocol"]
+    assert problems_of(document) == [
+        f"upstreams.{upstream}.document_request_namespace: applies to rad-69 and rad-75 "
+        f"upstreams, not to {protocol}"
+    ]
+    document["upstreams"][upstream]["document_request_namespace"] = None  # null: the default
+    parse_config(document)
+
+
+def test_document_request_namespace_is_one_of_two() -> None:
+    problems = problems_of(with_soap_upstreams(document_request_namespace="xdsi"))
+    assert problems == ["upstreams.rig-x.document_request_namespace: must be one of xds-b, xdsi-b"]

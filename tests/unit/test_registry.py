@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from routing.errors import RetrieveUrlRefused, UnknownCommunity, UnknownSource
+from routing.ids import HomeCommunityId, Oid
 from routing.loader import parse_config
 from routing.rad160 import parse_rad160
 from routing.registry import RETRIEVE_URL_UPSTREAM, Registry, RouteKind, normalise_retrieve_url
@@ -124,3 +125,62 @@ def test_unknown_community_and_source_name_the_identifier() -> None:
 def test_normalise_retrieve_url() -> None:
     assert normalise_retrieve_url("hostname/dicom-web-rs") == "https://hostname/dicom-web-rs/"
     assert normalise_retrieve_url("HTTPS://Host:8443/a/") == "https://Host:8443/a/"
+
+
+XCAI: dict[str, Any] = {
+    **copy.deepcopy(DOCUMENT),
+    "upstreams": {
+        **copy.deepcopy(DOCUMENT["upstreams"]),
+        "rig-d": {"protocol": "rad-75", "base_urls": ["https://rig.d.example.org/xcai/RG"]},
+        "ids": {"protocol": "rad-69", "base_urls": ["https://ids.example.org/xdsi/IDS"]},
+    },
+    "communities": {"9.9.9": "rig-c", "urn:oid:8.8.8": "rig-d"},
+    "sources": {"1.2.840.9.10.11.12": "pacs", "1.2.840.9.10.11.13": "ids"},
+}
+
+
+def xcai_registry() -> Registry:
+    return Registry(parse_config(copy.deepcopy(XCAI)))
+
+
+def test_xcai_routes_a_community_and_a_repository_to_their_upstreams() -> None:
+    routes = xcai_registry()
+    assert routes.community(HomeCommunityId("8.8.8")).name == "rig-d"
+    assert routes.community(HomeCommunityId("urn:oid:9.9.9")).name == "rig-c"
+    assert routes.repository(Oid("1.2.840.9.10.11.13")).name == "ids"
+    assert routes.repository(Oid("oid:1.2.840.9.10.11.12")).name == "pacs"
+
+
+def test_xcai_unknown_community_and_repository_name_the_identifier() -> None:
+    routes = xcai_registry()
+    with pytest.raises(UnknownCommunity, match=r"7\.7\.7"):
+        routes.community(HomeCommunityId("7.7.7"))
+    with pytest.raises(UnknownCommunity):  # answered locally by the caller, never configured
+        routes.community(HomeCommunityId("5.6.7.8"))
+    with pytest.raises(UnknownSource, match=r"7\.7\.7") as caught:
+        routes.repository(Oid("7.7.7"))
+    assert caught.value.retrieve_location_uid == "7.7.7"
+
+
+def test_rad160_resolves_to_soap_upstreams_for_the_handler_to_bridge() -> None:
+    routes = xcai_registry()
+    relay = routes.resolve(request("8.8.8", f"studies/{STUDY}"))
+    assert (relay.kind, relay.upstream.name) == (RouteKind.RELAY, "rig-d")
+    assert relay.base_urls == ("https://rig.d.example.org/xcai/RG",)  # an endpoint, as written
+    source = routes.resolve(
+        parse_rad160(
+            f"homeCommunityId/5.6.7.8/RetrieveLocationUID/1.2.840.9.10.11.13/studies/{STUDY}"
+        )
+    )
+    assert (source.kind, source.upstream.name) == (RouteKind.SOURCE, "ids")
+    assert source.path == f"studies/{STUDY}"
+
+
+def test_retrieve_url_admission_ignores_soap_upstream_origins() -> None:
+    routes = xcai_registry()
+    with pytest.raises(RetrieveUrlRefused, match="allow-list"):
+        routes.resolve(request("5.6.7.8", query="retrieveurl=https://ids.example.org/xdsi/"))
+    admitted = routes.resolve(
+        request("5.6.7.8", query="retrieveurl=https://backup.example.org/wado/")
+    )
+    assert admitted.upstream.name == "pacs"
