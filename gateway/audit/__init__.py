@@ -6,8 +6,11 @@ Modules, one concept each::
 
     codes        coded values (PS3.16 CIDs 400 to 404, RFC 3881, IHE transactions)
     model        an audit message as frozen values (PS3.15 A.5.1 structure)
-    messages     pure builders: Instances Transferred, Application Activity, Security Alert
-    participants the source and requester participants of those messages
+    messages     pure builders: Instances Transferred (RAD-160), Application Activity,
+                 Security Alert
+    retrieves    pure builders for SOAP retrieves (RAD-69 / RAD-75: Instances Transferred
+                 and Accessed), and the one dispatch from an exchange to its messages
+    participants the active participants of those messages
     record       the journal's neutral, versioned record of one event and its codec
     render       model → XML bytes
     syslog       RFC 5424 message and RFC 5425 octet-counting frame
@@ -23,8 +26,8 @@ Modules, one concept each::
     settings     the ``audit`` configuration section
     service      AuditService: the exchange sink and the lifecycle the gateway wires in
 
-``codes``, ``model``, ``messages``, ``participants``, ``record``, ``render`` and ``syslog``
-do no I/O and import neither aiohttp nor asyncio (design.md §9 rule 1).
+``codes``, ``model``, ``messages``, ``retrieves``, ``participants``, ``record``, ``render`` and
+``syslog`` do no I/O and import neither aiohttp nor asyncio (design.md §9 rule 1).
 
 Errors::
 

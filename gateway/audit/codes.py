@@ -19,9 +19,12 @@ __all__ = [
     "AUDIT_RECORDING_STARTED",
     "AUDIT_RECORDING_STOPPED",
     "DESTINATION_ROLE",
+    "INSTANCES_ACCESSED",
     "INSTANCES_TRANSFERRED",
     "NODE_AUTHENTICATION",
     "PATIENT_NUMBER",
+    "RAD_69",
+    "RAD_75",
     "RAD_107",
     "RAD_160",
     "SECURITY_ALERT",
@@ -49,6 +52,7 @@ def _dcm(code: str, text: str) -> Code:
 
 # CID 400: audit event IDs.
 APPLICATION_ACTIVITY = _dcm("110100", "Application Activity")
+INSTANCES_ACCESSED = _dcm("110103", "DICOM Instances Accessed")
 INSTANCES_TRANSFERRED = _dcm("110104", "DICOM Instances Transferred")
 SECURITY_ALERT = _dcm("110113", "Security Alert")
 
@@ -74,6 +78,9 @@ STUDY_INSTANCE_UID = _dcm("110180", "Study Instance UID")
 PATIENT_NUMBER = Code("2", "RFC-3881", "Patient Number")
 URI = Code("12", "RFC-3881", "URI")
 
-# IHE transactions (RAD TF-2/3 and the XC-WADO supplement).
+# IHE transactions (RAD TF-2/3 and the XC-WADO supplement; RAD-69 and RAD-75 as IHE audit
+# messages name them, xcai-digest.md §2.11).
+RAD_69 = Code("RAD-69", "IHE Transactions", "Retrieve Imaging Document Set")
+RAD_75 = Code("RAD-75", "IHE Transactions", "Cross Gateway Retrieve Imaging Document Set")
 RAD_160 = Code("RAD-160", "IHE Transactions", "Cross-Community WADO-RS Retrieve")
 RAD_107 = Code("RAD-107", "IHE Transactions", "WADO-RS Retrieve")

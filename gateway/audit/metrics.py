@@ -23,7 +23,12 @@ __all__ = [
 ]
 
 _PREFIX = "mado_gateway_audit"
-EVENTS = ("instances-transferred", "application-activity", "security-alert")
+EVENTS = (
+    "instances-transferred",
+    "instances-accessed",
+    "application-activity",
+    "security-alert",
+)
 FAILURE_REASONS = ("connect", "tls", "timeout", "closed", "write")
 DROP_REASONS = ("journal-full", "journal-error", "build-error")
 SKIP_REASONS = ("undecodable", "unrenderable", "not-applicable")

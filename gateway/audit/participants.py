@@ -1,5 +1,6 @@
 """Active participants of the gateway's audit messages (PS3.15 A.5.3, DICOM Instances
-Transferred): the source a leg read from and the system that asked.
+Transferred and Accessed): an upstream a leg talked to, the system that asked, and the
+gateway itself.
 
 Pure: no I/O, no asyncio (design.md §9 rule 1).
 """
@@ -10,24 +11,36 @@ from ipaddress import ip_address
 
 from gateway.audit import codes
 from gateway.audit.model import NetworkAccessPointType, Participant
-from gateway.exchange import Exchange
+from gateway.exchange import Exchange, Leg
+from routing.model import Identity
 from routing.urls import parse_url
 
-__all__ = ["access_point", "requester_participant", "upstream_participant"]
+__all__ = [
+    "access_point",
+    "gateway_participant",
+    "leg_participant",
+    "requester_participant",
+    "upstream_participant",
+]
 
 
 def upstream_participant(exchange: Exchange) -> Participant:
-    """The source of a transfer: the URL of the leg's last request (no query), its host as
-    the network access point; the upstream's configured name as the alternative user id."""
-    leg = exchange.leg
+    """The source of a relayed transfer: :func:`leg_participant` of the exchange's last leg."""
+    return leg_participant(exchange.leg)
+
+
+def leg_participant(leg: Leg | None, *, role: codes.Code = codes.SOURCE_ROLE) -> Participant:
+    """The upstream of ``leg`` in ``role`` (not the requestor): the URL of the leg's last
+    request without its query (for a SOAP leg, the endpoint URI), its host as the network
+    access point, the upstream's configured name as the alternative user id."""
     url = leg.url if leg is not None else None
     if leg is None or url is None:
         return Participant(
             user_id=leg.upstream if leg is not None else "unknown",
             is_requestor=False,
-            roles=(codes.SOURCE_ROLE,),
+            roles=(role,),
         )
-    # The query may carry a caller's retrieveurl; the path already names the study.
+    # The query may carry a caller's retrieveurl; the path already names the resource.
     try:
         parts = parse_url(url)
     except ValueError:  # never for a URL the relay vetted; the record must be written anyway
@@ -38,7 +51,7 @@ def upstream_participant(exchange: Exchange) -> Participant:
         user_id=user_id,
         alternative_user_id=leg.upstream,
         is_requestor=False,
-        roles=(codes.SOURCE_ROLE,),
+        roles=(role,),
         access_point=point,
         access_point_type=point_type,
     )
@@ -56,6 +69,12 @@ def requester_participant(exchange: Exchange) -> Participant:
         access_point=point,
         access_point_type=point_type,
     )
+
+
+def gateway_participant(identity: Identity, *, role: codes.Code, is_requestor: bool) -> Participant:
+    """This gateway in ``role``, named as in AuditSourceIdentification (``audit_source_id``);
+    no network access point: the exchange does not record the address it was reached at."""
+    return Participant(user_id=identity.audit_source_id, is_requestor=is_requestor, roles=(role,))
 
 
 def access_point(host: str | None) -> tuple[str | None, NetworkAccessPointType | None]:

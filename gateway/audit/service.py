@@ -52,6 +52,7 @@ from gateway.audit.messages import AlertKind
 from gateway.audit.metrics import AuditMetrics, DestinationMetrics
 from gateway.audit.model import AuditMessage
 from gateway.audit.record import AuditRecord, check_version, encode
+from gateway.audit.retrieves import messages_for
 from gateway.audit.sender import Sender
 from gateway.audit.settings import AuditSettings
 from gateway.audit.transports import Transport
@@ -103,17 +104,19 @@ class AuditService:
     # -- the sinks ---------------------------------------------------------------------
 
     def observe(self, exchange: Exchange) -> None:
-        """Journal the 110104 messages of a finished exchange. Never raises."""
+        """Journal the messages of a finished exchange (:func:`~gateway.audit.retrieves.
+        messages_for`: 110104 for a RAD-160 exchange; 110103 per SOAP leg and 110104 for a
+        RAD-69 or RAD-75 one). Never raises."""
         try:
-            built = messages.instances_transferred(exchange, self.identity)
+            built = messages_for(exchange, self.identity)
         except Exception:
             log.exception(
                 "audit message could not be built", extra={"request_id": exchange.request_id}
             )
             self.metrics.dropped.labels("build-error").inc()
             return
-        for message in built:
-            self._record(message, "instances-transferred", request_id=exchange.request_id)
+        for event, message in built:
+            self._record(message, event, request_id=exchange.request_id)
 
     def security_alert(
         self, kind: AlertKind, target: str, description: str, *, performer: str | None = None

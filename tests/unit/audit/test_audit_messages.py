@@ -310,8 +310,8 @@ def test_any_text_gives_a_valid_single_line_document(patient: str, name: str, cl
 
 def test_builders_load_no_asyncio_or_aiohttp() -> None:
     code = (
-        "import sys, gateway.audit.messages, gateway.audit.record, gateway.audit.render,"
-        " gateway.audit.syslog;"
+        "import sys, gateway.audit.messages, gateway.audit.retrieves, gateway.audit.record,"
+        " gateway.audit.render, gateway.audit.syslog;"
         "print(','.join(m for m in ('aiohttp', 'asyncio') if m in sys.modules))"
     )
     out = subprocess.run(

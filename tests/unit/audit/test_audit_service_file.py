@@ -26,26 +26,14 @@ from gateway.exchange import Attempt, Exchange, InstanceSeen
 from gateway.exchange import Outcome as ExchangeOutcome
 from routing.ids import HomeCommunityId
 from routing.model import Identity
-from tests.unit.audit.auditcheck import check_instances_transferred, validate, xml_of
+from tests.unit.audit.auditcheck import (
+    check_instances_transferred,
+    settings_for,
+    validate,
+    xml_of,
+)
 
 IDENTITY = Identity(home_community_id=HomeCommunityId("5.6.7.8"), audit_source_id="gw-test")
-
-
-def settings_for(tmp_path: Path, **journal: object) -> AuditSettings:
-    return parse_audit_settings(
-        {
-            "audit": {
-                "file": {"path": str(tmp_path / "out" / "audit.log")},
-                "journal": {
-                    "directory": str(tmp_path / "journal"),
-                    "fsync_interval_s": 0.05,
-                    **journal,
-                },
-                "stop_timeout_s": 3,
-            }
-        },
-        source="test",
-    )
 
 
 def relayed(study: str, patients: tuple[str, ...] = ("P1",)) -> Exchange:
