@@ -186,10 +186,10 @@ def everything(exchange: Exchange) -> list[etree._Element]:
     return [parsed(message) for _, message in messages_for(exchange, IDENTITY)]
 
 
-# -- events, types and details (checklist 38) ----------------------------------------------
+# -- events, types and details (xcai-digest §9 item 38) ----------------------------------------------
 
 
-@pytest.mark.checklist(38)
+@pytest.mark.xcai(38)
 def test_rig_answering_rad75_transfers_and_accesses_each_source() -> None:
     docs = [
         document(1, repository=REPO_A, upstream="ids-a"),
@@ -251,7 +251,7 @@ def test_rig_answering_rad75_transfers_and_accesses_each_source() -> None:
     assert studies(accessed_b)[0][1]["ihe:DocumentUniqueId"] == docs[1].document_uid
 
 
-@pytest.mark.checklist(38)
+@pytest.mark.xcai(38)
 def test_iig_sending_rad75_accesses_and_answering_rad69_transfers() -> None:
     docs = [document(1, community=REMOTE, upstream="rig-b", repository="1.2.3.9.9.1")]
     exchange = soap(
@@ -304,10 +304,10 @@ def test_a_dispatch_for_rad160_is_the_instances_transferred_of_today() -> None:
     assert documents_transferred(exchange, IDENTITY) == []
 
 
-# -- participants (checklist 39) -------------------------------------------------------------
+# -- participants (xcai-digest §9 item 39) -------------------------------------------------------------
 
 
-@pytest.mark.checklist(39)
+@pytest.mark.xcai(39)
 def test_the_gateway_sends_the_images_to_the_requester() -> None:
     docs = [document(1)]
     exchange = soap("RAD-75", docs, patients={docs[0].document_uid: "P1"})
@@ -323,7 +323,7 @@ def test_the_gateway_sends_the_images_to_the_requester() -> None:
     assert destination.get("NetworkAccessPointTypeCode") == "2"
 
 
-@pytest.mark.checklist(39)
+@pytest.mark.xcai(39)
 def test_the_upstream_sends_the_images_to_the_gateway() -> None:
     docs = [document(1)]
     exchange = soap("RAD-75", docs, patients={docs[0].document_uid: "P1"})
@@ -341,10 +341,10 @@ def test_the_upstream_sends_the_images_to_the_gateway() -> None:
     assert audit_source.get("AuditSourceID") == "rig.a.example.org"
 
 
-# -- patients and outcome sets (checklists 38, 40) ---------------------------------------------
+# -- patients and outcome sets (xcai-digest §9 items 38, 40) ---------------------------------------------
 
 
-@pytest.mark.checklist(38, 40)
+@pytest.mark.xcai(38, 40)
 def test_one_message_per_patient_and_per_outcome_set() -> None:
     a1, a2 = document(1, study="1.2.3.7.1"), document(2, study="1.2.3.7.1")
     b1 = document(3, study="1.2.3.7.2")
@@ -372,7 +372,7 @@ def test_one_message_per_patient_and_per_outcome_set() -> None:
     ]
 
 
-@pytest.mark.checklist(40)
+@pytest.mark.xcai(40)
 def test_the_patient_comes_from_the_returned_headers() -> None:
     docs = [document(1)]
     exchange = soap("RAD-69", docs, patients={docs[0].document_uid: "PAT^1"})
@@ -382,7 +382,7 @@ def test_the_patient_comes_from_the_returned_headers() -> None:
         assert patient.findtext("ParticipantObjectName") == "DOE^JANE"
 
 
-@pytest.mark.checklist(40)
+@pytest.mark.xcai(40)
 def test_without_a_patient_in_the_headers_the_event_is_still_emitted_and_flagged() -> None:
     unseen, anonymous = document(1, study="1.2.3.7.1"), document(2, study="1.2.3.7.2")
     exchange = soap("RAD-75", [unseen, anonymous], patients={anonymous.document_uid: None})
@@ -394,7 +394,7 @@ def test_without_a_patient_in_the_headers_the_event_is_still_emitted_and_flagged
     assert [uid for uid, _ in studies(roots[1])] == ["1.2.3.7.1", "1.2.3.7.2"]
 
 
-@pytest.mark.checklist(40)
+@pytest.mark.xcai(40)
 def test_a_study_two_patients_hold_is_nobodys() -> None:
     docs = [document(1), document(2)]
     exchange = soap("RAD-75", docs)
@@ -425,7 +425,7 @@ def test_the_series_decides_when_the_study_is_shared() -> None:
 # -- failed documents and outcomes -----------------------------------------------------------
 
 
-@pytest.mark.checklist(38, 40)
+@pytest.mark.xcai(38, 40)
 def test_failed_documents_carry_their_error_and_no_patient() -> None:
     returned = document(1)
     lost = document(2, error="urn:dicom:wado:0007")
