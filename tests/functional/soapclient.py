@@ -130,7 +130,8 @@ class FileAnswer:
     size: int
 
     def read(self) -> SoapAnswer:
-        """The answer read in place (documents with ``content`` None, see ``digests``)."""
+        """The answer read in place (documents with ``content`` None, see ``digests``).
+        Blocks while it hashes the file: async tests call it through ``asyncio.to_thread``."""
         return read_file_answer(self.http_status, self.content_type, self.path)
 
 

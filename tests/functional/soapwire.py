@@ -202,7 +202,9 @@ def rad_request(
         must_understand=must_understand,
     )
     request = etree.SubElement(
-        body, f"{{{IHERAD}}}RetrieveImagingDocumentSetRequest", nsmap={"iherad": IHERAD}
+        body,
+        f"{{{IHERAD}}}RetrieveImagingDocumentSetRequest",
+        nsmap={"iherad": IHERAD, "xdsb": XDSB},
     )
     studies: dict[str, dict[str, list[Doc]]] = {}
     for doc in documents:
@@ -211,9 +213,7 @@ def rad_request(
         study_element = etree.SubElement(request, f"{{{IHERAD}}}StudyRequest")
         study_element.set("studyInstanceUID", study)
         for series, docs in series_map.items():
-            series_element = etree.SubElement(
-                study_element, f"{{{IHERAD}}}SeriesRequest", nsmap={"xdsb": XDSB}
-            )
+            series_element = etree.SubElement(study_element, f"{{{IHERAD}}}SeriesRequest")
             series_element.set("seriesInstanceUID", series)
             for doc in docs:
                 item = etree.SubElement(series_element, f"{{{document_namespace}}}DocumentRequest")

@@ -85,7 +85,9 @@ def response_schema() -> Any:
 def _body_child(element: Any) -> Any:
     """``element`` itself, or the first child of its Body when it is a SOAP envelope."""
     if isinstance(element, bytes):
-        element = etree.fromstring(element, etree.XMLParser(resolve_entities=False))
+        element = etree.fromstring(
+            element, etree.XMLParser(resolve_entities=False, no_network=True)
+        )
     if element.tag == f"{{{SOAP12}}}Envelope":
         body = element.find(f"{{{SOAP12}}}Body")
         assert body is not None and len(body), "the envelope has an empty or no Body"
