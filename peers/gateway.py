@@ -1,4 +1,10 @@
-"""A gateway as its own process (``python -m gateway serve``), as an operator would run it."""
+"""A gateway as its own process (``python -m gateway serve``), as an operator would run it.
+
+:func:`gateway_config` writes the configuration document; :func:`rad_upstream`,
+:func:`xca_server` and :func:`xca_spool` write its XCA-I pieces (SOAP upstreams, the
+``server.xca`` section) and :func:`soap_url` says where a running gateway answers RAD-69 /
+RAD-75.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +15,27 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 
 from peers.net import free_port, wait_http
 from peers.process import PeerProcess
 
-__all__ = ["GatewayProcess", "gateway_config"]
+__all__ = [
+    "XCA_PATH",
+    "GatewayProcess",
+    "gateway_config",
+    "rad_upstream",
+    "soap_url",
+    "xca_server",
+    "xca_spool",
+]
 
 REPO = Path(__file__).resolve().parent.parent
+XCA_PATH = "/xcai"  # where tests put the SOAP endpoint unless they say otherwise
 
 
 def gateway_config(
@@ -33,12 +49,17 @@ def gateway_config(
     url_policy: dict[str, Any] | None = None,
     address_policy: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    xca: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A configuration document for one gateway on 127.0.0.1:``port``.
 
     Every peer of the tests, the demo and the benchmark listens on 127.0.0.1, so the
     ``address_policy`` here allows loopback unless one is given; the gateway's own default
     (no ``address_policy`` section) refuses it.
+
+    XCA-I: ``upstreams`` may hold :func:`rad_upstream` entries, ``communities`` name
+    ``rad-75`` upstreams and ``sources`` ``rad-69`` (or ``wado-rs``) ones; ``xca`` (from
+    :func:`xca_server`) becomes ``server.xca`` and opens the SOAP endpoint.
     """
     document: dict[str, Any] = {
         "self": {
@@ -53,8 +74,72 @@ def gateway_config(
     }
     if url_policy is not None:
         document["url_policy"] = url_policy
+    if xca is not None:
+        document["server"]["xca"] = xca
     document.update(extra or {})
     return document
+
+
+def rad_upstream(
+    protocol: Literal["rad-69", "rad-75"],
+    urls: Sequence[str],
+    *,
+    document_request_namespace: str | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """An ``upstreams`` entry for a SOAP peer: an Imaging Document Source (``rad-69``) or
+    another community's responding gateway (``rad-75``), reached at ``urls`` (its endpoint
+    URLs, failovers after the first). ``document_request_namespace`` is written only when
+    given (the gateway's default is xds-b); ``settings`` are further upstream keys
+    (``timeouts``, ``tls``…) written as given."""
+    entry: dict[str, Any] = {"protocol": protocol, "base_urls": list(urls)}
+    if document_request_namespace is not None:
+        entry["document_request_namespace"] = document_request_namespace
+    entry.update(settings)
+    return entry
+
+
+def xca_server(
+    *,
+    path: str = XCA_PATH,
+    max_envelope_bytes: int | None = None,
+    max_inline_bytes: int | None = None,
+    concurrency: int | None = None,
+    any_transfer_syntaxes: Sequence[str] | None = None,
+    spool: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``server.xca`` section; keys left None are not written (the gateway's defaults
+    apply). ``spool`` comes from :func:`xca_spool`."""
+    section: dict[str, Any] = {"path": path}
+    syntaxes = None if any_transfer_syntaxes is None else list(any_transfer_syntaxes)
+    optional = {
+        "max_envelope_bytes": max_envelope_bytes,
+        "max_inline_bytes": max_inline_bytes,
+        "concurrency": concurrency,
+        "any_transfer_syntaxes": syntaxes,
+        "spool": spool,
+    }
+    section.update({key: value for key, value in optional.items() if value is not None})
+    return section
+
+
+def xca_spool(
+    directory: Path | str, *, max_bytes: int | None = None, max_request_bytes: int | None = None
+) -> dict[str, Any]:
+    """The ``server.xca.spool`` section; caps left None are not written."""
+    section: dict[str, Any] = {"directory": str(directory)}
+    if max_bytes is not None:
+        section["max_bytes"] = max_bytes
+    if max_request_bytes is not None:
+        section["max_request_bytes"] = max_request_bytes
+    return section
+
+
+def soap_url(gateway: GatewayProcess) -> str:
+    """``http(s)://127.0.0.1:port/xcai``: where ``gateway`` answers RAD-69 / RAD-75 (the
+    ``server.xca.path`` of its configuration)."""
+    section = gateway.config.get("server", {}).get("xca") or {}
+    return f"{gateway.url}{section.get('path', XCA_PATH)}"
 
 
 class GatewayProcess(PeerProcess):
