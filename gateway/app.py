@@ -39,7 +39,19 @@ from gateway.edge.routes import (
     RouteTable,
 )
 from gateway.exchange import ExchangeSink
-from gateway.keys import HOLDER, METRICS, POOL, READINESS, SECURITY, SETTINGS, SINKS
+from gateway.keys import (
+    HOLDER,
+    MANIFEST_CACHE,
+    METRICS,
+    POOL,
+    READINESS,
+    SECURITY,
+    SETTINGS,
+    SINKS,
+    SPOOL,
+)
+from gateway.manifestcache import CacheEvent, ManifestCache
+from gateway.protocols.xca.spool import Spool
 from gateway.protocols.xcwado import handler as xcwado
 from gateway.protocols.xcwado.answer_headers import hide_source_on_prepare
 from gateway.relay.upstream import UpstreamPool
@@ -107,6 +119,15 @@ def create_app(
     app[SINKS] = [metrics, *extra_sinks, *([audit] if audit is not None else [])]
     app[READINESS] = [audit.ready] if audit is not None else []
     app[SECURITY] = security
+
+    def cache_event(event: CacheEvent) -> None:
+        metrics.manifest_cache.labels(event.value).inc()
+
+    app[MANIFEST_CACHE] = ManifestCache(settings.manifest_cache, on_event=cache_event)
+    spool = settings.xca.spool
+    app[SPOOL] = Spool(
+        spool.path, max_bytes=spool.max_bytes, max_request_bytes=spool.max_request_bytes
+    )
 
     routes.install(app)
     app.cleanup_ctx.append(manifest_reader_context)

@@ -8,6 +8,11 @@
      ├── UpstreamStatus        4xx/502/503  the upstream answered with an error status (relayed)
      ├── RedirectNotFollowed   502  the upstream redirected and the redirect policy refused (rule)
      ├── AddressRefused        502  the upstream's host is (or resolves only to) a refused address
+     ├── BridgeRefused              a RAD-160 that RAD-69/RAD-75 cannot carry (no upstream asked)
+     │    ├── ResourceNotBridgeable  501  metadata, rendered, thumbnail, frames or bulk data
+     │    ├── InstanceListRequired   409  study or series level, and no manifest lists its instances
+     │    └── NoInstanceAccepted     406  the Accept names no multipart/related DICOM range
+     ├── BridgeFailed          404/406/502  the RAD-75/RAD-69 answer returned none of the instances
      └── InboundRefused             the request itself is refused before any routing
           ├── ControlInQuery   400  an encoded control character (CR, LF, NUL…) in the query
           ├── InvalidHost      400  a Host header that is not a host name or address (repeated)
@@ -51,6 +56,8 @@ __all__ = [
     "AddressRefused",
     "BodyNotAllowed",
     "BodyTooLarge",
+    "BridgeFailed",
+    "BridgeRefused",
     "ClientNotAllowed",
     "ControlInQuery",
     "CorsHeadersRefused",
@@ -60,10 +67,13 @@ __all__ = [
     "HeadersTooLarge",
     "HttpVersionNotSupported",
     "InboundRefused",
+    "InstanceListRequired",
     "InvalidHost",
+    "NoInstanceAccepted",
     "Problem",
     "RateLimited",
     "RedirectNotFollowed",
+    "ResourceNotBridgeable",
     "TooManyStreams",
     "UriTooLong",
     "UpstreamProtocol",
@@ -161,6 +171,97 @@ class AddressRefused(GatewayError):
         self.reason = "address"
         super().__init__(
             f"upstream {upstream} is at an address the address policy refuses ({address_class})"
+        )
+
+
+class BridgeRefused(GatewayError):
+    """A RAD-160 request routed to a SOAP upstream (``rad-75`` community, ``rad-69`` source)
+    that RAD-69/RAD-75 cannot carry; refused before any upstream is asked. ``detail`` is
+    our own sentence naming why (README "Bridge matrix")."""
+
+
+_NOT_BRIDGEABLE_WHY = {
+    "metadata": "DICOM JSON metadata would need every instance of the request moved whole "
+    "to describe it",
+    "rendered": "rendering needs an image codec and a windowing pipeline this gateway "
+    "does not have",
+    "thumbnail": "rendering needs an image codec and a windowing pipeline this gateway "
+    "does not have",
+    "frames": "frames would be cut out of the whole instance, which this gateway does "
+    "not do",
+    "bulkdata": "bulk data would be cut out of the whole instance, which this gateway "
+    "does not do",
+}
+
+
+class ResourceNotBridgeable(BridgeRefused):
+    """RAD-69/RAD-75 return whole instances only (xcai-digest.md §8.1): metadata, rendered,
+    thumbnail, frames and bulk data are refused, each with its reason."""
+
+    status = 501
+    slug = "not-bridgeable"
+
+    def __init__(self, resource: str, upstream: str) -> None:
+        self.resource = resource
+        self.upstream = upstream
+        why = _NOT_BRIDGEABLE_WHY.get(resource, "only whole instances can be carried")
+        super().__init__(
+            f"{resource} cannot be retrieved from upstream {upstream}, which speaks XCA-I "
+            f"(RAD-69/RAD-75: whole instances only): {why}; retrieve the instances instead"
+        )
+
+
+class InstanceListRequired(BridgeRefused):
+    """A study- or series-level RAD-160 to an XCA-I upstream whose instances no manifest
+    this gateway holds lists (xcai-digest.md §9 item 32)."""
+
+    status = 409
+    slug = "instance-list-required"
+
+    def __init__(self, level: str, upstream: str) -> None:
+        self.level = level
+        self.upstream = upstream
+        super().__init__(
+            f"upstream {upstream} speaks XCA-I, which retrieves instances one by one and "
+            f"cannot list the instances of a {level}, and this gateway holds no manifest "
+            f"listing them; ask for each instance (instance-level requests), or POST the "
+            f"manifest to /mado/retrieve"
+        )
+
+
+class NoInstanceAccepted(BridgeRefused):
+    status = 406
+    slug = "not-acceptable"
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        super().__init__(
+            f"upstream {upstream} speaks XCA-I, which returns DICOM instances only, and the "
+            'Accept header names no multipart/related; type="application/dicom" range'
+        )
+
+
+_BRIDGE_FAILED_SLUGS = {
+    404: "not-found",
+    406: "transfer-syntax-unavailable",
+    502: "upstream-unavailable",
+}
+
+
+class BridgeFailed(GatewayError):
+    """The RAD-75/RAD-69 answer returned none of the requested instances: 406 when every
+    error is a transfer-syntax error, 502 when the community is unavailable, else 404
+    (xcai-digest.md §8.3, :func:`gateway.protocols.xca.outcomes.http_answer`). ``codes`` are
+    the RegistryError codes reported, as counted words for the detail (never their text)."""
+
+    def __init__(self, upstream: str, status: int, codes: tuple[str, ...]) -> None:
+        self.upstream = upstream
+        self.status = status
+        self.slug = _BRIDGE_FAILED_SLUGS.get(status, "upstream-error")
+        self.codes = codes
+        reported = ", ".join(codes) or "no error"
+        super().__init__(
+            f"upstream {upstream} returned none of the requested instances ({reported})"
         )
 
 

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from gateway.edge.reload import RegistryHolder
 from gateway.exchange import Exchange, ExchangeSink
+from gateway.manifestcache import ManifestCache
+from gateway.protocols.xca.spool import Spool
 from gateway.protocols.xcwado.border import Border
 from gateway.relay.handover import RELAY
 from gateway.relay.upstream import UpstreamPool
@@ -23,6 +25,7 @@ __all__ = [
     "BORDER",
     "EXCHANGE",
     "HOLDER",
+    "MANIFEST_CACHE",
     "MANIFEST_READER",
     "METRICS",
     "POOL",
@@ -31,6 +34,7 @@ __all__ = [
     "SECURITY",
     "SETTINGS",
     "SINKS",
+    "SPOOL",
 ]
 
 SETTINGS = web.AppKey("settings", ServerSettings)
@@ -44,3 +48,5 @@ EXCHANGE = web.RequestKey("exchange", Exchange)
 BORDER = web.RequestKey("border", Border)  # set by a relay: what its upstream's URLs become
 READINESS = web.AppKey("readiness_checks", list[Callable[[], str | None]])
 MANIFEST_READER: web.AppKey[ManifestReader] = web.AppKey("manifest_reader")
+MANIFEST_CACHE = web.AppKey("manifest_cache", ManifestCache)
+SPOOL = web.AppKey("xca_spool", Spool)

@@ -43,6 +43,7 @@ __all__ = [
     "RESERVED_PATHS",
     "SPOOL_FOLDER",
     "InboundLimits",
+    "ManifestCacheSettings",
     "PeerGateways",
     "RateLimit",
     "ServerSettings",
@@ -335,6 +336,23 @@ class XcaSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ManifestCacheSettings:
+    """The instance lists of the manifests ``POST /mado/retrieve`` has read, kept so that a
+    study- or series-level RAD-160 to a community or source that speaks only XCA-I can be
+    bridged: RAD-69/RAD-75 name each instance, and nothing else says which a study holds
+    (xcai-digest.md §7). A study leaves when it is older than ``ttl_s``, or least recently
+    used when the cache holds ``max_studies`` studies or ``max_instances`` instances; a
+    study of more than ``max_instances`` instances is not kept. Each worker process has its
+    own cache. ``max_studies`` 0 turns it off."""
+
+    max_studies: int = setting(Integer(minimum=0), "Studies kept at most.", default=1000)
+    max_instances: int = setting(
+        Integer(), "Instances kept at most, every study together.", default=100_000
+    )
+    ttl_s: float = setting(Number(), "Seconds a study is kept after its manifest.", default=3600.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSettings:
     """Where and how the gateway serves.
 
@@ -379,6 +397,11 @@ class ServerSettings:
     )
     xca: XcaSettings = setting(
         Section(XcaSettings), "XCA-I: the SOAP endpoint and its bounds.", factory=XcaSettings
+    )
+    manifest_cache: ManifestCacheSettings = setting(
+        Section(ManifestCacheSettings),
+        "Instance lists of manifests, for study- and series-level retrieves over XCA-I.",
+        factory=ManifestCacheSettings,
     )
 
     def finish(self, report: Report) -> ServerSettings:

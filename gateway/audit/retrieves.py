@@ -19,6 +19,9 @@ Instances Accessed (110103). The gateway plays both sides of one exchange, so it
   DICOMweb (RAD-107 to a source, RAD-160 to a gateway) keep the design's RAD-160 convention:
   no message of their own; their transaction code follows the inbound one on the 110104
   message of the documents they supplied.
+* a RAD-160 the gateway bridged to a SOAP leg (:mod:`gateway.protocols.xca.fromweb`): the
+  RAD-160 110104 (:func:`~gateway.audit.messages.instances_transferred`, EventTypeCode
+  RAD-160 alone: no RAD-107 was made) and the 110103 of the SOAP leg, each its own message.
 
 **EventActionCode R for both.** 110104: PS3.15 says R when the audit source is not the
 receiver or cannot know whether the receiver held copies, as for every relay here. 110103:
@@ -68,6 +71,7 @@ document (nothing was asked that PS3.15 could name: a message needs at least one
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from gateway.audit import codes
@@ -152,9 +156,9 @@ def messages_for(exchange: Exchange, identity: Identity) -> list[tuple[str, Audi
 
     A RAD-69 or RAD-75 exchange gives :func:`documents_accessed` (label
     :data:`INSTANCES_ACCESSED_EVENT`) then :func:`documents_transferred`; any other (RAD-160)
-    gives :func:`~gateway.audit.messages.instances_transferred`; 110104 messages are
-    labelled :data:`INSTANCES_TRANSFERRED_EVENT`. Raises nothing the exchange's content
-    could cause.
+    gives :func:`documents_accessed` for its SOAP legs, if it was bridged to one, then
+    :func:`~gateway.audit.messages.instances_transferred`; 110104 messages are labelled
+    :data:`INSTANCES_TRANSFERRED_EVENT`. Raises nothing the exchange's content could cause.
     """
     if exchange.transaction in SOAP_TRANSACTIONS:
         accessed = documents_accessed(exchange, identity)
@@ -163,10 +167,20 @@ def messages_for(exchange: Exchange, identity: Identity) -> list[tuple[str, Audi
             *((INSTANCES_ACCESSED_EVENT, message) for message in accessed),
             *((INSTANCES_TRANSFERRED_EVENT, message) for message in transferred),
         ]
+    accessed = documents_accessed(exchange, identity)  # none without a SOAP leg
+    transferred = instances_transferred(exchange, identity)
+    if any(leg.transaction in SOAP_TRANSACTIONS for leg in exchange.legs):
+        transferred = [_inbound_only(message) for message in transferred]
     return [
-        (INSTANCES_TRANSFERRED_EVENT, message)
-        for message in instances_transferred(exchange, identity)
+        *((INSTANCES_ACCESSED_EVENT, message) for message in accessed),
+        *((INSTANCES_TRANSFERRED_EVENT, message) for message in transferred),
     ]
+
+
+def _inbound_only(message: AuditMessage) -> AuditMessage:
+    """A bridged RAD-160's 110104 names RAD-160 alone: its outbound leg was SOAP, which has
+    its own 110103, not the RAD-107 a ``source`` route otherwise adds."""
+    return replace(message, event=replace(message.event, types=(codes.RAD_160,)))
 
 
 def documents_transferred(exchange: Exchange, identity: Identity) -> list[AuditMessage]:

@@ -22,6 +22,7 @@ from gateway.exchange import Exchange, Leg, Outcome, StreamEnd
 __all__ = [
     "INBOUND_REFUSALS",
     "LOOKUP_RESULTS",
+    "MANIFEST_CACHE_EVENTS",
     "REDIRECT_OUTCOMES",
     "UPSTREAM_ERROR_REASONS",
     "Metrics",
@@ -76,6 +77,8 @@ INBOUND_REFUSALS = (
     "rate-limited",
     "too-many-streams",
 )
+MANIFEST_CACHE_EVENTS = ("hit", "miss", "stored", "too-large")
+"""The values of :class:`gateway.manifestcache.CacheEvent` (a test keeps them equal)."""
 _UPSTREAM_ENDS = frozenset({StreamEnd.TRUNCATED, StreamEnd.STALLED})  # the upstream's fault
 ROUTE_KINDS = ("relay", "source", "retrieve-url", "manifest", "none")
 
@@ -175,12 +178,20 @@ class Metrics:
             ("kind",),
             registry=registry,
         )
+        self.manifest_cache = Counter(
+            f"{_PREFIX}_manifest_cache_events",
+            "Manifest instance-list cache: lookups (hit, miss) and stores (stored, too-large).",
+            ("event",),
+            registry=registry,
+        )
         self.build = Info(f"{_PREFIX}_build", "Gateway version.", registry=registry)
         for reason in INBOUND_REFUSALS:
             self.inbound_refusals.labels(reason)
         self.build.info({"version": version})
         for result in LOOKUP_RESULTS:
             self.lookups.labels(result)
+        for event in MANIFEST_CACHE_EVENTS:
+            self.manifest_cache.labels(event)
         for result in ("success", "failure"):
             self.reloads.labels(result)
         self.reload_ok.set(1)

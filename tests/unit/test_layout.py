@@ -15,7 +15,9 @@ ALLOWED = {
     "edge": TOP
     | {"gateway.keys", "gateway.settings", "gateway.edge", "gateway.sinks"}
     | {"gateway.relay.tls", "gateway.relay.handover"},
-    "protocols": TOP | {"gateway.keys", "gateway.settings", "gateway.relay", "gateway.protocols"},
+    "protocols": TOP
+    | {"gateway.keys", "gateway.settings", "gateway.relay", "gateway.protocols"}
+    | {"gateway.manifestcache"},
 }
 
 

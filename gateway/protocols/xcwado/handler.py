@@ -6,7 +6,9 @@ resolve it with the registry current when the request began (:mod:`routing.regis
 relay it (:mod:`gateway.relay.forward`), handing down the request's
 :class:`~gateway.relay.handover.Relay`: nothing below this handler reads the application. Whether
 this gateway acts as the initiating or the responding gateway is the registry's decision,
-made from the homeCommunityId.
+made from the homeCommunityId. A route whose upstream speaks SOAP (a ``rad-75`` community, a
+``rad-69`` source) is handed to the XCA-I bridge (:func:`gateway.protocols.xca.fromweb.bridge`)
+with what it needs from the application: the spool and the manifest cache.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from aiohttp import web
 
 from gateway.errors import InvalidHost
 from gateway.exchange import Exchange
-from gateway.keys import BORDER, EXCHANGE, METRICS, RELAY, SETTINGS
+from gateway.keys import BORDER, EXCHANGE, MANIFEST_CACHE, METRICS, RELAY, SETTINGS, SPOOL
+from gateway.protocols.xca import fromweb
 from gateway.protocols.xcwado.authority import public_authority
 from gateway.protocols.xcwado.border import border_for
 from gateway.protocols.xcwado.metadata import metadata_rewriter
@@ -67,6 +70,17 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
         raise
     metrics.lookups.labels(route.kind.value).inc()
     exchange.route_kind = route.kind.value
+    if route.upstream.protocol.soap:  # a community or source that speaks only XCA-I
+        return await fromweb.bridge(
+            request,
+            route,
+            rad160,
+            exchange,
+            relay=relay,
+            settings=settings.xca,
+            spool=request.app[SPOOL],
+            cache=request.app[MANIFEST_CACHE],
+        )
 
     public_prefix = _public_prefix(request, route, rad160)
     request[BORDER] = border_for(route, public_prefix)  # for the answer's headers
