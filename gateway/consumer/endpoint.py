@@ -25,12 +25,20 @@ and the identifier (:mod:`gateway.consumer.urls`).
 Each planned retrieval is routed exactly as a RAD-160 request for the same resource would be
 (same grammar, same registry, same upstream policy), and the parts of every answer are
 re-framed under one boundary as they arrive: ``multipart/related; type="application/dicom"``,
-one part per instance, bytes unchanged. Key images without key-image flags cost one more round:
-the Key Object series first, read in memory, then the images its notes reference (MADO
-Appendix A). Manifests and notes are parsed in bounded worker processes
-(:mod:`gateway.consumer.parsing`). Errors before the first byte are problem documents (400
-for a manifest or a selection that cannot be used, 422 for one too complex to read or a
-series that cannot be addressed); after it, the connection is aborted.
+one part per instance, bytes unchanged. A planned retrieval whose route leads to a SOAP
+upstream (a ``rad-75`` community, a ``rad-69`` source) is not a GET: it is one RAD-75/RAD-69
+naming every instance the manifest lists for it, whose documents are re-framed into the same
+answer (:mod:`gateway.consumer.bridged`); the TransferSyntaxUIDList is the caller's transfer
+syntax, else every syntax ``server.xca.any_transfer_syntaxes`` lists. Every manifest read here
+is also remembered (:mod:`gateway.manifestcache`), so that later study- and series-level
+RAD-160 requests for its study can be bridged too.
+
+Key images without key-image flags cost one more round: the Key Object series first, read in
+memory, then the images its notes reference (MADO Appendix A). Manifests and notes are parsed
+in bounded worker processes (:mod:`gateway.consumer.parsing`). Errors before the first byte
+are problem documents (400 for a manifest or a selection that cannot be used, 422 for one too
+complex to read or a series that cannot be addressed, those of the XCA-I bridge for a SOAP
+upstream); after it, the connection is aborted.
 """
 
 from __future__ import annotations
@@ -42,13 +50,24 @@ from collections.abc import AsyncIterator, Iterable
 import aiohttp
 from aiohttp import web
 
+from gateway.consumer.bridged import (
+    KO_NOTES_LIMIT,
+    Step,
+    bridged,
+    bridged_objects,
+    rad160_of,
+    start,
+)
 from gateway.consumer.fetch import dicom_accept
 from gateway.consumer.reading import body_chunks
 from gateway.consumer.urls import Target, urls_for
 from gateway.edge.hardening import read_manifest
 from gateway.errors import GatewayError
 from gateway.exchange import Exchange, Leg, Outcome
-from gateway.keys import EXCHANGE, MANIFEST_READER, RELAY
+from gateway.keys import EXCHANGE, MANIFEST_CACHE, MANIFEST_READER, RELAY, SPOOL
+from gateway.protocols.xca.fromweb import abort
+from gateway.protocols.xca.reframe import multipart_type
+from gateway.protocols.xca.results import PartFailed
 from gateway.relay.dicomheader import read_identity
 from gateway.relay.forward import open_upstream
 from gateway.relay.multipart import (
@@ -63,16 +82,20 @@ from gateway.relay.multipart import (
 )
 from mado.errors import SelectionError
 from mado.model import Manifest
-from mado.plan import Plan, plan_from_notes, plan_key_images, plan_series, plan_study
+from mado.plan import (
+    Plan,
+    plan_from_notes,
+    plan_key_images,
+    plan_series,
+    plan_study,
+)
 from routing.accept import outbound_accept, split_ranges
 from routing.ids import HomeCommunityId
-from routing.media import MediaType, media_or_none
-from routing.rad160 import Rad160Request, ResourceKind, parse_rad160
+from routing.media import media_or_none
+from routing.rad160 import ResourceKind
 from routing.registry import Registry
 
 __all__ = ["retrieve_manifest", "upstream_accept"]
-
-_KO_NOTES_LIMIT = 16 * 1024 * 1024
 
 
 def upstream_accept(incoming: str | None) -> str:
@@ -106,13 +129,16 @@ async def retrieve_manifest(request: web.Request) -> web.StreamResponse:
     )
     exchange.home_community_id = hcid
     exchange.study_uid = manifest.study.uid
+    aliases = registry.config.location_aliases
+    # Its instance list, for later study- and series-level RAD-160s over XCA-I.
+    request.app[MANIFEST_CACHE].remember(hcid, manifest, aliases=aliases)
     # "": paths below our own endpoint; opaque location identifiers map by configuration.
-    target = Target(gateway="", home_community_id=hcid, locations=registry.config.location_aliases)
+    target = Target(gateway="", home_community_id=hcid, locations=aliases)
     plan = await _plan(request, manifest, target, registry)
-    paths = [url for planned in plan.requests for url in urls_for(planned, target)]
-    if not paths:
+    steps = [Step(planned, urls_for(planned, target)) for planned in plan.requests]
+    if not any(step.paths for step in steps):
         raise SelectionError("the selection names no instance")
-    return await _stream(request, exchange, registry, paths)
+    return await _stream(request, exchange, registry, manifest, steps)
 
 
 async def _plan(
@@ -134,26 +160,25 @@ async def _plan(
     plan = plan_key_images(manifest)
     if plan.key_images_available:
         return plan
-    objects = [
-        part
-        for path in (u for planned in plan.key_object_series for u in urls_for(planned, target))
-        async for part in _parts(request, registry, path, limit=_KO_NOTES_LIMIT)
-    ]
+    objects: list[bytes] = []
+    for planned in plan.key_object_series:
+        paths = urls_for(planned, target)
+        route = registry.resolve(rad160_of(paths[0])) if paths else None
+        if route is not None and route.upstream.protocol.soap:
+            step = Step(planned, paths)
+            objects += await bridged_objects(request, manifest, step, route=route)
+            continue
+        for path in paths:
+            objects += [part async for part in _parts(request, registry, path)]
     return plan_from_notes(manifest, await request.app[MANIFEST_READER].notes(objects))
 
 
-def _rad160(path: str) -> Rad160Request:
-    """A planned path below our endpoint (with its ``?retrieveurl=``, if any) as RAD-160."""
-    resource, _, query = path.partition("?")
-    return parse_rad160(resource, query)
-
-
 async def _parts(
-    request: web.Request, registry: Registry, path: str, *, limit: int
+    request: web.Request, registry: Registry, path: str, *, limit: int = KO_NOTES_LIMIT
 ) -> AsyncIterator[bytes]:
     """Whole parts of one answer, in memory: only for the small Key Object series."""
     exchange = request[EXCHANGE]
-    rad160 = _rad160(path)
+    rad160 = rad160_of(path)
     route = registry.resolve(rad160)
     async with open_upstream(
         request,
@@ -182,57 +207,54 @@ async def _parts(
 
 
 async def _stream(
-    request: web.Request, exchange: Exchange, registry: Registry, paths: Iterable[str]
+    request: web.Request,
+    exchange: Exchange,
+    registry: Registry,
+    manifest: Manifest,
+    steps: Iterable[Step],
 ) -> web.StreamResponse:
     boundary = uuid.uuid4().hex
     response = web.StreamResponse(status=200)
     response.content_type = "multipart/related"
-    parameters = (("type", "application/dicom"), ("boundary", boundary))
-    response.headers["Content-Type"] = str(
-        MediaType(type="multipart", subtype="related", parameters=parameters)
-    )
+    response.headers["Content-Type"] = multipart_type(boundary)
     accept = upstream_accept(request.headers.get("Accept"))
     relay = request[RELAY]
     try:
-        for path in paths:
-            rad160 = _rad160(path)
-            route = registry.resolve(rad160)
-            exchange.route_kind = "manifest"
-            async with open_upstream(
-                request, route, exchange, resource=rad160.kind, relay=relay, accept=accept
-            ) as (_, answer):
-                leg = exchange.legs[-1]
-                relay.telemetry.answered(exchange, leg)  # before this leg's first byte
-                if not response.prepared:
-                    await response.prepare(request)
-                    exchange.status = 200
-                await _reframe(
-                    body_chunks(answer.content, route.upstream.timeouts.read_idle_s),
-                    answer.headers.get("Content-Type", ""),
-                    response,
-                    boundary,
-                    exchange,
-                    leg=leg,
-                )
+        with request.app[SPOOL].request() as budget:
+            for step in steps:
+                route = registry.resolve(rad160_of(step.paths[0])) if step.paths else None
+                if route is not None and route.upstream.protocol.soap:
+                    await bridged(
+                        request,
+                        response,
+                        step,
+                        boundary=boundary,
+                        manifest=manifest,
+                        route=route,
+                        budget=budget,
+                        accept=accept,
+                    )
+                    continue
+                for path in step.paths:
+                    await _relayed(
+                        request,
+                        response,
+                        boundary=boundary,
+                        registry=registry,
+                        path=path,
+                        accept=accept,
+                    )
     except (
         GatewayError,
         MultipartError,
-        ConnectionResetError,  # the client left
+        PartFailed,  # a SOAP answer's part cut or missing
+        OSError,  # the client left (ConnectionResetError), a spool file unreadable
         aiohttp.ClientError,  # the upstream's body was cut short
         TimeoutError,  # the upstream stopped sending (read_idle_s)
     ) as exc:
         if not response.prepared:
             raise
-        exchange.outcome = Outcome.ABORTED
-        exchange.error = (
-            "client"
-            if isinstance(exc, ConnectionResetError)
-            else "stalled"
-            if isinstance(exc, TimeoutError)
-            else "truncated"
-        )
-        if request.transport is not None:
-            request.transport.abort()
+        abort(request, exchange, exc)
         return response
     # Complete: record it before the closing delimiter lets the client see the end.
     exchange.outcome = Outcome.COMPLETE
@@ -241,6 +263,36 @@ async def _stream(
         await response.write(closing(boundary))
         await response.write_eof()
     return response
+
+
+async def _relayed(
+    request: web.Request,
+    response: web.StreamResponse,
+    *,
+    boundary: str,
+    registry: Registry,
+    path: str,
+    accept: str,
+) -> None:
+    """One planned path over DICOMweb (RAD-160 or RAD-107): its parts under our boundary."""
+    exchange = request[EXCHANGE]
+    rad160 = rad160_of(path)
+    route = registry.resolve(rad160)
+    exchange.route_kind = "manifest"
+    async with open_upstream(
+        request, route, exchange, resource=rad160.kind, relay=request[RELAY], accept=accept
+    ) as (_, answer):
+        leg = exchange.legs[-1]
+        await start(request, response, exchange, leg)
+        await _reframe(
+            body_chunks(answer.content, route.upstream.timeouts.read_idle_s),
+            answer.headers.get("Content-Type", ""),
+            response,
+            boundary,
+            exchange,
+            leg=leg,
+        )
+
 
 
 async def _reframe(

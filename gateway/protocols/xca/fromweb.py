@@ -254,7 +254,7 @@ def abort(request: web.Request, exchange: Exchange, exc: BaseException) -> None:
         exchange.error = "truncated"
     log.log(
         logging.INFO if exchange.error == "client" else logging.WARNING,
-        "bridged answer aborted",
+        "answer aborted after its first byte",
         extra={"reason": exchange.error, "bytes": exchange.bytes_sent},
     )
     if request.transport is not None:
