@@ -25,8 +25,14 @@ class ConsumerError(Exception):
 
 
 class RetrieveFailed(ConsumerError):
-    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+    """``problem``: the slug of the problem document the answer carried (the part of its
+    ``type`` after ``urn:mado-gateway:problem:``), when it carried one."""
+
+    def __init__(
+        self, url: str, reason: str, status: int | None = None, problem: str | None = None
+    ) -> None:
         self.url = url
         self.reason = reason
         self.status = status
+        self.problem = problem
         super().__init__(f"{reason} ({url})")

@@ -20,6 +20,10 @@ retrieved through the Retrieve Location UID ``--location ACME=OID`` maps it to; 
 through its Retrieve URL (``?retrieveurl=``, subject to the responding gateway's URL policy);
 with neither, the command names the series and the identifier and exits 1.
 
+A study or series the gateway answers with ``instance-list-required`` (its community speaks
+only XCA-I, which cannot list a study, and it holds no manifest listing it) is retrieved
+instance by instance instead, from the instances the manifest lists.
+
 Every instance is asked for as the source stores it (``transfer-syntax=*``): the files are the
 stored objects, byte for byte. ``--transfer-syntax UID`` asks the source to transcode instead.
 """
@@ -30,7 +34,7 @@ import argparse
 import asyncio
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +196,7 @@ async def _fetch(
             print("mado-gateway fetch: the selection names no instance", file=sys.stderr)
             return 1
         urls = [url for request in plan.requests for url in urls_for(request, target)]
+        fallbacks = _fallbacks(manifest, plan.requests, target)
         try:
             sink = DirectorySink(args.out)
         except OSError as exc:
@@ -204,6 +209,7 @@ async def _fetch(
             concurrency=args.concurrency,
             progress=bar,
             accept=dicom_accept(args.transfer_syntax),
+            fallbacks=fallbacks,
         )
         sink.close()
     bar(report, final=True)
@@ -240,6 +246,37 @@ async def _plan(
     )
 
 
+def _fallbacks(
+    manifest: Manifest, requests: tuple[RetrieveRequest, ...], target: Target
+) -> dict[str, list[str]]:
+    """For each study- or series-level URL through a gateway, the instance-level URLs of
+    every instance the manifest lists for it: what is retrieved instead when the gateway
+    cannot list them (its community speaks XCA-I; problem ``instance-list-required``)."""
+    if not target.through_gateway:
+        return {}
+    fallbacks: dict[str, list[str]] = {}
+    for request in requests:
+        if request.level == "instance":
+            continue
+        instance_urls = [
+            url
+            for series in manifest.series
+            if request.series_uid is None or series.uid == request.series_uid
+            if series.instances
+            for url in urls_for(
+                replace(
+                    request,
+                    series_uid=series.uid,
+                    instance_uids=tuple(i.sop_instance_uid for i in series.instances),
+                ),
+                target,
+            )
+        ]
+        for url in urls_for(request, target):
+            fallbacks[url] = instance_urls
+    return fallbacks
+
+
 def _expected(manifest: Manifest, requests: tuple[RetrieveRequest, ...]) -> set[str]:
     expected: set[str] = set()
     for request in requests:
@@ -256,6 +293,11 @@ def _summary(report: FetchReport, expected: set[str], out: Path) -> int:
     missing, extra = report.compare(expected)
     count = len(report.received) + report.unnamed
     print(f"{count} instances, {report.bytes:,} bytes received into {out}")
+    if report.expanded:
+        print(
+            f"{len(report.expanded)} study or series request(s) retrieved instance by instance: "
+            "the gateway's community speaks XCA-I and holds no list of their instances"
+        )
     if missing:
         listed = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         print(f"{len(missing)} instance(s) the manifest lists did not arrive: {listed}")

@@ -9,6 +9,10 @@ Little Endian when the Accept names no transfer syntax). The answer is split as 
 sink: :class:`DirectorySink` writes Part 10 files named by their SOP Instance UID,
 :class:`MemorySink` keeps small objects (the Key Object series) for reading.
 
+A study- or series-level URL may have instance-level fallbacks, retrieved instead when the
+gateway answers it with the problem ``instance-list-required`` (XCA-I cannot list a study's
+instances; the manifest can).
+
 A retrieval either completes — the closing boundary was seen — or raises
 :class:`~gateway.consumer.RetrieveFailed`; a part cut short is removed, never left looking
 complete. A 206 answer is accepted: MADO X.1.1.2 tells a consumer to expect more or fewer
@@ -21,7 +25,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -44,6 +48,8 @@ from routing.media import MediaType
 
 __all__ = [
     "AS_STORED",
+    "INSTANCE_LIST_REQUIRED",
+    "PROBLEM_PREFIX",
     "DirectorySink",
     "FetchReport",
     "MemorySink",
@@ -52,6 +58,10 @@ __all__ = [
     "fetch_all",
 ]
 
+PROBLEM_PREFIX = "urn:mado-gateway:problem:"
+"""How the gateway's problem types begin (RFC 9457 ``type``)."""
+INSTANCE_LIST_REQUIRED = "instance-list-required"
+"""The problem of a study or series the gateway cannot list (its upstream speaks XCA-I)."""
 AS_STORED = "*"  # the transfer-syntax parameter value for "as the origin server has it"
 _IDENTITY_BYTES = 16 * 1024
 
@@ -78,6 +88,7 @@ class FetchReport:
     unnamed: int = 0  # parts without a readable SOP Instance UID
     bytes: int = 0
     failures: list[RetrieveFailed] = field(default_factory=list)
+    expanded: list[str] = field(default_factory=list)  # retrieved instance by instance instead
 
     def compare(self, expected: set[str]) -> tuple[list[str], list[str]]:
         """``(missing, extra)`` against the instances the manifest lists for the selection."""
@@ -185,17 +196,23 @@ async def fetch_all(
     progress: Progress | None = None,
     accept: str | None = None,
     read_idle_s: float = 120.0,
+    fallbacks: Mapping[str, Sequence[str]] | None = None,
 ) -> FetchReport:
     """Retrieve every URL (at most ``concurrency`` at once); failures are collected, not raised.
 
     ``accept`` defaults to :func:`dicom_accept` (the objects as stored). A retrieval whose
     answer sends nothing for ``read_idle_s`` fails (the limit is ours, not the HTTP parser's).
+    ``fallbacks`` maps a study- or series-level URL to the instance-level URLs of what the
+    manifest lists for it: when the gateway answers it with the problem
+    ``instance-list-required`` (its community speaks XCA-I and it holds no instance list),
+    those are retrieved instead, and the URL is listed in :attr:`FetchReport.expanded`.
     """
     report = FetchReport()
     gate = asyncio.Semaphore(concurrency)
     headers = {"Accept": accept or dicom_accept()}
+    expand = fallbacks or {}
 
-    async def one(url: str) -> None:
+    async def one(url: str, *, fallback: bool = True) -> None:
         async with gate:
             try:
                 await _retrieve(
@@ -208,9 +225,14 @@ async def fetch_all(
                     idle_s=read_idle_s,
                 )
             except RetrieveFailed as failure:
-                report.failures.append(failure)
+                if fallback and failure.problem == INSTANCE_LIST_REQUIRED and url in expand:
+                    report.expanded.append(url)
+                else:
+                    report.failures.append(failure)
 
     await asyncio.gather(*(one(url) for url in urls))
+    instance_urls = [u for url in report.expanded for u in expand[url]]
+    await asyncio.gather(*(one(url, fallback=False) for url in instance_urls))
     return report
 
 
@@ -228,7 +250,8 @@ async def _retrieve(
     try:
         async with session.get(url, headers=headers) as answer:
             if answer.status not in (200, 206):
-                raise RetrieveFailed(url, await _describe_failure(answer), answer.status)
+                reason, problem = await _describe_failure(answer)
+                raise RetrieveFailed(url, reason, answer.status, problem)
             splitter = MultipartSplitter(boundary_of(answer.headers.get("Content-Type", "")))
             async for chunk in body_chunks(answer.content, idle_s):
                 report.bytes += len(chunk)
@@ -259,14 +282,20 @@ async def _retrieve(
             writer.discard()
 
 
-async def _describe_failure(answer: aiohttp.ClientResponse) -> str:
-    """HTTP status, and the ``detail`` of a problem document (the gateway's own words)."""
+async def _describe_failure(answer: aiohttp.ClientResponse) -> tuple[str, str | None]:
+    """HTTP status, and the ``detail`` of a problem document (the gateway's own words); the
+    problem's slug when it is one of the gateway's."""
     text = f"HTTP {answer.status} {answer.reason or ''}".strip()
+    problem = None
     if answer.content_type == "application/problem+json":
         try:
-            detail = orjson.loads(await answer.content.read(64 * 1024)).get("detail")
-        except (orjson.JSONDecodeError, AttributeError, aiohttp.ClientError):
-            detail = None
-        if isinstance(detail, str):
-            text += f": {detail[:300]}"
-    return text
+            document = orjson.loads(await answer.content.read(64 * 1024))
+        except (orjson.JSONDecodeError, aiohttp.ClientError):
+            document = None
+        if isinstance(document, dict):
+            detail, kind = document.get("detail"), document.get("type")
+            if isinstance(detail, str):
+                text += f": {detail[:300]}"
+            if isinstance(kind, str) and kind.startswith(PROBLEM_PREFIX):
+                problem = kind[len(PROBLEM_PREFIX) :][:64]
+    return text, problem
