@@ -27,7 +27,9 @@ class Clock:
         return self.now
 
 
-def series(uid: str, count: int, *, location: str | None = LOC_A, opaque: str | None = None):
+def series(
+    uid: str, count: int, *, location: str | None = LOC_A, opaque: str | None = None
+) -> Series:
     return Series(
         uid=Uid(uid),
         retrieve_location_uid=None if location is None else Oid(location),

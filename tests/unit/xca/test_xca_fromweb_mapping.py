@@ -37,7 +37,7 @@ from gateway.protocols.xca.webrequest import (
 )
 from gateway.settings import ANY_TRANSFER_SYNTAXES
 from routing.errors import UnsupportedTransferSyntax
-from routing.rad160 import ResourceKind, parse_rad160
+from routing.rad160 import Rad160Request, ResourceKind, parse_rad160
 from routing.upstream import Protocol, Upstream
 
 HCID = "1.3.6.1.4.1.21367.13.70.3"
@@ -50,7 +50,7 @@ RAD75 = Upstream(name="community-c", protocol=Protocol.RAD_75, base_urls=("http:
 RAD69 = Upstream(name="ids-soap", protocol=Protocol.RAD_69, base_urls=("http://ids/xcai",))
 
 
-def rad160(tail: str, hcid: str = f"urn:oid:{HCID}", rluid: str = RLUID):
+def rad160(tail: str, hcid: str = f"urn:oid:{HCID}", rluid: str = RLUID) -> Rad160Request:
     return parse_rad160(f"homeCommunityId/{hcid}/RetrieveLocationUID/{rluid}/{tail}")
 
 

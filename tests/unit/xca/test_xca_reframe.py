@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -23,12 +23,18 @@ from gateway.protocols.xca.fromweb import Sent
 from gateway.protocols.xca.model import DocumentResponse, Status
 from gateway.protocols.xca.outcomes import PARTIAL_WARNING
 from gateway.protocols.xca.plan import Carrier, Group
-from gateway.protocols.xca.reframe import HEAD_BYTES, dicom_part_type, write_documents
+from gateway.protocols.xca.reframe import (
+    HEAD_BYTES,
+    dicom_part_type,
+    multipart_type,
+    write_documents,
+)
 from gateway.protocols.xca.results import GroupAnswer, Part, PartFailed
 from gateway.relay.handover import Relay
 from gateway.relay.multipart import part_head
 from peers.multipart import split_multipart
 from peers.studies import SyntheticInstance, compress_rle, make_study
+from routing.ids import HomeCommunityId
 from routing.upstream import Protocol, Upstream
 
 EXPLICIT = "1.2.840.10008.1.2.1"
@@ -38,7 +44,9 @@ UPSTREAM = Upstream(name="community-c", protocol=Protocol.RAD_75, base_urls=("ht
 REPO = "1.2.3.200"
 
 
-def document(instance: SyntheticInstance, content_id: str | None, inline: bytes | None = None):
+def document(
+    instance: SyntheticInstance, content_id: str | None, inline: bytes | None = None
+) -> DocumentResponse:
     return DocumentResponse(
         home_community_id="urn:oid:1.2.3",
         repository_id=REPO,
@@ -76,7 +84,9 @@ class Recorder:
         exchange.sealed = True
 
 
-async def serve(handler) -> tuple[TestServer, str]:
+async def serve(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> tuple[TestServer, str]:
     app = web.Application()
     app.router.add_get("/", handler)
     server = TestServer(app, host="127.0.0.1")
@@ -109,7 +119,7 @@ async def test_each_document_is_one_dicom_part_with_its_own_transfer_syntax() ->
 
     async def handler(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
-        response.headers["Content-Type"] = fromweb.multipart_type("b0und4ry")
+        response.headers["Content-Type"] = multipart_type("b0und4ry")
         await response.prepare(request)
         written = await write_documents(documents, parts, response.write, "b0und4ry", exchange)
         assert written == 4
@@ -190,15 +200,16 @@ def test_any_chunking_gives_the_same_part(size: int, which: str) -> None:
     assert exchange.bytes_sent == len(data)
 
 
-def sent(documents: Sequence[DocumentResponse], parts: AsyncIterator[Part], status: Status):
-    closed: list[bool] = []
-
-    async def close() -> None:
-        closed.append(True)
-
-    group = Group(upstream=UPSTREAM, carrier=Carrier.RAD_75, home_community_id="1.2.3", documents=())
-    answer = GroupAnswer(upstream=UPSTREAM.name, documents=tuple(documents), parts=parts, close=close)
-    return closed, group, answer
+def sent(
+    documents: Sequence[DocumentResponse], parts: AsyncIterator[Part]
+) -> tuple[Group, GroupAnswer]:
+    group = Group(
+        upstream=UPSTREAM,
+        carrier=Carrier.RAD_75,
+        home_community_id=HomeCommunityId("1.2.3"),
+        documents=(),
+    )
+    return group, GroupAnswer(upstream=UPSTREAM.name, documents=tuple(documents), parts=parts)
 
 
 async def answer_over_socket(
@@ -208,7 +219,7 @@ async def answer_over_socket(
     leg = exchange.open_leg(UPSTREAM.name)
     telemetry = Recorder()
     relay = Relay(pool=None, registry=None, telemetry=telemetry)  # type: ignore[arg-type]
-    _, group, answer = sent(documents, parts, status)
+    group, answer = sent(documents, parts)
     bridged = Sent(group=group, answer=answer, leg=leg, documents=tuple(documents), status=status)
 
     async def handler(request: web.Request) -> web.StreamResponse:
