@@ -34,7 +34,7 @@ import argparse
 import asyncio
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from gateway.consumer.fetch import (
     dicom_accept,
     fetch_all,
 )
-from gateway.consumer.urls import Target, urls_for
+from gateway.consumer.urls import Target, instance_urls, urls_for
 from mado.errors import ManifestError
 from mado.jobs import read_manifest, read_notes
 from mado.load import read_file
@@ -251,30 +251,15 @@ def _fallbacks(
 ) -> dict[str, list[str]]:
     """For each study- or series-level URL through a gateway, the instance-level URLs of
     every instance the manifest lists for it: what is retrieved instead when the gateway
-    cannot list them (its community speaks XCA-I; problem ``instance-list-required``)."""
+    cannot list them (its community speaks XCA-I; a 409 ``instance-list-required``)."""
     if not target.through_gateway:
         return {}
-    fallbacks: dict[str, list[str]] = {}
-    for request in requests:
-        if request.level == "instance":
-            continue
-        instance_urls = [
-            url
-            for series in manifest.series
-            if request.series_uid is None or series.uid == request.series_uid
-            if series.instances
-            for url in urls_for(
-                replace(
-                    request,
-                    series_uid=series.uid,
-                    instance_uids=tuple(i.sop_instance_uid for i in series.instances),
-                ),
-                target,
-            )
-        ]
-        for url in urls_for(request, target):
-            fallbacks[url] = instance_urls
-    return fallbacks
+    return {
+        url: instance_urls(request, manifest, target)
+        for request in requests
+        if request.level != "instance"
+        for url in urls_for(request, target)
+    }
 
 
 def _expected(manifest: Manifest, requests: tuple[RetrieveRequest, ...]) -> set[str]:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
@@ -60,9 +60,9 @@ from gateway.consumer.bridged import (
 )
 from gateway.consumer.fetch import dicom_accept
 from gateway.consumer.reading import body_chunks
-from gateway.consumer.urls import Target, urls_for
+from gateway.consumer.urls import Target, instance_urls, urls_for
 from gateway.edge.hardening import read_manifest
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, UpstreamStatus
 from gateway.exchange import Exchange, Leg, Outcome
 from gateway.keys import EXCHANGE, MANIFEST_CACHE, MANIFEST_READER, RELAY, SPOOL
 from gateway.protocols.xca.fromweb import abort
@@ -84,6 +84,7 @@ from mado.errors import SelectionError
 from mado.model import Manifest
 from mado.plan import (
     Plan,
+    RetrieveRequest,
     plan_from_notes,
     plan_key_images,
     plan_series,
@@ -138,7 +139,9 @@ async def retrieve_manifest(request: web.Request) -> web.StreamResponse:
     steps = [Step(planned, urls_for(planned, target)) for planned in plan.requests]
     if not any(step.paths for step in steps):
         raise SelectionError("the selection names no instance")
-    return await _stream(request, exchange, registry, manifest, steps)
+    return await _stream(
+        request, exchange, registry=registry, manifest=manifest, steps=steps, target=target
+    )
 
 
 async def _plan(
@@ -209,9 +212,11 @@ async def _parts(
 async def _stream(
     request: web.Request,
     exchange: Exchange,
+    *,
     registry: Registry,
     manifest: Manifest,
     steps: Iterable[Step],
+    target: Target,
 ) -> web.StreamResponse:
     boundary = uuid.uuid4().hex
     response = web.StreamResponse(status=200)
@@ -235,15 +240,15 @@ async def _stream(
                         accept=accept,
                     )
                     continue
-                for path in step.paths:
-                    await _relayed(
-                        request,
-                        response,
-                        boundary=boundary,
-                        registry=registry,
-                        path=path,
-                        accept=accept,
-                    )
+                await _relayed_step(
+                    request,
+                    response,
+                    step,
+                    boundary=boundary,
+                    registry=registry,
+                    accept=accept,
+                    fallback=lambda planned: instance_urls(planned, manifest, target),
+                )
     except (
         GatewayError,
         MultipartError,
@@ -263,6 +268,40 @@ async def _stream(
         await response.write(closing(boundary))
         await response.write_eof()
     return response
+
+
+async def _relayed_step(
+    request: web.Request,
+    response: web.StreamResponse,
+    step: Step,
+    *,
+    boundary: str,
+    registry: Registry,
+    accept: str,
+    fallback: Callable[[RetrieveRequest], list[str]],
+) -> None:
+    """The paths of one planned retrieval over DICOMweb. A study or series its responding
+    gateway answers 409 (``instance-list-required``: its community speaks XCA-I and it
+    holds no instance list) is asked for instance by instance, as the manifest lists them
+    (``fallback``)."""
+    for path in step.paths:
+        try:
+            await _relayed(
+                request, response, boundary=boundary, registry=registry, path=path, accept=accept
+            )
+        except UpstreamStatus as exc:
+            if exc.upstream_status != 409 or step.planned.level == "instance":
+                raise
+            request[EXCHANGE].error = None  # answered after all
+            for instance_path in fallback(step.planned):
+                await _relayed(
+                    request,
+                    response,
+                    boundary=boundary,
+                    registry=registry,
+                    path=instance_path,
+                    accept=accept,
+                )
 
 
 async def _relayed(

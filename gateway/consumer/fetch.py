@@ -62,6 +62,8 @@ PROBLEM_PREFIX = "urn:mado-gateway:problem:"
 """How the gateway's problem types begin (RFC 9457 ``type``)."""
 INSTANCE_LIST_REQUIRED = "instance-list-required"
 """The problem of a study or series the gateway cannot list (its upstream speaks XCA-I)."""
+UPSTREAM_STATUS = "upstream-status"
+"""The problem of a gateway relaying an upstream's error status."""
 AS_STORED = "*"  # the transfer-syntax parameter value for "as the origin server has it"
 _IDENTITY_BYTES = 16 * 1024
 
@@ -204,8 +206,9 @@ async def fetch_all(
     answer sends nothing for ``read_idle_s`` fails (the limit is ours, not the HTTP parser's).
     ``fallbacks`` maps a study- or series-level URL to the instance-level URLs of what the
     manifest lists for it: when the gateway answers it with the problem
-    ``instance-list-required`` (its community speaks XCA-I and it holds no instance list),
-    those are retrieved instead, and the URL is listed in :attr:`FetchReport.expanded`.
+    ``instance-list-required`` (409: its community speaks XCA-I and it holds no instance
+    list; an initiating gateway relays it as a 409 ``upstream-status``), those are retrieved
+    instead, and the URL is listed in :attr:`FetchReport.expanded`.
     """
     report = FetchReport()
     gate = asyncio.Semaphore(concurrency)
@@ -225,7 +228,7 @@ async def fetch_all(
                     idle_s=read_idle_s,
                 )
             except RetrieveFailed as failure:
-                if fallback and failure.problem == INSTANCE_LIST_REQUIRED and url in expand:
+                if fallback and _needs_instances(failure) and url in expand:
                     report.expanded.append(url)
                 else:
                     report.failures.append(failure)
@@ -234,6 +237,13 @@ async def fetch_all(
     instance_urls = [u for url in report.expanded for u in expand[url]]
     await asyncio.gather(*(one(url, fallback=False) for url in instance_urls))
     return report
+
+
+def _needs_instances(failure: RetrieveFailed) -> bool:
+    """A 409 ``instance-list-required``, or that 409 relayed by an initiating gateway (which
+    answers an upstream's 4xx with its own problem, ``upstream-status``, never the
+    upstream's body)."""
+    return failure.status == 409 and failure.problem in (INSTANCE_LIST_REQUIRED, UPSTREAM_STATUS)
 
 
 async def _retrieve(

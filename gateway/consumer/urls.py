@@ -25,17 +25,18 @@ A request naming several instances becomes one instance-level URL per instance.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from urllib.parse import quote
 
 from mado.errors import UnroutableSeries
+from mado.model import Manifest
 from mado.plan import RetrieveRequest
 from routing.errors import RetrieveUrlRefused
 from routing.ids import HomeCommunityId, Oid
 from routing.registry import normalise_retrieve_url
 
-__all__ = ["NO_LOCATION", "Target", "urls_for"]
+__all__ = ["NO_LOCATION", "Target", "instance_urls", "urls_for"]
 
 NO_LOCATION = Oid("2.25.0")
 """The Retrieve Location UID segment of a Retrieve URL mode request that has no usable one."""
@@ -85,6 +86,26 @@ def urls_for(request: RetrieveRequest, target: Target) -> list[str]:
             _where(request), request.opaque_location, f"its Retrieve URL is unusable ({exc})"
         ) from None
     return [base + resource for resource in resources]
+
+
+def instance_urls(request: RetrieveRequest, manifest: Manifest, target: Target) -> list[str]:
+    """The instance-level URLs of every instance ``manifest`` lists for a study- or
+    series-level ``request`` (every series of the study, or its one series), in manifest
+    order: what is asked instead when a gateway cannot list them (its community speaks
+    XCA-I, which retrieves instance by instance). Raises as :func:`urls_for` does."""
+    return [
+        url
+        for series in manifest.series
+        if (request.series_uid is None or series.uid == request.series_uid) and series.instances
+        for url in urls_for(
+            replace(
+                request,
+                series_uid=series.uid,
+                instance_uids=tuple(i.sop_instance_uid for i in series.instances),
+            ),
+            target,
+        )
+    ]
 
 
 def _location(request: RetrieveRequest, target: Target) -> tuple[Oid, str | None]:
