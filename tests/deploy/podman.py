@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.deploy.commands import argv
+
 __all__ = [
     "CommandFailed",
     "Podman",
@@ -42,11 +44,15 @@ class CommandFailed(AssertionError):
 
 
 def run(
-    argv: list[str], *, env: dict[str, str] | None = None, timeout_s: float = 300, **kw: object
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 300,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv``; :class:`CommandFailed` with its output unless it exits 0."""
     done = subprocess.run(  # noqa: PLW1510 — the status is checked below, with the output
-        argv, env=env, capture_output=True, text=True, timeout=timeout_s, **kw
+        argv, env=env, capture_output=True, text=True, timeout=timeout_s, cwd=cwd
     )
     if done.returncode != 0:
         raise CommandFailed(
@@ -168,11 +174,8 @@ def make_base_image(podman: Podman, folder: Path) -> str:
 
 def download_wheels(python: Path, folder: Path) -> Path:
     """``pip download`` of the gateway's dependencies and its build backend into ``folder``."""
-    run(
-        [str(python), "-m", "pip", "download", "--quiet", "--dest", str(folder)]
-        + ["--only-binary=:all:", str(REPO), "hatchling"],
-        timeout_s=300,
-    )
+    words = argv("download", {"wheels": str(folder), ".": str(REPO)})
+    run([str(python), "-m", *words], timeout_s=300)
     return folder
 
 

@@ -43,7 +43,9 @@ def assert_same_series(endpoint: str, orthanc: OrthancServer, study: SyntheticSt
     carry every stored instance. Returns the bytes received through the gateway."""
     series = study.series_uids[0]
     tail = f"studies/{study.study_uid}/series/{series}"
-    via_type, via = _get(f"{endpoint}homeCommunityId/{COMMUNITY_A}/RetrieveLocationUID/{RLUID}/{tail}")
+    via_type, via = _get(
+        f"{endpoint}homeCommunityId/{COMMUNITY_A}/RetrieveLocationUID/{RLUID}/{tail}"
+    )
     direct_type, direct = _get(orthanc.dicomweb_url + tail)
     assert via.replace(boundary_of(via_type).encode(), b"B") == direct.replace(
         boundary_of(direct_type).encode(), b"B"

@@ -8,7 +8,6 @@ import copy
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +85,9 @@ def test_lint_fails_a_broken_template(tmp_path: Path) -> None:
     chart = tmp_path / "mado-gateway"
     shutil.copytree(CHART, chart)
     service = chart / "templates" / "service.yaml"
-    service.write_text(service.read_text().replace("{{ .Values.service.type }}", "{{ .Values.service.type"))
+    service.write_text(
+        service.read_text().replace("{{ .Values.service.type }}", "{{ .Values.service.type")
+    )
     errors = lint_errors(chart)
     assert any("service.yaml" in error for error in errors), errors
 
@@ -150,7 +151,10 @@ def test_the_rendered_configuration_passes_check_config(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(config))
     result = subprocess.run(  # noqa: PLW1510
         [sys.executable, "-m", "gateway", "check-config", str(path)],
-        capture_output=True, text=True, cwd=REPO, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     mounts = {m["mountPath"] for m in pod_spec(render())["containers"][0]["volumeMounts"]}
@@ -246,13 +250,19 @@ def test_persistence_gives_each_pod_a_claim_of_its_own() -> None:
 def test_network_policy_lets_out_only_upstreams_audit_repository_and_dns() -> None:
     policy = one(render(EVERYTHING), "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
-    blocks = [peer["ipBlock"]["cidr"] for rule in policy["egress"] for peer in rule["to"]
-              if "ipBlock" in peer]
+    blocks = [
+        peer["ipBlock"]["cidr"]
+        for rule in policy["egress"]
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    ]
     assert blocks == ["10.20.0.0/16", "10.30.0.5/32"]
     dns = policy["egress"][-1]
     assert {p["port"] for p in dns["ports"]} == {53}
     assert len(policy["egress"]) == 3
-    assert policy["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"name": "viewers"}}}]
+    assert policy["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"name": "viewers"}}}
+    ]
     closed = one(render(), "NetworkPolicy")["spec"]
     assert len(closed["egress"]) == 1  # DNS alone until upstreams are listed
     assert "allows no upstream yet" in notes()
@@ -276,12 +286,12 @@ def strict(schema: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def servicemonitor_schema() -> Iterator[jsonschema.Draft7Validator]:
+def servicemonitor_schema() -> jsonschema.Draft7Validator:
     crd = yaml.safe_load(
         shared_file("schemas/kubernetes/monitoring.coreos.com_servicemonitors.yaml").read_text()
     )
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    yield jsonschema.Draft7Validator(strict(version["schema"]["openAPIV3Schema"]))
+    return jsonschema.Draft7Validator(strict(version["schema"]["openAPIV3Schema"]))
 
 
 def test_service_monitor_matches_the_operator_crd(
@@ -305,7 +315,9 @@ def test_prometheus_rule_and_dashboard_are_the_shipped_files() -> None:
     rendered = render(EVERYTHING)
     rule = one(rendered, "PrometheusRule")
     assert rule["spec"] == yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
-    dashboard = [d for d in of_kind(rendered, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    dashboard = [
+        d for d in of_kind(rendered, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")
+    ]
     assert dashboard[0]["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert dashboard[0]["data"]["mado-gateway.json"].strip() == (
         (CHART / "files" / "dashboard.json").read_text().strip()

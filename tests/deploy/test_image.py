@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -26,7 +27,7 @@ UID = 10001
 
 
 def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("hadolint", path=str(Path(os.sys.executable).parent)) or "hadolint"
+    binary = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or "hadolint"
     words = argv("hadolint", {"Dockerfile": str(dockerfile)})
     return subprocess.run(  # noqa: PLW1510 — the status is the result
         [binary, *words[1:]], capture_output=True, text=True, timeout=60
@@ -57,7 +58,13 @@ def test_image_declares_its_user_volume_and_healthcheck(podman: Podman, image: s
     assert config["Cmd"] == ["serve", "--config", "/etc/mado-gateway/config.yaml"]
     # the build stage's wheels, sources and pip stay out of the image
     listing = podman(
-        "run", "--rm", "--network=none", "--entrypoint", "/bin/sh", image, "-c",
+        "run",
+        "--rm",
+        "--network=none",
+        "--entrypoint",
+        "/bin/sh",
+        image,
+        "-c",
         "ls /; ls /opt/mado-gateway/bin",
     ).stdout.split()
     assert "wheels" not in listing
@@ -90,8 +97,9 @@ def test_read_only_container_serves_a_retrieval_from_orthanc(
             "mado-gateway:0.1.0": image,
         },
     )
-    words[words.index(image):words.index(image)] = [
-        "--env", f"MADO_GATEWAY_HEALTH_URL=http://127.0.0.1:{port}/livez"
+    words[words.index(image) : words.index(image)] = [
+        "--env",
+        f"MADO_GATEWAY_HEALTH_URL=http://127.0.0.1:{port}/livez",
     ]
     podman(*words[1:])
     try:

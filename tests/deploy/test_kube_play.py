@@ -45,7 +45,7 @@ def test_rendered_deployment_serves_a_retrieval_in_a_pod(
         "replicaCount": 1,
     }
     rendered = render(values)
-    kept = of_kind(rendered, "ConfigMap") + [without_port_list(*of_kind(rendered, "Deployment"))]
+    kept = [*of_kind(rendered, "ConfigMap"), without_port_list(*of_kind(rendered, "Deployment"))]
     assert [doc["kind"] for doc in kept] == ["ConfigMap", "Deployment"]
     path = tmp_path / "rendered.yaml"
     path.write_text(yaml.safe_dump_all(kept))
