@@ -126,6 +126,7 @@ BAD_VALUES = {
     "privileged port": {"containerPort": 80},
     "writable root filesystem": {"securityContext": {"readOnlyRootFilesystem": False}},
     "privilege escalation": {"securityContext": {"allowPrivilegeEscalation": True}},
+    "root filesystem left to the image": {"securityContext": {"readOnlyRootFilesystem": None}},
     "digest that is a tag": {"image": {"digest": "latest"}},
     "CPU target over 100 %": {"autoscaling": {"targetCPUUtilizationPercentage": 150}},
     "egress without a network": {
