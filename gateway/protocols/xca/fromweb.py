@@ -81,6 +81,7 @@ __all__ = ["Sent", "abort", "bridge", "send"]
 
 log = logging.getLogger("mado_gateway.bridge")
 
+
 async def bridge(
     request: web.Request,
     route: Route,
