@@ -122,7 +122,7 @@ async def rad75(gateway: Running, documents: list[Doc]) -> SoapAnswer:
     return answer
 
 
-@pytest.mark.xcai(9, 12, 13, 20, 35, 36)
+@pytest.mark.xcai(9, 12, 13, 35, 36)
 async def test_every_source_outcome_becomes_a_document_or_its_registry_error(
     source: FaultUpstream, tmp_path: Path
 ) -> None:

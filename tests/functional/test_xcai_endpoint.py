@@ -13,8 +13,10 @@ gateway sent. The RAD-69 (initiating) side and the SOAP relay are another module
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
+import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from peers.gateway import GatewayProcess, gateway_config, soap_url, xca_server, 
 from peers.net import free_port
 from peers.orthanc import OrthancServer
 from peers.studies import SyntheticInstance, SyntheticStudy
+from tests.functional.audit.auditpeer import event_of, parse
 from tests.functional.recorder import Recorder
 from tests.functional.soapclient import (
     EXPLICIT_LE,
@@ -187,7 +190,7 @@ def exchanges(gateway: GatewayProcess) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.xcai(1, 3, 6, 7, 8, 12, 16, 35)
+@pytest.mark.xcai(1, 3, 6, 7, 8, 12, 35)
 @pytest.mark.checklist(32, 33, 43, 44)
 async def test_rad75_returns_every_instance_byte_identical(
     rig: GatewayProcess,
@@ -214,6 +217,49 @@ async def test_rad75_returns_every_instance_byte_identical(
     assert (last["status"], last["outcome"], last["route"]) == (200, "complete", "responding")
     assert last["attempts"] == len(instances)  # one GET per DocumentRequest
     assert last["instances"] == len(instances)  # every part's header was read
+
+
+@pytest.mark.xcai(38, 39, 40)
+async def test_the_answer_is_audited_with_the_patient_read_from_the_returned_instances(
+    rig: GatewayProcess, study: SyntheticStudy, session: aiohttp.ClientSession
+) -> None:
+    chosen = study.instances[150:153]  # documents no other test asks for
+    answer = await rad75(session, rig, [doc(i, study) for i in chosen])
+    assert answer.status == SUCCESS
+    wanted = {i.sop_instance_uid for i in chosen}
+    root = await asyncio.to_thread(_audited, rig.audit_folder / "audit.log", wanted)
+    assert root.find("EventIdentification/EventTypeCode").get("csd-code") == "RAD-75"
+    assert root.find("EventIdentification").get("EventOutcomeIndicator") == "0"
+    objects = root.findall("ParticipantObjectIdentification")
+    (patient,) = [o for o in objects if o.get("ParticipantObjectTypeCodeRole") == "1"]
+    assert patient.get("ParticipantObjectID", "").startswith(f"{study.patient_id}^^^")
+    source = next(
+        p
+        for p in root.findall("ActiveParticipant")
+        if p.find("RoleIDCode") is not None and p.find("RoleIDCode").get("csd-code") == "110153"
+    )
+    assert source.get("UserIsRequestor") == "false"  # this gateway sent the images
+
+
+def _audited(log: Path, documents: set[str], timeout_s: float = 20) -> Any:
+    """The 110104 message naming ``documents`` among the audit file's lines (it is written
+    from the journal in the background)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lines = log.read_bytes().split(b"\n")[:-1] if log.exists() else []
+        for line in lines:
+            root = parse(line)
+            if event_of(root) != "110104":
+                continue
+            named = {
+                detail.get("value")
+                for detail in root.iter("ParticipantObjectDetail")
+            }
+            text = b" ".join(base64.b64decode(v or "") for v in named)
+            if all(uid.encode() in text for uid in documents):
+                return root
+        time.sleep(0.1)
+    raise AssertionError(f"no 110104 message for {sorted(documents)} in {log}")
 
 
 @pytest.mark.xcai(1, 4)
@@ -438,8 +484,9 @@ async def test_hostile_requests_each_get_a_fault_or_failure_and_the_gateway_keep
     assert faults["reply elsewhere"] is not None
     assert faults["reply elsewhere"].subcode == f"{{{WSA}}}InvalidAddressingHeader"
     assert answers["not SOAP"].http_status == 415
-    for body in (b" " * (BODY_LIMIT + 1), _chunked(BODY_LIMIT + 1)):  # length known, or not
-        too_big = await send_raw(session, url, body, "application/soap+xml")
+    bodies: list[bytes | AsyncIterator[bytes]] = [b" " * (BODY_LIMIT + 1), _chunked(BODY_LIMIT + 1)]
+    for too_much in bodies:  # its length known at once, or not
+        too_big = await send_raw(session, url, too_much, "application/soap+xml")
         assert too_big.http_status == 413 and too_big.fault is not None
     no_syntaxes = rad_request([doc(study.instances[0], study)], None, action=RAD75, to=url)
     failure = await send(session, url, no_syntaxes, action=RAD75)

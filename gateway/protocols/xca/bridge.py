@@ -24,8 +24,11 @@ Per group, :func:`fetch`:
   406 → transfer syntax, 5xx and timeouts → XDSRepositoryError…): no HTTP status and no
   upstream text reaches the SOAP client (item 36);
 * on :class:`~.spool.SpoolFull`, reports that document and every one not yet asked for as
-  XDSRepositoryOutOfResources — the consumer asks again for those (item 37). Memory never
-  holds a document: only one read buffer and a 16 KiB header prefix per GET.
+  XDSRepositoryOutOfResources — the consumer asks again for those (item 37); a spool file
+  that cannot be made or written (disk, descriptors) counts as a full spool. Memory never
+  holds a document: only one read buffer and a 16 KiB header prefix per GET. Each spooled
+  document holds one open (unlinked) file until the answer is written: a request of N
+  documents needs N descriptors under the process's limit.
 
 Returns once every document is spooled or failed. The :class:`~.results.GroupAnswer`'s parts
 serve the spool files in request order; its ``close`` discards them. Cancellation (the client
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 
 import aiohttp
@@ -81,6 +85,8 @@ from routing.rad160 import ResourceKind
 from routing.registry import Route, RouteKind
 
 __all__ = ["fetch"]
+
+log = logging.getLogger("mado_gateway.xca")
 
 _DICOM = "application/dicom"
 _OUT_OF_RESOURCES = (
@@ -197,7 +203,9 @@ class _Fetcher:
                 self._errors[index] = exc.error
                 if exc.end is not None:
                     self._end = exc.end
-            except SpoolFull:
+            except (SpoolFull, OSError) as exc:  # OSError: the spool's disk or descriptors
+                if not isinstance(exc, SpoolFull):
+                    log.warning("spool file failed", extra={"error": type(exc).__name__})
                 self._full = True
                 self._errors[index] = self._error(ErrorCode.OUT_OF_RESOURCES, document)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gateway.exchange import DocumentOutcome
 from gateway.protocols.xca.model import (
@@ -40,9 +41,11 @@ from gateway.protocols.xca.model import (
     RetrieveResponse,
 )
 from gateway.protocols.xca.outcomes import document_error, relocate, status_for
-from gateway.protocols.xca.plan import Group, Refused
 from gateway.protocols.xca.results import GroupAnswer
-from routing.ids import HomeCommunityId
+
+if TYPE_CHECKING:  # annotations only: the registry behind the plan is no business of this one
+    from gateway.protocols.xca.plan import Group, Refused
+    from routing.ids import HomeCommunityId
 
 __all__ = ["Consolidated", "consolidate"]
 
