@@ -31,7 +31,8 @@ Per group, :func:`fetch`:
   documents needs N descriptors under the process's limit.
 
 Returns once every document is spooled or failed. The :class:`~.results.GroupAnswer`'s parts
-serve the spool files in request order; its ``close`` discards them. Cancellation (the client
+serve the spool files in request order, each discarded once read whole; its ``close``
+discards the rest. Cancellation (the client
 left) cancels the GETs, whose connections are released, and discards what was spooled.
 """
 
@@ -367,6 +368,7 @@ async def _chunks(spooled: SpoolFile) -> AsyncIterator[bytes]:
             yield block
     except (OSError, ValueError) as exc:  # discarded while read, or the disk failed
         raise PartFailed("spool") from exc
+    spooled.discard()  # read once: its bytes and descriptor go back at once
 
 
 class _Wrong(Exception):
