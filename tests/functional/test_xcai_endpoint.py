@@ -320,11 +320,14 @@ async def test_unknown_repository_and_community_are_refused_for_those_documents_
 @pytest.mark.xcai(10, 11, 36)
 @pytest.mark.checklist(45)
 async def test_transfer_syntaxes_are_asked_for_and_never_substituted(
-    rig: GatewayProcess, study: SyntheticStudy, session: aiohttp.ClientSession
+    rig: GatewayProcess,
+    study: SyntheticStudy,
+    stored: dict[str, str],
+    session: aiohttp.ClientSession,
 ) -> None:
     instance = study.instances[5]
     one = [doc(instance, study)]
-    cannot, neither, second, implicit, substituted = await asyncio.gather(
+    cannot, neither, second, implicit, substituted, first = await asyncio.gather(
         # Orthanc cannot encode 16-bit CT as JPEG Baseline or JPEG 2000: it answers 500.
         rad75(session, rig, one, [JPEG_BASELINE]),
         rad75(session, rig, one, [JPEG_BASELINE, JPEG_2000]),
@@ -333,6 +336,9 @@ async def test_transfer_syntaxes_are_asked_for_and_never_substituted(
         # The recording source answers Explicit VR Little Endian whatever it is asked: the
         # gateway reads the File Meta and does not pass another syntax off as the one asked.
         rad75(session, rig, [doc(instance, study, repository_id=RECORDED)], [JPEG_LOSSLESS]),
+        # Both available: the first choice wins (Orthanc ranks Accept ranges by position,
+        # not by q-value; the gateway writes the preferred one where both agree).
+        rad75(session, rig, one, [EXPLICIT_LE, JPEG_LOSSLESS]),
     )
     for failed in (cannot, neither, implicit, substituted):
         assert_answer(failed)
@@ -344,6 +350,10 @@ async def test_transfer_syntaxes_are_asked_for_and_never_substituted(
     assert second.status == SUCCESS
     content = second.document(instance.sop_instance_uid).content
     assert content is not None and EXPLICIT_LE.encode() in content[128:400]
+    assert first.status == SUCCESS
+    content = first.document(instance.sop_instance_uid).content
+    assert content is not None
+    assert hashlib.sha256(content).hexdigest() == stored[instance.sop_instance_uid]
 
 
 @pytest.mark.xcai(35)

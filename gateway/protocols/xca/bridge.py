@@ -4,10 +4,14 @@ option E; §8.2, §8.3; items 9-11, 35-37).
 
 Per group, :func:`fetch`:
 
-* builds one Accept header from the request's TransferSyntaxUIDList
+* builds the Accept header from the request's TransferSyntaxUIDList
   (:func:`.outcomes.accept_for`: q-ordered, without Implicit VR Little Endian and Explicit VR
   Big Endian); when nothing is left, every document is an XDSRepositoryError (transfer
-  syntax) and nothing is sent;
+  syntax) and nothing is sent. A source should answer in the best syntax it can make, but
+  some take one range and fail when they cannot encode it (406; Orthanc 500 or 400): after
+  such a failure the GET is repeated without the syntax of the request's that came first —
+  at most one GET per acceptable syntax, one in the ordinary case (NIST rig_5423: two
+  syntaxes asked, the second one available);
 * sends one GET per document — ``{base}studies/{st}/series/{se}/instances/{sop}`` to an
   Imaging Document Source (RAD-107), or
   ``{base}homeCommunityId/{hcid}/RetrieveLocationUID/{repository}/studies/…/instances/{sop}``
@@ -90,18 +94,25 @@ __all__ = ["fetch"]
 log = logging.getLogger("mado_gateway.xca")
 
 _DICOM = "application/dicom"
+_SYNTAX_FAILURES = frozenset({400, 406, 500, 501})
+"""What a source may answer when it cannot encode the syntax it picked (Orthanc: 500 for a
+transcoding it cannot do, 400 for a syntax it does not know)."""
 _OUT_OF_RESOURCES = (
     "the gateway's spool for this request is full; ask for this document again in a later request"
 )
 
 
 class _Unusable(Exception):
-    """One document's answer cannot be returned: ``error`` says why, in our own words."""
+    """One document's answer cannot be returned: ``error`` says why, in our own words;
+    ``status`` is the source's HTTP status when it answered with an error."""
 
-    def __init__(self, error: RegistryError, end: StreamEnd | None = None) -> None:
+    def __init__(
+        self, error: RegistryError, end: StreamEnd | None = None, *, status: int | None = None
+    ) -> None:
         super().__init__(error.context)
         self.error = error
         self.end = end
+        self.status = status
 
 
 async def fetch(
@@ -121,8 +132,10 @@ async def fetch(
     if group.carrier not in (Carrier.WADO_RS, Carrier.XC_WADO):
         raise ValueError(f"the bridge does not carry {group.carrier}")
     location = own.urn
-    accept = accept_for(transfer_syntaxes)
-    if accept is None:
+    syntaxes = tuple(
+        dict.fromkeys(bare_oid(s) for s in transfer_syntaxes if accept_for([s]) is not None)
+    )
+    if not syntaxes:
         errors = tuple(
             document_error(ErrorCode.REPOSITORY, d, TRANSFER_SYNTAX_CONTEXT, location=location)
             for d in group.documents
@@ -133,8 +146,7 @@ async def fetch(
         relay,
         exchange,
         group,
-        accept=accept,
-        wanted={bare_oid(t) for t in transfer_syntaxes},
+        syntaxes=syntaxes,
         budget=budget,
         location=location,
     )
@@ -156,8 +168,7 @@ class _Fetcher:
         exchange: Exchange,
         group: Group,
         *,
-        accept: str,
-        wanted: set[str],
+        syntaxes: tuple[str, ...],
         budget: SpoolBudget,
         location: str,
     ) -> None:
@@ -165,8 +176,8 @@ class _Fetcher:
         self._relay = relay
         self._exchange = exchange
         self._group = group
-        self._accept = accept
-        self._wanted = wanted
+        self._syntaxes = syntaxes
+        self._wanted = set(syntaxes)
         self._budget = budget
         self._location = location
         upstream = group.upstream
@@ -238,7 +249,24 @@ class _Fetcher:
         return self._leg
 
     async def _one(self, document: DocumentRequest) -> SpoolFile:
-        route = dataclasses.replace(self._route, path=self._path(document))
+        """The document, spooled; asked again without the syntax it was asked first when
+        the source failed in a way that may mean it cannot encode it (module docstring)."""
+        path = self._path(document)
+        syntaxes = self._syntaxes
+        while True:
+            try:
+                return await self._get(document, path, syntaxes)
+            except _Unusable as exc:
+                if exc.status not in _SYNTAX_FAILURES or len(syntaxes) < 2:
+                    raise
+                syntaxes = syntaxes[1:]
+
+    async def _get(
+        self, document: DocumentRequest, path: str, syntaxes: Sequence[str]
+    ) -> SpoolFile:
+        accept = accept_for(syntaxes)
+        assert accept is not None  # every syntax kept is one DICOMweb may be asked for
+        route = dataclasses.replace(self._route, path=path)
         try:
             async with open_upstream(
                 self._request,
@@ -246,7 +274,7 @@ class _Fetcher:
                 self._exchange,
                 resource=ResourceKind.INSTANCES,
                 relay=self._relay,
-                accept=self._accept,
+                accept=accept,
                 leg=self._leg_of_group(),
             ) as (_, answer):
                 return await self._spooled(answer, document)
@@ -254,13 +282,15 @@ class _Fetcher:
             status, failure = _status_of(exc)
         except RoutingError:  # the consumer's own headers made the GET impossible
             status, failure = None, "request refused"
-        raise _Unusable(wado_error(status, failure, document, location=self._location))
+        error = wado_error(status, failure, document, location=self._location)
+        raise _Unusable(error, status=status)
 
     async def _spooled(
         self, answer: aiohttp.ClientResponse, document: DocumentRequest
     ) -> SpoolFile:
         if answer.status != 200:  # a 206 or 204 holds no whole instance
-            raise _Unusable(wado_error(answer.status, None, document, location=self._location))
+            error = wado_error(answer.status, None, document, location=self._location)
+            raise _Unusable(error, status=answer.status)
         content_type = answer.headers.get("Content-Type", "")
         media = media_or_none(content_type)
         if media is not None and media.type == "multipart":
