@@ -195,8 +195,9 @@ class _Fetcher:
     async def run(self, concurrency: int) -> None:
         documents = self._group.documents
         queue: Iterator[tuple[int, DocumentRequest]] = iter(enumerate(documents))
-        workers = [self._worker(queue) for _ in range(max(1, min(concurrency, len(documents))))]
-        await asyncio.gather(*workers)
+        async with asyncio.TaskGroup() as workers:  # one failing cancels the others
+            for _ in range(max(1, min(concurrency, len(documents)))):
+                workers.create_task(self._worker(queue))
         leg = self._leg
         if leg is not None:
             leg.end, leg.end_s = self._end, self._exchange.elapsed()
