@@ -19,11 +19,10 @@ Per group, :func:`fetch`:
   :func:`gateway.relay.forward.open_upstream` (failover, redirects, address policy, TLS,
   auth), at most ``concurrency`` at once, every request recorded on one leg of the group.
   Ids that are not UIDs (or OIDs) never reach a URL: the document is refused as unknown;
-* spools the single DICOM part of each answer (split with
-  :class:`~gateway.relay.multipart.MultipartSplitter`; an ``application/dicom`` body is taken
-  whole) into one spool file, reading its File Meta Transfer Syntax UID (0002,0010) from the
-  first bytes: a syntax that is not in the request's list is an XDSRepositoryError (transfer
-  syntax), nothing substituted (item 10);
+* spools the single DICOM part of each answer into one spool file (:mod:`.bridgebody`),
+  reading its File Meta Transfer Syntax UID (0002,0010) from the first bytes: a syntax that
+  is not in the request's list is an XDSRepositoryError (transfer syntax), nothing
+  substituted (item 10);
 * maps every other outcome with :func:`.outcomes.wado_error` (404/410 → XDSDocumentUniqueIdError,
   406 → transfer syntax, 5xx and timeouts → XDSRepositoryError…): no HTTP status and no
   upstream text reaches the SOAP client (item 36);
@@ -59,6 +58,13 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.exchange import Exchange, Leg, StreamEnd
+from gateway.protocols.xca.bridgebody import (
+    InstanceBody,
+    MultipartBody,
+    Spooling,
+    WholeBody,
+    WrongInstance,
+)
 from gateway.protocols.xca.model import (
     DocumentRequest,
     DocumentResponse,
@@ -76,12 +82,10 @@ from gateway.protocols.xca.plan import Carrier, Group
 from gateway.protocols.xca.results import GroupAnswer, Part, PartFailed
 from gateway.protocols.xca.spool import SpoolBudget, SpoolFile, SpoolFull
 from gateway.relay.bodyend import IdleWatchdog
-from gateway.relay.dicomheader import read_transfer_syntax
 from gateway.relay.forward import open_upstream
 from gateway.relay.handover import Relay
-from gateway.relay.multipart import MultipartError, MultipartSplitter, PartBytes, PartStart
+from gateway.relay.multipart import MultipartError
 from gateway.relay.multipart import boundary_of as multipart_boundary
-from gateway.relay.partscan import HEADER_BYTES
 from gateway.settings import XcaSettings
 from routing.errors import InvalidIdentifier, RoutingError
 from routing.ids import HomeCommunityId, Oid, Uid
@@ -295,12 +299,12 @@ class _Fetcher:
         content_type = answer.headers.get("Content-Type", "")
         media = media_or_none(content_type)
         if media is not None and media.type == "multipart":
-            reader: _Body = _MultipartBody(multipart_boundary(content_type))
+            reader: InstanceBody = MultipartBody(multipart_boundary(content_type))
         elif media is None or media.essence == _DICOM:
-            reader = _WholeBody()
+            reader = WholeBody()
         else:
             raise _Unusable(self._not_dicom(document))
-        spooled = _Spooling(self._budget, self._wanted)
+        spooled = Spooling(self._budget, self._wanted)
         watch = IdleWatchdog(answer.content, self._idle_s)
         try:
             while chunk := await answer.content.readany():
@@ -309,7 +313,7 @@ class _Fetcher:
                 watch.since = watch.clock()
             reader.close()
             return spooled.finish()
-        except _Wrong as exc:
+        except WrongInstance as exc:
             spooled.discard()
             raise _Unusable(self._wrong(exc, document)) from None
         except (aiohttp.ClientError, TimeoutError, MultipartError) as exc:
@@ -329,7 +333,7 @@ class _Fetcher:
         context = "the source answered something other than one DICOM instance"
         return self._error(ErrorCode.REPOSITORY, document, context)
 
-    def _wrong(self, exc: _Wrong, document: DocumentRequest) -> RegistryError:
+    def _wrong(self, exc: WrongInstance, document: DocumentRequest) -> RegistryError:
         if exc.syntax:
             return self._error(ErrorCode.REPOSITORY, document, TRANSFER_SYNTAX_CONTEXT)
         return self._not_dicom(document)
@@ -400,96 +404,3 @@ async def _chunks(spooled: SpoolFile) -> AsyncIterator[bytes]:
     except (OSError, ValueError) as exc:  # discarded while read, or the disk failed
         raise PartFailed("spool") from exc
     spooled.discard()  # read once: its bytes and descriptor go back at once
-
-
-class _Wrong(Exception):
-    """The instance is not one the request may have: not Part 10, or in another syntax."""
-
-    def __init__(self, *, syntax: bool) -> None:
-        super().__init__("transfer syntax" if syntax else "not DICOM")
-        self.syntax = syntax
-
-
-class _Body:
-    """The instance's bytes out of the answer's body."""
-
-    def feed(self, chunk: bytes) -> Iterator[bytes]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Raise when the body did not hold exactly one whole instance."""
-
-
-class _WholeBody(_Body):
-    def feed(self, chunk: bytes) -> Iterator[bytes]:
-        yield chunk
-
-
-class _MultipartBody(_Body):
-    """The single part of a ``multipart/related`` answer (PS3.18 §8.7.3.5)."""
-
-    def __init__(self, boundary: str) -> None:
-        self._splitter = MultipartSplitter(boundary)
-        self._parts = 0
-
-    def feed(self, chunk: bytes) -> Iterator[bytes]:
-        for event in self._splitter.feed(chunk):
-            if isinstance(event, PartStart):
-                self._parts += 1
-                media = media_or_none(event.headers.get("content-type", _DICOM))
-                if self._parts > 1 or media is None or media.essence != _DICOM:
-                    raise _Wrong(syntax=False)
-            elif isinstance(event, PartBytes):
-                yield event.data
-
-    def close(self) -> None:
-        self._splitter.close()
-        if self._parts != 1:
-            raise _Wrong(syntax=False)
-
-
-class _Spooling:
-    """One instance on its way into a spool file, its File Meta checked from the first
-    bytes (PS3.10 §7.1; the part's own transfer-syntax parameter is not trusted, spec-digest
-    checklist 25)."""
-
-    def __init__(self, budget: SpoolBudget, wanted: set[str]) -> None:
-        self._budget = budget
-        self._wanted = wanted
-        self._file: SpoolFile | None = None
-        self._prefix = bytearray()
-        self._checked = False
-        self.received = 0
-
-    def write(self, data: bytes) -> None:
-        if not data:
-            return
-        self.received += len(data)
-        if not self._checked:
-            self._prefix += data[: HEADER_BYTES - len(self._prefix)]
-            self._check(final=False)
-        if self._file is None:
-            self._file = self._budget.file()
-        self._file.write(data)  # SpoolFull discards the file
-
-    def _check(self, *, final: bool) -> None:
-        syntax = read_transfer_syntax(bytes(self._prefix))
-        if syntax is None:
-            if final or len(self._prefix) >= HEADER_BYTES:
-                raise _Wrong(syntax=False)
-            return
-        if syntax not in self._wanted:
-            raise _Wrong(syntax=True)
-        self._checked = True
-        self._prefix = bytearray()
-
-    def finish(self) -> SpoolFile:
-        if not self._checked:
-            self._check(final=True)
-        assert self._file is not None  # a checked prefix came with bytes
-        self._file.finish()
-        return self._file
-
-    def discard(self) -> None:
-        if self._file is not None:
-            self._file.discard()
