@@ -43,10 +43,10 @@ METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("upstream_pool", UpstreamPool)
 SINKS = web.AppKey("exchange_sinks", list[ExchangeSink])
 SECURITY = web.AppKey("security_events", SecurityEvents)
+SPOOL = web.AppKey("xca_spool", Spool)  # where XCA-I answers wait (gateway.app.spool_context)
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
 BORDER = web.RequestKey("border", Border)  # set by a relay: what its upstream's URLs become
 READINESS = web.AppKey("readiness_checks", list[Callable[[], str | None]])
 MANIFEST_READER: web.AppKey[ManifestReader] = web.AppKey("manifest_reader")
 MANIFEST_CACHE = web.AppKey("manifest_cache", ManifestCache)
-SPOOL = web.AppKey("xca_spool", Spool)

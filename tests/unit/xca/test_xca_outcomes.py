@@ -157,9 +157,9 @@ def test_missing_fields() -> None:
 
 
 def test_accept_for_one_instance() -> None:
-    assert accept_for([J2K, "1.2.840.10008.1.2", EVLE]) == (
-        f'multipart/related; type="application/dicom"; transfer-syntax={J2K}, '
-        f'multipart/related; type="application/dicom"; transfer-syntax={EVLE};q=0.9'
+    assert accept_for([J2K, "1.2.840.10008.1.2", EVLE]) == (  # least preferred first
+        f'multipart/related; type="application/dicom"; transfer-syntax={EVLE};q=0.9, '
+        f'multipart/related; type="application/dicom"; transfer-syntax={J2K}'
     )
     assert accept_for(["1.2.840.10008.1.2"]) is None
     assert accept_for(["1.2.840.10008.1.2.2", "urn:oid:1.2.840.10008.1.2"]) is None
