@@ -19,11 +19,11 @@ from gateway.errors import GatewayError, UpstreamProtocol
 from gateway.exchange import Exchange, Leg
 from gateway.keys import EXCHANGE, RELAY, SETTINGS, SPOOL
 from gateway.manifestcache import ListedInstance
-from gateway.protocols.xca.fromweb import send
+from gateway.protocols.xca.fromweb import group_for, send
 from gateway.protocols.xca.reframe import write_documents
 from gateway.protocols.xca.results import PartFailed
 from gateway.protocols.xca.spool import SpoolBudget
-from gateway.protocols.xca.webrequest import documents_for, group_for, transfer_syntaxes
+from gateway.protocols.xca.webrequest import documents_for, transfer_syntaxes
 from mado.model import Manifest
 from mado.plan import RetrieveRequest
 from routing.rad160 import Rad160Request, parse_rad160

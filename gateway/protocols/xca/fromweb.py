@@ -53,6 +53,7 @@ from gateway.exchange import DocumentOutcome, Exchange, Leg, Outcome
 from gateway.manifestcache import ManifestCache
 from gateway.protocols.xca import client
 from gateway.protocols.xca.model import (
+    DocumentRequest,
     DocumentResponse,
     ErrorCode,
     RegistryError,
@@ -60,7 +61,7 @@ from gateway.protocols.xca.model import (
     Status,
 )
 from gateway.protocols.xca.outcomes import http_answer, status_for
-from gateway.protocols.xca.plan import Group
+from gateway.protocols.xca.plan import Carrier, Group
 from gateway.protocols.xca.reframe import multipart_type, write_documents
 from gateway.protocols.xca.results import GroupAnswer, PartFailed
 from gateway.protocols.xca.spool import Spool, SpoolBudget
@@ -68,7 +69,6 @@ from gateway.protocols.xca.webrequest import (
     NOT_BRIDGEABLE,
     documents_for,
     error_summary,
-    group_for,
     transfer_syntaxes,
 )
 from gateway.relay.handover import Relay
@@ -76,10 +76,14 @@ from gateway.relay.multipart import closing
 from gateway.settings import XcaSettings
 from routing.rad160 import Rad160Request
 from routing.registry import Route
+from routing.upstream import Protocol as UpstreamProtocol
+from routing.upstream import Upstream
 
-__all__ = ["Sent", "abort", "bridge", "send"]
+__all__ = ["Sent", "abort", "bridge", "carrier_for", "group_for", "send"]
 
 log = logging.getLogger("mado_gateway.bridge")
+
+_CARRIERS = {UpstreamProtocol.RAD_75: Carrier.RAD_75, UpstreamProtocol.RAD_69: Carrier.RAD_69}
 
 
 async def bridge(
@@ -131,6 +135,28 @@ async def bridge(
             return await _answer(request, exchange, sent, relay=relay)
         finally:
             await sent.answer.close()
+
+
+def carrier_for(upstream: Upstream) -> Carrier:
+    """RAD-75 for a ``rad-75`` community, RAD-69 for a ``rad-69`` source. Raises
+    ``ValueError`` for an upstream that does not speak SOAP (the caller relays those)."""
+    carrier = _CARRIERS.get(upstream.protocol)
+    if carrier is None:
+        raise ValueError(f"upstream {upstream.name} does not speak RAD-69/RAD-75")
+    return carrier
+
+
+def group_for(
+    upstream: Upstream, rad160: Rad160Request, documents: tuple[DocumentRequest, ...]
+) -> Group:
+    """The one group a bridged RAD-160 sends: to ``upstream``, of the path's community (for
+    a RAD-69 source the registry routed the path's hcid as ours)."""
+    return Group(
+        upstream=upstream,
+        carrier=carrier_for(upstream),
+        home_community_id=rad160.home_community_id,
+        documents=documents,
+    )
 
 
 @dataclass(slots=True, kw_only=True)

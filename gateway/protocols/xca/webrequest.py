@@ -37,26 +37,20 @@ from typing import Protocol
 
 from gateway.protocols.xca.model import DocumentRequest, ErrorCode, RegistryError
 from gateway.protocols.xca.outcomes import WADO_TRANSFER_SYNTAX_CODE, transfer_syntaxes_for
-from gateway.protocols.xca.plan import Carrier, Group
 from routing.accept import outbound_accept
 from routing.rad160 import Rad160Request, ResourceKind
-from routing.upstream import Protocol as UpstreamProtocol
-from routing.upstream import Upstream
 
 __all__ = [
     "NOT_BRIDGEABLE",
     "Listed",
-    "carrier_for",
     "documents_for",
     "error_summary",
-    "group_for",
     "transfer_syntaxes",
 ]
 
 NOT_BRIDGEABLE = frozenset(kind for kind in ResourceKind if kind is not ResourceKind.INSTANCES)
 """What RAD-69/RAD-75 cannot carry: everything but whole instances (see the table)."""
 
-_CARRIERS = {UpstreamProtocol.RAD_75: Carrier.RAD_75, UpstreamProtocol.RAD_69: Carrier.RAD_69}
 _KNOWN_CODES = frozenset({*(code.value for code in ErrorCode), WADO_TRANSFER_SYNTAX_CODE})
 
 
@@ -71,15 +65,6 @@ class Listed(Protocol):
 
     @property
     def retrieve_location_uid(self) -> str: ...
-
-
-def carrier_for(upstream: Upstream) -> Carrier:
-    """RAD-75 for a ``rad-75`` community, RAD-69 for a ``rad-69`` source. Raises
-    ``ValueError`` for an upstream that does not speak SOAP (the caller relays those)."""
-    carrier = _CARRIERS.get(upstream.protocol)
-    if carrier is None:
-        raise ValueError(f"upstream {upstream.name} does not speak RAD-69/RAD-75")
-    return carrier
 
 
 def transfer_syntaxes(accept: Sequence[str], *, any_syntax: Sequence[str]) -> tuple[str, ...]:
@@ -129,19 +114,6 @@ def documents_for(
             home_community_id=community,
         )
         for instance in listed
-    )
-
-
-def group_for(
-    upstream: Upstream, rad160: Rad160Request, documents: tuple[DocumentRequest, ...]
-) -> Group:
-    """The one group a bridged RAD-160 sends: to ``upstream``, of the path's community (for
-    a RAD-69 source the registry routed the path's hcid as ours)."""
-    return Group(
-        upstream=upstream,
-        carrier=carrier_for(upstream),
-        home_community_id=rad160.home_community_id,
-        documents=documents,
     )
 
 

@@ -17,7 +17,7 @@ from gateway.errors import (
 )
 from gateway.exchange import Exchange
 from gateway.manifestcache import ListedInstance
-from gateway.protocols.xca.fromweb import Sent
+from gateway.protocols.xca.fromweb import Sent, carrier_for, group_for
 from gateway.protocols.xca.model import DocumentResponse, ErrorCode, RegistryError, Status
 from gateway.protocols.xca.outcomes import (
     PARTIAL_WARNING,
@@ -29,10 +29,8 @@ from gateway.protocols.xca.plan import Carrier
 from gateway.protocols.xca.results import GroupAnswer
 from gateway.protocols.xca.webrequest import (
     NOT_BRIDGEABLE,
-    carrier_for,
     documents_for,
     error_summary,
-    group_for,
     transfer_syntaxes,
 )
 from gateway.settings import ANY_TRANSFER_SYNTAXES

@@ -10,7 +10,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 XCA = REPO / "gateway" / "protocols" / "xca"
-PURE = ("model", "errors", "xmlsafe", "bodies", "envelope", "mtom", "outcomes", "consolidate")
+PURE = (
+    "model",
+    "errors",
+    "xmlsafe",
+    "bodies",
+    "envelope",
+    "mtom",
+    "outcomes",
+    "consolidate",
+    "webrequest",
+)
 FORBIDDEN = {"aiohttp", "asyncio", "socket"}
 
 
