@@ -16,13 +16,20 @@ Reading order, following one request through the endpoint:
    delimiter, aborted when a promised document cannot be delivered);
 7. :mod:`.faults` — every error on the route as a SOAP Fault or a Failure answer.
 
+The other direction, a RAD-160 whose route leads to a SOAP upstream (handed over by
+:mod:`gateway.protocols.xcwado.handler`): :mod:`.fromweb` (the entry point, one group sent
+with :mod:`.client`, the HTTP status from the answer's), :mod:`.webrequest` (the RAD-160 as
+DocumentRequests and a TransferSyntaxUIDList) and :mod:`.reframe` (the documents as
+DICOMweb parts).
+
 Pure modules (no aiohttp, no asyncio; a test enforces it): :mod:`.model` (the messages as
 values), :mod:`.errors` (the error tree), :mod:`.envelope` (SOAP envelopes read and written
 with a hardened XML parser; :mod:`.bodies` the Body elements, :mod:`.xmlsafe` the parser),
 :mod:`.mtom` (MTOM/XOP framing read and written, sans I/O), :mod:`.outcomes` (status
-consolidation and the bridge mappings), :mod:`.consolidate`.
+consolidation and the bridge mappings), :mod:`.consolidate`, :mod:`.webrequest`.
 
 May import :mod:`routing`, :mod:`mado`, the top-level ``gateway`` modules,
 :mod:`gateway.keys`, :mod:`gateway.settings`, :mod:`gateway.relay` and
-:mod:`gateway.protocols`; never the edge, a sink or the consumer.
+:mod:`gateway.protocols` (and :mod:`gateway.manifestcache`, through which the bridge
+finds the instances of a study); never the edge, a sink or the consumer.
 """
