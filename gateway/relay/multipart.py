@@ -176,9 +176,11 @@ class MultipartSplitter:
                     self._state = _State.DONE
                     self._buffer = b""
                     return
-                end = self._buffer.find(b"\r\n\r\n")
+                # The cap holds however the body is cut: a header block longer than it is
+                # refused even when it arrives whole in one chunk.
+                end = self._buffer.find(b"\r\n\r\n", 0, _MAX_HEADER_BYTES + 4)
                 if end < 0:
-                    if len(self._buffer) > _MAX_HEADER_BYTES:
+                    if len(self._buffer) >= _MAX_HEADER_BYTES + 4:
                         raise MultipartError("part headers too large")
                     return
                 yield PartStart(_headers(self._buffer[:end]))
