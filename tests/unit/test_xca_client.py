@@ -420,6 +420,52 @@ async def test_a_broken_stream_after_the_envelope_fails_the_part(
     assert side.exchange.legs[0].end is end
 
 
+@pytest.mark.xcai(28)
+@pytest.mark.parametrize("closed", [True, False])
+async def test_the_end_is_checked_with_the_last_wanted_part(closed: bool, tmp_path: Path) -> None:
+    """A writer stops asking for parts once it has them all: the rest of the body (here a
+    part nobody references) is read and its end checked inside the last part's chunks."""
+    envelope, parts = remote_answer()
+    trailing = [*parts, Part(content_id="nobody@peer", content=b"x" * 70_000)]
+    content_type, body = mtom_package(envelope, action=None, parts=trailing, close=closed)
+    async with canned_peer() as (peer, url), gateway_side([url], tmp_path) as side:
+        peer.handler = whole(content_type, body)
+        answer = await side.call(documents(UIDS, hcid=f"urn:oid:{REMOTE}"), role=Role.INITIATING)
+        wanted = {d.content_id for d in answer.documents}
+        got, reason = {}, None
+        try:
+            async for part in answer.parts:
+                got[part.content_id] = b"".join([chunk async for chunk in part.chunks])
+                if set(got) == wanted:
+                    break  # as the writer does
+        except PartFailed as failed:
+            reason = failed.reason
+        leg = side.exchange.legs[0]
+        end_before_close = leg.end
+        await answer.close()
+    assert end_before_close is (StreamEnd.COMPLETE if closed else StreamEnd.TRUNCATED)
+    assert reason == (None if closed else "truncated")
+    assert len(got) == (2 if closed else 1)
+
+
+@pytest.mark.xcai(28)
+async def test_parts_all_before_the_root_still_need_a_complete_package(tmp_path: Path) -> None:
+    envelope, parts = remote_answer()
+    trailing = [*parts, Part(content_id="nobody@peer", content=b"x" * 1000)]
+    content_type, body = mtom_package(
+        envelope, action=None, parts=trailing, root_index=len(parts), close=False
+    )
+    async with canned_peer() as (peer, url), gateway_side([url], tmp_path) as side:
+        peer.handler = whole(content_type, body)
+        answer = await side.call(documents(UIDS, hcid=f"urn:oid:{REMOTE}"), role=Role.INITIATING)
+        assert len(answer.documents) == 2
+        with pytest.raises(PartFailed, match="truncated"):
+            await anext(answer.parts)
+        await answer.close()
+        assert side.budget.used_bytes == 0
+    assert side.exchange.legs[0].end is StreamEnd.TRUNCATED
+
+
 async def test_close_before_the_end_releases_the_upstream(tmp_path: Path) -> None:
     big = {UIDS[0]: b"a" * 3_000_000, UIDS[1]: b"b" * 3_000_000}
     returned = [

@@ -188,42 +188,65 @@ class AnswerStream:
         self, wanted: Collection[str], ready: Sequence[tuple[str, SpoolFile]]
     ) -> AsyncIterator[Part]:
         """``ready`` (spooled parts) first, then the live parts whose Content-ID is in
-        ``wanted`` (module docstring). Each ready file is discarded once read."""
+        ``wanted`` (module docstring). Each ready file is discarded once read.
+
+        The rest of the body is read, and its end checked, as soon as the last wanted part
+        has been read — within that part's ``chunks`` (or before the first ready part when
+        no live part is wanted) — so the leg's end is known before the writer seals the
+        exchange, even when it stops asking for parts once it has them all.
+        """
+        remaining = set(wanted) - {content_id for content_id, _ in ready}
+        if not remaining:
+            await self._finish()
         for content_id, spooled in ready:
             yield Part(content_id=content_id, chunks=spooled_part(spooled))
         if self._reader is None:  # a plain SOAP answer: nothing is live
             return
-        seen = {content_id for content_id, _ in ready}
         try:
-            while (event := await self._event()) is not None:
+            while remaining and (event := await self._event()) is not None:
                 if not isinstance(event, PartStart):
                     continue  # the rest of a part its reader left unread
-                if event.content_id not in wanted:
+                if event.content_id not in remaining:
                     await self._skip()
                     continue
-                seen.add(event.content_id)
-                yield Part(content_id=event.content_id, chunks=self._chunks())
+                remaining.discard(event.content_id)
+                yield Part(content_id=event.content_id, chunks=self._chunks(last=not remaining))
         except _Ended as ended:
             self._ended(ended.end, ended.reason)
             raise PartFailed(ended.reason) from None
-        if not set(wanted) <= seen:
+        if remaining:
             self._ended(StreamEnd.TRUNCATED, "unresolved")
             raise PartFailed("unresolved")
-        self._ended(StreamEnd.COMPLETE, None)
+        await self._finish()
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
+    async def _chunks(self, *, last: bool) -> AsyncIterator[bytes]:
         try:
             while True:
                 event = await self._event()
                 if isinstance(event, PartData):
                     yield event.data
                 elif isinstance(event, PartEnd):
-                    return
+                    break
                 else:  # the package ended inside a part: the reader would have said so
                     raise _Ended(StreamEnd.TRUNCATED, "truncated")
         except _Ended as ended:
             self._ended(ended.end, ended.reason)
             raise PartFailed(ended.reason) from None
+        if last:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        """Read what follows the wanted parts to the end of the body and check that end.
+        Raises :class:`PartFailed` when it is not a complete package."""
+        try:
+            while self._reader is not None and await self._event() is not None:
+                pass  # trailing parts nobody asked for, and the epilogue
+        except _Ended as ended:
+            self._ended(ended.end, ended.reason)
+            raise PartFailed(ended.reason) from None
+        self._ended(StreamEnd.COMPLETE, None)
+        if self._leg.end is not StreamEnd.COMPLETE:  # it ended earlier, and not well
+            raise PartFailed(str(self._leg.end))
 
     async def _skip(self) -> None:
         while True:
