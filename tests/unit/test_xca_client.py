@@ -8,6 +8,7 @@ The peer is canned only to produce what a real one cannot on demand (see
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -493,3 +494,24 @@ async def test_close_before_the_end_releases_the_upstream(tmp_path: Path) -> Non
         assert await peer.wait_ended() == "gone"
         assert side.exchange.legs[0].end is StreamEnd.CLIENT
         await answer.close()  # idempotent
+
+
+async def test_cancelling_the_call_releases_the_upstream_and_the_spool(tmp_path: Path) -> None:
+    envelope, parts = remote_answer()
+    content_type, body = mtom_package(envelope, action=None, parts=parts, root_index=len(parts))
+    stall_at = len(body) - len(envelope) // 2  # the parts are in, the root is not
+    async with canned_peer() as (peer, url), gateway_side([url], tmp_path, read_idle_s=30) as side:
+        peer.handler = stall_after(peer, content_type, body, stall_at)
+        calling = asyncio.ensure_future(
+            side.call(documents(UIDS, hcid=f"urn:oid:{REMOTE}"), role=Role.INITIATING)
+        )
+        async with asyncio.timeout(5):
+            # the spool has no event to wait on: poll it until the early parts are in
+            while side.budget.used_bytes < sum(map(len, CONTENT.values())):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        calling.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await calling
+        assert await peer.wait_ended() == "gone"
+        assert side.budget.used_bytes == 0
+        assert side.exchange.legs[0].end is StreamEnd.CLIENT

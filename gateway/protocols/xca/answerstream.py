@@ -16,8 +16,12 @@ and when the body ended (:class:`~gateway.exchange.StreamEnd`).
   ones, as :class:`~gateway.protocols.xca.results.Part`. Parts no returned document references
   are read past. A part's ``chunks`` raise :class:`PartFailed` when the body is cut
   (``truncated``), stops arriving (``stalled``) or cannot be read (``unreadable``); the
-  iterator itself raises :class:`PartFailed` when the body ends without its closing delimiter
-  (``truncated``) or before every wanted part came (``unresolved``, digest §9 item 28).
+  iterator raises it when the body ends before every wanted part came (``unresolved``,
+  digest §9 item 28). The end of the body is checked as soon as the last wanted part has
+  been read, inside that part's ``chunks`` (before the first spooled part when every wanted
+  part came before the root): a writer that stops asking once it has every part still sees
+  a missing closing delimiter (``truncated``, item 28), and the leg's end is recorded
+  before the writer seals the exchange. The connection is then released to the pool.
 
 Reading before the root raises :class:`~gateway.protocols.xca.errors.AnswerUnreadable` with our
 own sentence; the leg's end is recorded either way. Cancellation: nothing is held across an
@@ -247,6 +251,7 @@ class AnswerStream:
         self._ended(StreamEnd.COMPLETE, None)
         if self._leg.end is not StreamEnd.COMPLETE:  # it ended earlier, and not well
             raise PartFailed(str(self._leg.end))
+        self._answer.release()  # read to its end: the connection can serve another request
 
     async def _skip(self) -> None:
         while True:

@@ -31,9 +31,10 @@ upstream (iheos-toolkit2 #67); :func:`call` does not raise for them. After the e
 failure reaches the writer as :class:`~gateway.protocols.xca.results.PartFailed` from the
 parts (see :mod:`.answerstream`).
 
-Lifetime: the upstream connection stays open while the parts are read and is released when
-they end or when :attr:`GroupAnswer.close` is awaited, which also discards the group's spool
-files; cancelling :func:`call` releases both before the cancellation propagates.
+Lifetime: the upstream connection stays open while the parts are read; it goes back to the
+pool once the body has been read to its end (with the last wanted part), and is closed by
+:attr:`GroupAnswer.close` otherwise, which also discards the group's spool files. Cancelling
+:func:`call` releases both before the cancellation propagates.
 :func:`spill` (in :mod:`.spill`) turns a live answer into a spooled one.
 """
 
@@ -44,7 +45,6 @@ import dataclasses
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -68,7 +68,7 @@ from gateway.protocols.xca.model import (
 from gateway.protocols.xca.mtom import MtomWriter, is_multipart, is_soap, resolve
 from gateway.protocols.xca.outcomes import Unroutable, community_error, document_error
 from gateway.protocols.xca.plan import Carrier, Group
-from gateway.protocols.xca.results import GroupAnswer, Part
+from gateway.protocols.xca.results import GroupAnswer
 from gateway.protocols.xca.screening import screen
 from gateway.protocols.xca.spill import spill
 from gateway.protocols.xca.spool import SpoolBudget, SpoolFile, SpoolFull
@@ -210,7 +210,6 @@ async def _answer(
         xml = await stream.read_whole(max_bytes=settings.max_inline_bytes)
         max_bytes = settings.max_inline_bytes
     else:
-        stream.abandon()
         raise AnswerUnreadable("the answer is neither an MTOM package nor a SOAP message")
     _, response = parse_response(xml, max_bytes=max_bytes)
     del xml
@@ -238,7 +237,7 @@ async def _answer(
         upstream=group.upstream.name,
         documents=screened.documents,
         errors=screened.errors,
-        parts=live.parts(screened.wanted, ready),
+        parts=stream.parts(screened.wanted, ready),
         close=live.close,
     )
 
@@ -253,16 +252,6 @@ class _Live:
         self._held = held
         self._files = files
         self._closed = False
-
-    async def parts(
-        self, wanted: frozenset[str], ready: list[tuple[str, SpoolFile]]
-    ) -> AsyncIterator[Part]:
-        async for part in self._stream.parts(wanted, ready):
-            yield part
-        await self._release()  # the body ended complete: the connection can go back
-
-    async def _release(self) -> None:
-        await self._held.aclose()
 
     async def close(self) -> None:
         if self._closed:
