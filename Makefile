@@ -7,9 +7,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := orthanc orthanc-dicomweb dicom3tools rsyslog rsyslog-gnutls prometheus curl chromium
+APT_PACKAGES := orthanc orthanc-dicomweb dicom3tools rsyslog rsyslog-gnutls prometheus curl chromium \
+	podman buildah runc catatonit debootstrap
+# checkov pins dependencies the gateway's own (cachetools, packaging) have outgrown: it gets a
+# virtual environment of its own, inside .venv so that `make clean` removes it.
+CHECKOV := $(VENV)/checkov/bin/checkov
 
-.PHONY: demo test deps system-deps python-deps lint typecheck pytest bench config-docs clean
+.PHONY: demo test deps system-deps python-deps lint typecheck pytest test-deploy bench config-docs clean
 
 demo: deps
 	$(PY) -m demo
@@ -28,12 +32,17 @@ system-deps:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-python-deps: $(VENV)/.installed
+python-deps: $(VENV)/.installed $(CHECKOV)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(CHECKOV): | $(VENV)/.installed
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -q 'checkov>=3.2,<4'
 	touch $@
 
 lint:
@@ -44,6 +53,10 @@ typecheck:
 
 pytest:
 	$(PY) -m pytest -q
+
+# The container image and the Helm chart alone (tests/deploy; `make test` runs them too).
+test-deploy: deps
+	$(PY) -m pytest -q tests/deploy
 
 bench: deps
 	$(PY) -m bench.stream

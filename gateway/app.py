@@ -2,7 +2,8 @@
 
 Read this first to see what exists; read the modules it names to see what they do.
 Request path: :mod:`gateway.edge.middleware`
-→ :mod:`gateway.protocols.xcwado.handler`
+→ :mod:`gateway.protocols.xcwado.handler` (RAD-160) or :mod:`gateway.protocols.xca.handler`
+(RAD-69 / RAD-75 over SOAP)
 → :mod:`routing.registry` → :mod:`gateway.relay.forward`
 → sinks (:mod:`gateway.sinks.metrics`, audit).
 """
@@ -35,11 +36,16 @@ from gateway.edge.routes import (
     MANIFEST_PATH,
     MANIFEST_ROUTE,
     RETRIEVE_ROUTE,
+    VIEWER_HEADERS,
     Route,
+    RoutePolicy,
     RouteTable,
 )
 from gateway.exchange import ExchangeSink
-from gateway.keys import HOLDER, METRICS, POOL, READINESS, SECURITY, SETTINGS, SINKS
+from gateway.keys import HOLDER, METRICS, POOL, READINESS, SECURITY, SETTINGS, SINKS, SPOOL
+from gateway.protocols.xca import handler as xca
+from gateway.protocols.xca.faults import soap_error
+from gateway.protocols.xca.spool import Spool
 from gateway.protocols.xcwado import handler as xcwado
 from gateway.protocols.xcwado.answer_headers import hide_source_on_prepare
 from gateway.relay.upstream import UpstreamPool
@@ -110,6 +116,7 @@ def create_app(
 
     routes.install(app)
     app.cleanup_ctx.append(manifest_reader_context)
+    app.cleanup_ctx.append(spool_context)
 
     if audit is not None:
         app.cleanup_ctx.append(_audit_lifecycle(audit))  # first: Application Start precedes all
@@ -127,6 +134,7 @@ def route_table(settings: ServerSettings, metrics: Metrics) -> RouteTable:
                 path=settings.base_path, below=True, handler=xcwado.retrieve, policy=RETRIEVE_ROUTE
             ),
             Route(path=MANIFEST_PATH, handler=retrieve_manifest, policy=MANIFEST_ROUTE),
+            Route(path=settings.xca.path, handler=xca.retrieve, policy=xca_route(settings)),
             Route(path="/livez", handler=health.livez, policy=ADMIN_ROUTE),
             Route(path="/readyz", handler=health.readyz, policy=ADMIN_ROUTE),
             Route(
@@ -136,6 +144,36 @@ def route_table(settings: ServerSettings, metrics: Metrics) -> RouteTable:
             ),
         ]
     )
+
+
+def xca_route(settings: ServerSettings) -> RoutePolicy:
+    """The XCA-I SOAP endpoint: POST only, a body of one envelope and its MTOM framing,
+    limited like a retrieve, answers streamed, every error a SOAP Fault (or a Failure)."""
+    return RoutePolicy(
+        name="xca",
+        methods=("POST",),
+        request_headers=(*VIEWER_HEADERS, "Content-Type", "SOAPAction"),
+        takes_body=True,
+        limited=True,
+        chunked_answer=True,
+        max_body_bytes=xca.body_limit(settings.xca),
+        errors=soap_error,
+    )
+
+
+async def spool_context(app: web.Application) -> AsyncIterator[None]:
+    """``cleanup_ctx``: the XCA-I spool of this process (``server.xca.spool``), made at start
+    — a directory that cannot be written stops the start — after clearing what dead
+    processes left in it. Its files are discarded with their requests."""
+    config = app[SETTINGS].xca.spool
+    spool = Spool(
+        config.path, max_bytes=config.max_bytes, max_request_bytes=config.max_request_bytes
+    )
+    removed = spool.clear_stale()
+    if removed:
+        log.info("stale spool files removed", extra={"files": removed})
+    app[SPOOL] = spool
+    yield
 
 
 def _audit_lifecycle(

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.edge.reload import RegistryHolder
 from gateway.exchange import Exchange, ExchangeSink
+from gateway.protocols.xca.spool import Spool
 from gateway.protocols.xcwado.border import Border
 from gateway.relay.handover import RELAY
 from gateway.relay.upstream import UpstreamPool
@@ -31,6 +32,7 @@ __all__ = [
     "SECURITY",
     "SETTINGS",
     "SINKS",
+    "SPOOL",
 ]
 
 SETTINGS = web.AppKey("settings", ServerSettings)
@@ -39,6 +41,7 @@ METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("upstream_pool", UpstreamPool)
 SINKS = web.AppKey("exchange_sinks", list[ExchangeSink])
 SECURITY = web.AppKey("security_events", SecurityEvents)
+SPOOL = web.AppKey("xca_spool", Spool)  # where XCA-I answers wait (gateway.app.spool_context)
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
 BORDER = web.RequestKey("border", Border)  # set by a relay: what its upstream's URLs become

@@ -18,7 +18,7 @@ import struct
 
 from gateway.exchange import InstanceSeen
 
-__all__ = ["read_header", "read_identity"]
+__all__ = ["read_header", "read_identity", "read_transfer_syntax"]
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
@@ -57,6 +57,18 @@ class _Truncated(Exception):
 def read_identity(prefix: bytes) -> InstanceSeen | None:
     """Identity of the object whose Part 10 encoding starts with ``prefix``, or None."""
     return read_header(prefix)[0]
+
+
+def read_transfer_syntax(prefix: bytes) -> str | None:
+    """The File Meta Transfer Syntax UID (0002,0010) of the object ``prefix`` starts, or None
+    when ``prefix`` is not a Part 10 object or ends before the File Meta group does."""
+    if prefix[128:132] != b"DICM":
+        return None
+    try:
+        _, syntax = _file_meta(prefix, 132)
+    except (_Truncated, struct.error, ValueError):
+        return None
+    return syntax
 
 
 def read_header(prefix: bytes, *, extent: bool = True) -> tuple[InstanceSeen | None, int | None]:

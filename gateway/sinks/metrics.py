@@ -77,7 +77,16 @@ INBOUND_REFUSALS = (
     "too-many-streams",
 )
 _UPSTREAM_ENDS = frozenset({StreamEnd.TRUNCATED, StreamEnd.STALLED})  # the upstream's fault
-ROUTE_KINDS = ("relay", "source", "retrieve-url", "manifest", "none")
+ROUTE_KINDS = (
+    "relay",
+    "source",
+    "retrieve-url",
+    "manifest",
+    "xca",  # the SOAP endpoint, before the request was read far enough to know the role
+    "initiating",  # RAD-69 answered (gateway.protocols.xca.plan.Role)
+    "responding",  # RAD-75 answered
+    "none",
+)
 
 
 class Metrics:

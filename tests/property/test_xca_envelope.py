@@ -70,7 +70,7 @@ def requests(draw: st.DrawFn) -> RetrieveRequest:
     )
 
 
-@pytest.mark.checklist(4, 29)
+@pytest.mark.xcai(4, 29)
 @settings(max_examples=80, deadline=None)
 @given(request=requests(), namespace=st.sampled_from([Namespace.XDSB, Namespace.IHERAD]))
 def test_any_request_reads_back(request: RetrieveRequest, namespace: Namespace) -> None:
@@ -177,7 +177,7 @@ def response_outcome(xml: bytes) -> RetrieveResponse | AnswerUnreadable:
         return unreadable
 
 
-@pytest.mark.checklist(8)
+@pytest.mark.xcai(8)
 @given(
     requested=st.integers(1, 50),
     data=st.data(),

@@ -44,7 +44,7 @@ def chunked_package(datas: list[bytes], root_at: int, writer: MtomWriter) -> byt
     return b"".join(pieces) + writer.closing()
 
 
-@pytest.mark.checklist(13, 27)
+@pytest.mark.xcai(13, 27)
 @settings(max_examples=150, deadline=None)
 @given(
     datas=st.lists(edgy_bytes, max_size=4),
@@ -69,7 +69,7 @@ def test_parts_come_back_byte_exact_at_every_chunk_size(
         ]
 
 
-@pytest.mark.checklist(27)
+@pytest.mark.xcai(27)
 @settings(max_examples=100, deadline=None)
 @given(
     payload=st.binary(max_size=400),
@@ -115,7 +115,7 @@ def test_the_part_header_cap_does_not_depend_on_the_chunk_size(padding: int, chu
         assert package.parts[0][2] == b"data"
 
 
-@pytest.mark.checklist(13)
+@pytest.mark.xcai(13)
 @settings(max_examples=150, deadline=None)
 @given(datas=st.lists(edgy_bytes, min_size=1, max_size=4))
 def test_the_email_parser_reads_what_the_writer_wrote(datas: list[bytes]) -> None:

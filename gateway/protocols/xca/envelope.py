@@ -31,6 +31,7 @@ from gateway.protocols.xca.errors import (
     AnswerUnreadable,
     AsyncNotSupported,
     InvalidAddressingHeader,
+    InvalidRequest,
     MalformedMessage,
     PeerFault,
     SoapFault,
@@ -98,7 +99,7 @@ def parse_request(
     (:class:`AddressingHeaderRequired`) and in ``actions`` (:class:`ActionNotSupported`),
     ``wsa:MessageID`` present, ReplyTo/FaultTo anonymous (:class:`AsyncNotSupported`), the
     Body's element (:class:`MalformedMessage`), then the content rules
-    (:class:`InvalidRequest`, see :func:`.bodies.read_request`).
+    (:class:`InvalidRequest`, see :func:`.bodies.read_request`, carrying the headers read).
     """
     header, body = envelope_parts(read_xml(xml, max_bytes=max_bytes))
     found = _wsa_headers(header, strict=True)
@@ -123,7 +124,11 @@ def parse_request(
     element = single_child(body)
     if element is None or local_name(element) != _REQUEST_ELEMENT:
         raise MalformedMessage("The SOAP Body does not hold a RetrieveImagingDocumentSetRequest.")
-    return addressing, read_request(element)
+    try:
+        return addressing, read_request(element)
+    except InvalidRequest as exc:
+        exc.addressing = addressing  # the Failure answering it relates to this MessageID
+        raise
 
 
 def _wsa_headers(header: etree._Element | None, *, strict: bool) -> dict[str, str]:

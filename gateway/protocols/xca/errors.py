@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from gateway.protocols.xca.model import ErrorCode, RegistryError
+from gateway.protocols.xca.model import Addressing, ErrorCode, RegistryError
 
 __all__ = [
     "ActionNotSupported",
@@ -153,10 +153,13 @@ class MtomError(SoapFault):
 
 class InvalidRequest(XcaError):
     """The request is well-formed SOAP but breaks a content rule of RAD-69/RAD-75 (digest
-    §2.4): answered with a Failure carrying ``registry_error`` (XDSRegistryError)."""
+    §2.4): answered with a Failure carrying ``registry_error`` (XDSRegistryError).
+    ``addressing``: the request's headers, read before its content was refused (set by
+    :func:`.envelope.parse_request`; the Failure relates to its MessageID)."""
 
-    def __init__(self, context: str) -> None:
+    def __init__(self, context: str, *, addressing: Addressing | None = None) -> None:
         self.registry_error = RegistryError(code=ErrorCode.REGISTRY, context=context)
+        self.addressing = addressing
         super().__init__(context)
 
 

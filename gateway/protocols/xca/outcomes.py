@@ -209,10 +209,12 @@ def accept_for(transfer_syntaxes: Sequence[str]) -> str | None:
     """The Accept header of one WADO-RS instance GET (digest §8.2, item 35).
 
     One ``multipart/related; type="application/dicom"; transfer-syntax=X`` range per
-    requested syntax, in list order with decreasing q-values; Implicit VR Little Endian and
-    Explicit VR Big Endian are left out (DICOMweb does not serve them, PS3.18 §8.7.3.5.2),
-    and so are repeats and values that are not UIDs. None when nothing is left: the caller
-    reports the transfer-syntax error.
+    requested syntax, q-values decreasing in list order, written least preferred first:
+    q-values alone rank ranges (RFC 9110 §12.5.1), and a source that ranks them by position
+    takes the last one (Orthanc's DICOMweb plugin 1.7 does), so both pick the consumer's
+    first choice. Implicit VR Little Endian and Explicit VR Big Endian are left out
+    (DICOMweb does not serve them, PS3.18 §8.7.3.5.2), and so are repeats and values that
+    are not UIDs. None when nothing is left: the caller reports the transfer-syntax error.
     """
     kept: list[str] = []
     for syntax in transfer_syntaxes:
@@ -233,7 +235,7 @@ def accept_for(transfer_syntaxes: Sequence[str]) -> str | None:
         weight = 1000 - index * step
         q = "" if index == 0 else ";q=" + f"0.{weight:03d}".rstrip("0")
         ranges.append(f'multipart/related; type="{_INSTANCE_TYPE}"; transfer-syntax={uid}{q}')
-    return ", ".join(ranges)
+    return ", ".join(reversed(ranges))
 
 
 def transfer_syntaxes_for(accept: str | None, *, any_syntax: Sequence[str]) -> tuple[str, ...]:

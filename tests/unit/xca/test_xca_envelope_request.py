@@ -102,7 +102,7 @@ def test_documents_are_regrouped_by_study_and_series_in_first_seen_order() -> No
     assert [s.get("seriesInstanceUID") for s in studies[0]] == ["1.1.1", "1.1.2"]
 
 
-@pytest.mark.checklist(29)
+@pytest.mark.xcai(29)
 def test_document_namespace_is_chosen_per_upstream() -> None:
     request = sample_request()
     default = body_element(build_request(rad69(), request))
@@ -119,7 +119,7 @@ def test_document_namespace_is_chosen_per_upstream() -> None:
     assert not request_schema().validate(body)
 
 
-@pytest.mark.checklist(4)
+@pytest.mark.xcai(4)
 @pytest.mark.parametrize("prefixes", [("xdsb", "xdsb"), ("iherad", "iherad"), ("xdsb", "iherad")])
 def test_document_request_is_read_in_both_namespaces(prefixes: tuple[str, str]) -> None:
     documents = document_xml(" 1.2.3.4.5.1.1.1\n", prefixes[0]) + document_xml(
@@ -152,7 +152,7 @@ def ts_list(inner: str) -> str:
     return f"<iherad:TransferSyntaxUIDList>{inner}</iherad:TransferSyntaxUIDList>"
 
 
-@pytest.mark.checklist(5)
+@pytest.mark.xcai(5)
 @pytest.mark.parametrize(
     "body",
     [

@@ -72,7 +72,7 @@ def binary_part(cid: str, data: bytes, encoding: str | None = "binary") -> bytes
 END = b"--" + BOUNDARY.encode() + b"--\r\n"
 
 
-@pytest.mark.checklist(27, 13)
+@pytest.mark.xcai(27, 13)
 @pytest.mark.parametrize("chunk", CHUNK_SIZES)
 def test_root_first_and_parts_byte_exact(chunk: int) -> None:
     body = (
@@ -90,7 +90,7 @@ def test_root_first_and_parts_byte_exact(chunk: int) -> None:
     ]
 
 
-@pytest.mark.checklist(27)
+@pytest.mark.xcai(27)
 @pytest.mark.parametrize("chunk", CHUNK_SIZES)
 def test_root_found_by_start_when_it_is_not_first(chunk: int) -> None:
     body = (
@@ -114,7 +114,7 @@ def test_without_start_the_first_part_is_the_root() -> None:
     assert package.parts == [("img@x", "application/dicom", b"abc")]
 
 
-@pytest.mark.checklist(27)
+@pytest.mark.xcai(27)
 @pytest.mark.parametrize("chunk", CHUNK_SIZES)
 def test_base64_parts_are_decoded_while_streaming(chunk: int) -> None:
     data = bytes(range(256)) * 3 + b"\r\n"
@@ -125,7 +125,7 @@ def test_base64_parts_are_decoded_while_streaming(chunk: int) -> None:
     assert package.parts == [("b64@x", "application/dicom", data)]
 
 
-@pytest.mark.checklist(27)
+@pytest.mark.xcai(27)
 def test_percent_encoded_content_ids_match_their_href() -> None:
     body = (
         root_part(cid="<root%40x>")
@@ -147,7 +147,7 @@ def test_identity_encodings_pass_bytes_unchanged(encoding: str | None) -> None:
     assert read_package(body, content_type(), 7).parts[0][2] == EDGY
 
 
-@pytest.mark.checklist(28)
+@pytest.mark.xcai(28)
 @pytest.mark.parametrize(
     "body",
     [
@@ -300,7 +300,7 @@ def response_with(*cids: str | None) -> RetrieveResponse:
     )
 
 
-@pytest.mark.checklist(28)
+@pytest.mark.xcai(28)
 def test_an_unresolved_content_id_is_found() -> None:
     writer = MtomWriter()
     cid1, cid2 = writer.new_content_id(1), writer.new_content_id(2)
@@ -356,7 +356,7 @@ def test_writer_refuses_what_would_break_the_package() -> None:
             MtomWriter(boundary=boundary)
 
 
-@pytest.mark.checklist(13)
+@pytest.mark.xcai(13)
 def test_writer_output_read_by_the_email_parser_and_the_reader() -> None:
     writer = MtomWriter()
     datas = [EDGY, b"", b"\n", b"\r", bytes(range(256)) + b"\r\n"]

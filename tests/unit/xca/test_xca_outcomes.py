@@ -39,7 +39,7 @@ JPEG_LL = "1.2.840.10008.1.2.4.70"
 J2K = "1.2.840.10008.1.2.4.90"
 
 
-@pytest.mark.checklist(8)
+@pytest.mark.xcai(8)
 @pytest.mark.parametrize(
     ("requested", "returned", "errors", "status"),
     [
@@ -59,7 +59,7 @@ def test_status_follows_rule_8(
     assert status_for(requested, returned, errors) is status
 
 
-@pytest.mark.checklist(18)
+@pytest.mark.xcai(18)
 def test_relocated_errors_carry_our_community_and_keep_the_original_location() -> None:
     relayed = RegistryError(
         code="XDSMissingDocument", context="DICOM Object not found", location="1.2.3.4.5"
@@ -157,9 +157,9 @@ def test_missing_fields() -> None:
 
 
 def test_accept_for_one_instance() -> None:
-    assert accept_for([J2K, "1.2.840.10008.1.2", EVLE]) == (
-        f'multipart/related; type="application/dicom"; transfer-syntax={J2K}, '
-        f'multipart/related; type="application/dicom"; transfer-syntax={EVLE};q=0.9'
+    assert accept_for([J2K, "1.2.840.10008.1.2", EVLE]) == (  # least preferred first
+        f'multipart/related; type="application/dicom"; transfer-syntax={EVLE};q=0.9, '
+        f'multipart/related; type="application/dicom"; transfer-syntax={J2K}'
     )
     assert accept_for(["1.2.840.10008.1.2"]) is None
     assert accept_for(["1.2.840.10008.1.2.2", "urn:oid:1.2.840.10008.1.2"]) is None

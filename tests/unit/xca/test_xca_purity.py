@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 XCA = REPO / "gateway" / "protocols" / "xca"
-PURE = ("model", "errors", "xmlsafe", "bodies", "envelope", "mtom", "outcomes")
+PURE = ("model", "errors", "xmlsafe", "bodies", "envelope", "mtom", "outcomes", "consolidate")
 FORBIDDEN = {"aiohttp", "asyncio", "socket"}
 
 
