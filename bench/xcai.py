@@ -8,8 +8,8 @@ peer its own process on loopback::
 The source is :mod:`bench.xcaisource` (one ~0.5 MiB Explicit VR Little Endian instance per
 GET). A bridges: it fetches every instance into its spool (``max_request_bytes`` 1.5 GiB,
 ``max_bytes`` 2 GiB by default) before its envelope can be written, then streams the MTOM
-answer to B, which relays it to the client. The client is curl reading at ``--limit-rate``
-into a file; the answer is then checked: status Success, one part per instance, every part's
+answer to B, which relays it to the client. The client (http.client) reads at
+``--limit-rate`` into a file; the answer is then checked: status Success, one part per instance, every part's
 SHA-256 that of the bytes the source serves.
 
 Sampled while the answer flows: the resident memory of A and B every 20 ms (psutil), and
@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -73,6 +74,7 @@ COMMUNITY_A = "1.3.6.1.4.1.21367.13.70.91"
 COMMUNITY_B = "1.3.6.1.4.1.21367.13.70.92"
 REPOSITORY_A = "1.3.6.1.4.1.21367.13.71.91.1"
 MAX_ENVELOPE = 16 * MiB
+_READ_BYTES = 64 * 1024
 
 
 class SpoolSampler:
@@ -174,22 +176,38 @@ def write_request(path: Path, url: str, catalogue: Catalogue, count: int) -> str
 def post(
     url: str, request: Path, content_type: str, answer: Path, limit: int | None
 ) -> dict[str, Any]:
-    """curl POSTs ``request``, the answer saved to ``answer`` at ``limit`` bytes/s at most."""
-    out = "%{http_code} %{size_download} %{time_starttransfer} %{time_total} %{content_type}"
-    command = ["curl", "-s", "-o", str(answer), "-w", out, "-H", f"Content-Type: {content_type}"]
-    command += ["-H", "Expect:", "--data-binary", f"@{request}"]
-    if limit:
-        command += ["--limit-rate", str(limit)]
-    text = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    status, size, ttfb, total, answer_type = text.split(" ", 4)
-    if int(status) != 200:
-        raise RuntimeError(f"{url} answered {status}")
+    """POST ``request`` and save the answer to ``answer``, read at ``limit`` bytes/s at most
+    (the socket's buffers then fill, and the gateways must hold back). Time to first byte
+    is to the first byte of the answer's body, from the start of the request."""
+    parts = urllib.parse.urlsplit(url)
+    body = request.read_bytes()
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=600)
+    started = time.monotonic()
+    connection.request("POST", parts.path, body=body, headers={"Content-Type": content_type})
+    response = connection.getresponse()
+    if response.status != 200:
+        raise RuntimeError(f"{url} answered {response.status}")
+    size = 0
+    ttfb = 0.0
+    buffer = bytearray(_READ_BYTES)
+    with answer.open("wb") as file:
+        while count := response.readinto(buffer):
+            if not size:
+                ttfb = time.monotonic() - started
+            file.write(buffer[:count])
+            size += count
+            if limit:
+                ahead = size / limit - (time.monotonic() - started - ttfb)
+                if ahead > 0:
+                    time.sleep(ahead)
+    total = time.monotonic() - started
+    connection.close()
     return {
-        "bytes": int(size),
-        "ttfb_s": float(ttfb),
-        "total_s": float(total),
-        "mb_per_s": int(size) / float(total) / MB,
-        "content_type": answer_type,
+        "bytes": size,
+        "ttfb_s": ttfb,
+        "total_s": total,
+        "mb_per_s": size / total / MB,
+        "content_type": response.getheader("Content-Type", ""),
     }
 
 
