@@ -13,7 +13,7 @@ APT_PACKAGES := orthanc orthanc-dicomweb dicom3tools rsyslog rsyslog-gnutls prom
 # virtual environment of its own, inside .venv so that `make clean` removes it.
 CHECKOV := $(VENV)/checkov/bin/checkov
 
-.PHONY: demo test deps system-deps python-deps lint typecheck pytest test-deploy bench config-docs clean
+.PHONY: demo test deps system-deps python-deps lint typecheck pytest test-deploy bench bench-xcai config-docs clean
 
 demo: deps
 	$(PY) -m demo
@@ -60,6 +60,9 @@ test-deploy: deps
 
 bench: deps
 	$(PY) -m bench.stream
+
+bench-xcai: deps
+	$(PY) -m bench.xcai
 
 # docs/configuration.md is generated from the configuration declarations (a test fails when
 # it is stale): run this after changing a declared field.

@@ -8,7 +8,8 @@ Reading order, following one request through the endpoint:
 2. :mod:`.respond` — plan, fetch every group concurrently, consolidate, answer;
 3. :mod:`.plan` — which upstream answers for which document, and what is refused unasked;
 4. the fetchers, each giving a :class:`.results.GroupAnswer` (:mod:`.results`, the seam):
-   :mod:`.client` (RAD-75 / RAD-69 to a SOAP upstream) and :mod:`.bridge` (one WADO-RS or
+   :mod:`.client` (RAD-75 / RAD-69 to a SOAP upstream, its answer read by
+   :mod:`.answerstream` and, while another group streams, copied aside by :mod:`.spill`) and :mod:`.bridge` (one WADO-RS or
    RAD-160 instance GET per document, each instance checked into the :mod:`.spool` by
    :mod:`.bridgebody`);
 5. :mod:`.consolidate` — one response from the groups' answers and the refusals;
@@ -26,7 +27,12 @@ Pure modules (no aiohttp, no asyncio; a test enforces it): :mod:`.model` (the me
 values), :mod:`.errors` (the error tree), :mod:`.envelope` (SOAP envelopes read and written
 with a hardened XML parser; :mod:`.bodies` the Body elements, :mod:`.xmlsafe` the parser),
 :mod:`.mtom` (MTOM/XOP framing read and written, sans I/O), :mod:`.outcomes` (status
+<<<<<<< HEAD
 consolidation and the bridge mappings), :mod:`.consolidate`, :mod:`.webrequest`.
+=======
+consolidation and the bridge mappings), :mod:`.plan`, :mod:`.screening` (an upstream's
+answer checked against what was asked of it), :mod:`.consolidate`.
+>>>>>>> main
 
 May import :mod:`routing`, :mod:`mado`, the top-level ``gateway`` modules,
 :mod:`gateway.keys`, :mod:`gateway.settings`, :mod:`gateway.relay` and
