@@ -147,8 +147,10 @@ _Patient = tuple[str, str | None, str | None]  # Patient ID, its issuer, the nam
 _Set = tuple[bool, _Patient | None, list[DocumentOutcome]]  # failed?, patient, documents
 
 
-def messages_for(exchange: Exchange, identity: Identity) -> list[tuple[str, AuditMessage]]:
-    """Every audit message of a finished exchange, each with its journal event label.
+def messages_for(exchange: Exchange, identity: Identity) -> Iterator[tuple[str, AuditMessage]]:
+    """Every audit message of a finished exchange, each with its journal event label, built
+    one at a time as the caller takes them (2,000 documents are 100 messages: held at once
+    they would cost megabytes at the moment the answer ends).
 
     A RAD-69 or RAD-75 exchange gives :func:`documents_accessed` (label
     :data:`INSTANCES_ACCESSED_EVENT`) then :func:`documents_transferred`; any other (RAD-160)
@@ -157,25 +159,26 @@ def messages_for(exchange: Exchange, identity: Identity) -> list[tuple[str, Audi
     could cause.
     """
     if exchange.transaction in SOAP_TRANSACTIONS:
-        accessed = documents_accessed(exchange, identity)
-        transferred = documents_transferred(exchange, identity)
-        return [
-            *((INSTANCES_ACCESSED_EVENT, message) for message in accessed),
-            *((INSTANCES_TRANSFERRED_EVENT, message) for message in transferred),
-        ]
-    return [
-        (INSTANCES_TRANSFERRED_EVENT, message)
-        for message in instances_transferred(exchange, identity)
-    ]
+        for message in _accessed(exchange, identity):
+            yield INSTANCES_ACCESSED_EVENT, message
+        for message in _transferred(exchange, identity):
+            yield INSTANCES_TRANSFERRED_EVENT, message
+        return
+    for message in instances_transferred(exchange, identity):
+        yield INSTANCES_TRANSFERRED_EVENT, message
 
 
 def documents_transferred(exchange: Exchange, identity: Identity) -> list[AuditMessage]:
     """The 110104 messages of the gateway's answer to ``exchange.transaction`` (RAD-69 or
     RAD-75): one per outcome set, patient and :data:`MAX_DOCUMENTS` documents; empty for an
     exchange that is not a SOAP retrieve, was refused, or recorded no document."""
+    return list(_transferred(exchange, identity))
+
+
+def _transferred(exchange: Exchange, identity: Identity) -> Iterator[AuditMessage]:
     inbound = SOAP_TRANSACTIONS.get(exchange.transaction)
     if inbound is None or not exchange.documents or exchange.outcome is ExchangeOutcome.REFUSED:
-        return []
+        return
     # Which DICOMweb transaction, if any, supplied the documents each upstream answered for.
     web = {
         leg.upstream: code
@@ -187,7 +190,6 @@ def documents_transferred(exchange: Exchange, identity: Identity) -> list[AuditM
         requester_participant(exchange),
     )
     at = _moment(exchange, exchange.duration_s)
-    messages = []
     for failed, patient, documents in _sets(exchange.documents, exchange.instances):
         types = [inbound]
         for document in documents:
@@ -201,17 +203,14 @@ def documents_transferred(exchange: Exchange, identity: Identity) -> list[AuditM
             outcome=_exchange_outcome(exchange, failed=failed),
             types=tuple(types),
         )
-        messages.append(
-            _message(
-                event,
-                participants,
-                identity,
-                documents=documents,
-                patient=patient,
-                transaction=exchange.transaction,
-            )
+        yield _message(
+            event,
+            participants,
+            identity,
+            documents=documents,
+            patient=patient,
+            transaction=exchange.transaction,
         )
-    return messages
 
 
 def documents_accessed(exchange: Exchange, identity: Identity) -> list[AuditMessage]:
@@ -219,11 +218,14 @@ def documents_accessed(exchange: Exchange, identity: Identity) -> list[AuditMess
     latest leg of transaction RAD-69 or RAD-75 that sent a request), the documents it
     answered for, one message per outcome set, patient and :data:`MAX_DOCUMENTS`
     documents."""
+    return list(_accessed(exchange, identity))
+
+
+def _accessed(exchange: Exchange, identity: Identity) -> Iterator[AuditMessage]:
     legs: dict[str, Leg] = {}
     for leg in exchange.legs:
         if leg.transaction in SOAP_TRANSACTIONS and leg.url is not None:
             legs[leg.upstream] = leg
-    messages = []
     for name, leg in legs.items():
         transaction = leg.transaction or ""
         answered = [document for document in exchange.documents if document.upstream == name]
@@ -240,17 +242,14 @@ def documents_accessed(exchange: Exchange, identity: Identity) -> list[AuditMess
                 outcome=_leg_outcome(leg, failed=failed),
                 types=(SOAP_TRANSACTIONS[transaction],),
             )
-            messages.append(
-                _message(
-                    event,
-                    participants,
-                    identity,
-                    documents=documents,
-                    patient=patient,
-                    transaction=transaction,
-                )
+            yield _message(
+                event,
+                participants,
+                identity,
+                documents=documents,
+                patient=patient,
+                transaction=transaction,
             )
-    return messages
 
 
 def _message(
