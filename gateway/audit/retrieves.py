@@ -151,8 +151,10 @@ _Patient = tuple[str, str | None, str | None]  # Patient ID, its issuer, the nam
 _Set = tuple[bool, _Patient | None, list[DocumentOutcome]]  # failed?, patient, documents
 
 
-def messages_for(exchange: Exchange, identity: Identity) -> list[tuple[str, AuditMessage]]:
-    """Every audit message of a finished exchange, each with its journal event label.
+def messages_for(exchange: Exchange, identity: Identity) -> Iterator[tuple[str, AuditMessage]]:
+    """Every audit message of a finished exchange, each with its journal event label, built
+    one at a time as the caller takes them (2,000 documents are 100 messages: held at once
+    they would cost megabytes at the moment the answer ends).
 
     A RAD-69 or RAD-75 exchange gives :func:`documents_accessed` (label
     :data:`INSTANCES_ACCESSED_EVENT`) then :func:`documents_transferred`; any other (RAD-160)
@@ -161,20 +163,18 @@ def messages_for(exchange: Exchange, identity: Identity) -> list[tuple[str, Audi
     :data:`INSTANCES_TRANSFERRED_EVENT`. Raises nothing the exchange's content could cause.
     """
     if exchange.transaction in SOAP_TRANSACTIONS:
-        accessed = documents_accessed(exchange, identity)
-        transferred = documents_transferred(exchange, identity)
-        return [
-            *((INSTANCES_ACCESSED_EVENT, message) for message in accessed),
-            *((INSTANCES_TRANSFERRED_EVENT, message) for message in transferred),
-        ]
-    accessed = documents_accessed(exchange, identity)  # none without a SOAP leg
-    transferred = instances_transferred(exchange, identity)
-    if any(leg.transaction in SOAP_TRANSACTIONS for leg in exchange.legs):
-        transferred = [_inbound_only(message) for message in transferred]
-    return [
-        *((INSTANCES_ACCESSED_EVENT, message) for message in accessed),
-        *((INSTANCES_TRANSFERRED_EVENT, message) for message in transferred),
-    ]
+        for message in _accessed(exchange, identity):
+            yield INSTANCES_ACCESSED_EVENT, message
+        for message in _transferred(exchange, identity):
+            yield INSTANCES_TRANSFERRED_EVENT, message
+        return
+    # A RAD-160: the 110103 of its SOAP leg when it was bridged to one (none otherwise), then
+    # its 110104, naming RAD-160 alone when bridged.
+    for message in _accessed(exchange, identity):
+        yield INSTANCES_ACCESSED_EVENT, message
+    bridged = any(leg.transaction in SOAP_TRANSACTIONS for leg in exchange.legs)
+    for message in instances_transferred(exchange, identity):
+        yield INSTANCES_TRANSFERRED_EVENT, _inbound_only(message) if bridged else message
 
 
 def _inbound_only(message: AuditMessage) -> AuditMessage:
@@ -187,9 +187,13 @@ def documents_transferred(exchange: Exchange, identity: Identity) -> list[AuditM
     """The 110104 messages of the gateway's answer to ``exchange.transaction`` (RAD-69 or
     RAD-75): one per outcome set, patient and :data:`MAX_DOCUMENTS` documents; empty for an
     exchange that is not a SOAP retrieve, was refused, or recorded no document."""
+    return list(_transferred(exchange, identity))
+
+
+def _transferred(exchange: Exchange, identity: Identity) -> Iterator[AuditMessage]:
     inbound = SOAP_TRANSACTIONS.get(exchange.transaction)
     if inbound is None or not exchange.documents or exchange.outcome is ExchangeOutcome.REFUSED:
-        return []
+        return
     # Which DICOMweb transaction, if any, supplied the documents each upstream answered for.
     web = {
         leg.upstream: code
@@ -201,7 +205,6 @@ def documents_transferred(exchange: Exchange, identity: Identity) -> list[AuditM
         requester_participant(exchange),
     )
     at = _moment(exchange, exchange.duration_s)
-    messages = []
     for failed, patient, documents in _sets(exchange.documents, exchange.instances):
         types = [inbound]
         for document in documents:
@@ -215,17 +218,14 @@ def documents_transferred(exchange: Exchange, identity: Identity) -> list[AuditM
             outcome=_exchange_outcome(exchange, failed=failed),
             types=tuple(types),
         )
-        messages.append(
-            _message(
-                event,
-                participants,
-                identity,
-                documents=documents,
-                patient=patient,
-                transaction=exchange.transaction,
-            )
+        yield _message(
+            event,
+            participants,
+            identity,
+            documents=documents,
+            patient=patient,
+            transaction=exchange.transaction,
         )
-    return messages
 
 
 def documents_accessed(exchange: Exchange, identity: Identity) -> list[AuditMessage]:
@@ -233,11 +233,14 @@ def documents_accessed(exchange: Exchange, identity: Identity) -> list[AuditMess
     latest leg of transaction RAD-69 or RAD-75 that sent a request), the documents it
     answered for, one message per outcome set, patient and :data:`MAX_DOCUMENTS`
     documents."""
+    return list(_accessed(exchange, identity))
+
+
+def _accessed(exchange: Exchange, identity: Identity) -> Iterator[AuditMessage]:
     legs: dict[str, Leg] = {}
     for leg in exchange.legs:
         if leg.transaction in SOAP_TRANSACTIONS and leg.url is not None:
             legs[leg.upstream] = leg
-    messages = []
     for name, leg in legs.items():
         transaction = leg.transaction or ""
         answered = [document for document in exchange.documents if document.upstream == name]
@@ -254,17 +257,14 @@ def documents_accessed(exchange: Exchange, identity: Identity) -> list[AuditMess
                 outcome=_leg_outcome(leg, failed=failed),
                 types=(SOAP_TRANSACTIONS[transaction],),
             )
-            messages.append(
-                _message(
-                    event,
-                    participants,
-                    identity,
-                    documents=documents,
-                    patient=patient,
-                    transaction=transaction,
-                )
+            yield _message(
+                event,
+                participants,
+                identity,
+                documents=documents,
+                patient=patient,
+                transaction=transaction,
             )
-    return messages
 
 
 def _message(

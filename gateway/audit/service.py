@@ -108,15 +108,14 @@ class AuditService:
         messages_for`: 110104 for a RAD-160 exchange; 110103 per SOAP leg and 110104 for a
         RAD-69 or RAD-75 one). Never raises."""
         try:
-            built = messages_for(exchange, self.identity)
+            # One message at a time: built, journalled, let go (messages_for is lazy).
+            for event, message in messages_for(exchange, self.identity):
+                self._record(message, event, request_id=exchange.request_id)
         except Exception:
             log.exception(
                 "audit message could not be built", extra={"request_id": exchange.request_id}
             )
             self.metrics.dropped.labels("build-error").inc()
-            return
-        for event, message in built:
-            self._record(message, event, request_id=exchange.request_id)
 
     def security_alert(
         self, kind: AlertKind, target: str, description: str, *, performer: str | None = None

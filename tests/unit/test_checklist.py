@@ -1,8 +1,9 @@
-"""Every item of the conformance checklist (``spec-digest.md``) this project implements is
-asserted by at least one test that names it, and the README names the ones out of scope.
+"""Every item of the conformance checklists this project implements is asserted by at least
+one test that names it, and the README names the ones out of scope.
 
-A test names an item with ``@pytest.mark.checklist(N, ...)`` on the test function or class,
-or a module's ``pytestmark``. The source files are read as text (``ast``), so a test that is
+Two checklists, one marker each: ``spec-digest.md`` (``@pytest.mark.checklist(N, ...)``) and
+the XCA-I checklist of ``xcai-digest.md`` §9 (``@pytest.mark.xcai(N, ...)``). A test names an
+item with the marker on the test function or class, or a module's ``pytestmark``. The source files are read as text (``ast``), so a test that is
 never collected still counts: a marker on a skipped test would be a defect the suite
 forbids elsewhere (no skips in CI), not here.
 """
@@ -19,18 +20,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 ITEMS = range(1, 59)
 OUT_OF_SCOPE = {
-    **dict.fromkeys(range(30, 46), "XCA-I (RAD-69 / RAD-75) is not built yet"),
     58: "the FHIR audit feed is not built yet",
 }
 IMPLEMENTED = frozenset(ITEMS) - OUT_OF_SCOPE.keys()
 
+XCAI_ITEMS = range(1, 41)  # every one is implemented
 
-def _marker_items(node: ast.expr) -> set[int]:
-    """Item numbers of one ``pytest.mark.checklist(...)`` expression, else nothing."""
+
+def _marker_items(node: ast.expr, marker: str = "checklist") -> set[int]:
+    """Item numbers of one ``pytest.mark.<marker>(...)`` expression, else nothing."""
     if not isinstance(node, ast.Call):
         return set()
     name = ast.unparse(node.func)
-    if not name.endswith("mark.checklist"):
+    if not name.endswith(f"mark.{marker}"):
         return set()
     return {
         arg.value
@@ -39,27 +41,27 @@ def _marker_items(node: ast.expr) -> set[int]:
     }
 
 
-def _items_named_in(source: str) -> set[int]:
+def _items_named_in(source: str, marker: str = "checklist") -> set[int]:
     tree = ast.parse(source)
     found: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             if isinstance(node, ast.ClassDef) or node.name.startswith("test"):
                 for decorator in node.decorator_list:
-                    found |= _marker_items(decorator)
+                    found |= _marker_items(decorator, marker)
         elif isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets
         ):
             values = node.value.elts if isinstance(node.value, ast.List) else [node.value]
             for value in values:
-                found |= _marker_items(value)
+                found |= _marker_items(value, marker)
     return found
 
 
-def items_with_tests() -> dict[int, list[str]]:
+def items_with_tests(marker: str = "checklist") -> dict[int, list[str]]:
     named: dict[int, list[str]] = {}
     for path in sorted((REPO / "tests").rglob("test_*.py")):
-        for item in _items_named_in(path.read_text(encoding="utf-8")):
+        for item in _items_named_in(path.read_text(encoding="utf-8"), marker):
             named.setdefault(item, []).append(str(path.relative_to(REPO)))
     return named
 
@@ -69,6 +71,20 @@ def test_every_implemented_item_has_a_test_naming_it() -> None:
     missing = sorted(IMPLEMENTED - named.keys())
     assert not missing, f"checklist items without a test that names them: {missing}"
     assert set(named) <= set(ITEMS), f"unknown item numbers: {sorted(set(named) - set(ITEMS))}"
+
+
+def test_every_xcai_item_has_a_test_naming_it() -> None:
+    named = items_with_tests("xcai")
+    missing = sorted(set(XCAI_ITEMS) - named.keys())
+    assert not missing, f"xcai-digest §9 items without a test that names them: {missing}"
+    assert set(named) <= set(XCAI_ITEMS), f"unknown items: {sorted(set(named) - set(XCAI_ITEMS))}"
+
+
+def test_the_xcai_checklist_has_the_items_this_test_knows() -> None:
+    text = shared_file("xcai-digest.md").read_text(encoding="utf-8")
+    section = text.partition("## 9. Conformance checklist")[2].partition("\n## ")[0]
+    numbers = [int(n) for n in re.findall(r"^(\d+)\. ", section, flags=re.MULTILINE)]
+    assert numbers == list(XCAI_ITEMS)
 
 
 def test_the_readme_names_every_item_out_of_scope() -> None:

@@ -9,9 +9,9 @@ Reading order, following one request through the endpoint:
 3. :mod:`.plan` — which upstream answers for which document, and what is refused unasked;
 4. the fetchers, each giving a :class:`.results.GroupAnswer` (:mod:`.results`, the seam):
    :mod:`.client` (RAD-75 / RAD-69 to a SOAP upstream, its answer read by
-   :mod:`.answerstream` and, while another group streams, copied aside by :mod:`.spill`) and :mod:`.bridge` (one WADO-RS or
-   RAD-160 instance GET per document, each instance checked into the :mod:`.spool` by
-   :mod:`.bridgebody`);
+   :mod:`.answerstream` and, while another group streams, copied aside by :mod:`.spill`)
+   and :mod:`.bridge` (one WADO-RS or RAD-160 instance GET per document, each instance
+   checked into the :mod:`.spool` by :mod:`.bridgebody`);
 5. :mod:`.consolidate` — one response from the groups' answers and the refusals;
 6. :mod:`.answer` — the MTOM answer streamed to the client (sealed before its last
    delimiter, aborted when a promised document cannot be delivered);

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+from collections.abc import Iterable, Iterator
 
 from lxml import etree
 
@@ -42,7 +44,9 @@ from gateway.protocols.xca.mtom import content_id_from_href, href_for
 from gateway.protocols.xca.xmlsafe import children, sub_element, text_of
 
 __all__ = [
+    "DOCUMENTS_PLACEHOLDER",
     "MAX_ID_LENGTH",
+    "document_responses",
     "read_request",
     "read_response",
     "write_request",
@@ -229,9 +233,17 @@ def write_request(
         sub_element(syntaxes, _IHERAD, "TransferSyntaxUID", syntax)
 
 
+DOCUMENTS_PLACEHOLDER = "mado-gateway:documents"
+"""The comment :func:`write_response` leaves where the DocumentResponses go (see there)."""
+
+
 def write_response(parent: etree._Element, response: RetrieveResponse) -> None:
-    """Append a RetrieveDocumentSetResponse for ``response`` to ``parent``. Raises
-    ValueError for a DocumentResponse with neither ``content_id`` nor ``inline``."""
+    """Append a RetrieveDocumentSetResponse for ``response`` to ``parent``, its
+    RegistryResponse written and, where its DocumentResponses go, the comment
+    :data:`DOCUMENTS_PLACEHOLDER`: the caller serialises the tree and puts
+    :func:`document_responses` there. Thousands of DocumentResponses as lxml elements would
+    cost about 2 KiB each at once (4 MiB for 2,000); written one by one they cost their text.
+    """
     element = etree.SubElement(
         parent,
         f"{{{_XDSB}}}RetrieveDocumentSetResponse",
@@ -248,18 +260,55 @@ def write_response(parent: etree._Element, response: RetrieveResponse) -> None:
             if error.location is not None:
                 entry.set("location", error.location)
             entry.set("severity", error.severity.value)
-    for document in response.documents:
-        entry = sub_element(element, _XDSB, "DocumentResponse")
+    element.append(etree.Comment(DOCUMENTS_PLACEHOLDER))
+
+
+def document_responses(documents: Iterable[DocumentResponse]) -> Iterator[bytes]:
+    """The DocumentResponse elements, in schema order, as UTF-8 text for the place
+    :func:`write_response` marked (prefixes ``xdsb`` and ``xop`` are declared there).
+    Raises ValueError for a DocumentResponse with neither ``content_id`` nor ``inline``, or
+    text XML cannot hold."""
+    for document in documents:
+        parts = ["<xdsb:DocumentResponse>"]
         if document.home_community_id is not None:
-            sub_element(entry, _XDSB, "HomeCommunityId", document.home_community_id)
-        sub_element(entry, _XDSB, "RepositoryUniqueId", document.repository_id)
-        sub_element(entry, _XDSB, "DocumentUniqueId", document.document_uid)
-        sub_element(entry, _XDSB, "mimeType", document.mime_type)
-        content = sub_element(entry, _XDSB, "Document")
+            parts.append(_text_element("HomeCommunityId", document.home_community_id))
+        parts.append(_text_element("RepositoryUniqueId", document.repository_id))
+        parts.append(_text_element("DocumentUniqueId", document.document_uid))
+        parts.append(_text_element("mimeType", document.mime_type))
         if document.content_id is not None:
-            include = sub_element(content, _XOP, "Include")
-            include.set("href", href_for(document.content_id))
+            href = _xml_text(href_for(document.content_id))
+            parts.append(f'<xdsb:Document><xop:Include href="{_quoted(href)}"/></xdsb:Document>')
         elif document.inline is not None:
-            content.text = base64.b64encode(document.inline).decode("ascii")
+            encoded = base64.b64encode(document.inline).decode("ascii")
+            parts.append(f"<xdsb:Document>{encoded}</xdsb:Document>")
         else:
             raise ValueError("a DocumentResponse needs a content_id or inline bytes")
+        parts.append("</xdsb:DocumentResponse>")
+        yield "".join(parts).encode("utf-8")
+
+
+# XML 1.0 §2.2: the characters a document may hold (no C0 control but TAB, LF, CR; no
+# surrogates, U+FFFE or U+FFFF) — lxml refuses the others with ValueError, and so do we.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(value: str) -> str:
+    if _NOT_XML.search(value):
+        raise ValueError("All strings must be XML compatible: no control characters")
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _quoted(escaped: str) -> str:
+    """Text already :func:`_xml_text`-escaped, made safe inside a double-quoted attribute
+    (whitespace as character references, so a reader's normalisation keeps it)."""
+    return (
+        escaped.replace('"', "&quot;")
+        .replace("\t", "&#9;")
+        .replace("\n", "&#10;")
+        .replace("\r", "&#13;")
+    )
+
+
+def _text_element(local: str, value: str) -> str:
+    text = _xml_text(value).replace("\r", "&#13;")  # a bare CR would read back as LF
+    return f"<xdsb:{local}>{text}</xdsb:{local}>"

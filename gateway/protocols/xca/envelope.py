@@ -24,7 +24,14 @@ from collections.abc import Collection
 
 from lxml import etree
 
-from gateway.protocols.xca.bodies import read_request, read_response, write_request, write_response
+from gateway.protocols.xca.bodies import (
+    DOCUMENTS_PLACEHOLDER,
+    document_responses,
+    read_request,
+    read_response,
+    write_request,
+    write_response,
+)
 from gateway.protocols.xca.errors import (
     ActionNotSupported,
     AddressingHeaderRequired,
@@ -205,6 +212,9 @@ def _envelope(headers: list[tuple[str, str, bool]]) -> tuple[etree._Element, etr
     return root, sub_element(root, _SOAP, "Body")
 
 
+_PLACEHOLDER = f"<!--{DOCUMENTS_PLACEHOLDER}-->".encode("ascii")
+
+
 def _serialised(root: etree._Element) -> bytes:
     data: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
     return _DECLARATION + data
@@ -250,7 +260,9 @@ def build_response(addressing: Addressing, response: RetrieveResponse) -> bytes:
         headers.append(("RelatesTo", addressing.relates_to, False))
     root, body = _envelope(headers)
     write_response(body, response)
-    return _serialised(root)
+    head, mark, tail = _serialised(root).partition(_PLACEHOLDER)
+    assert mark, "write_response leaves its placeholder"
+    return b"".join((head, *document_responses(response.documents), tail))
 
 
 def build_failure(addressing: Addressing, error: RegistryError) -> bytes:

@@ -76,7 +76,7 @@ def bridged(
 def test_the_rad160_and_the_soap_leg_are_each_their_own_message(
     route_kind: str, transaction: str
 ) -> None:
-    built = messages_for(bridged(route_kind, transaction), IDENTITY)
+    built = list(messages_for(bridged(route_kind, transaction), IDENTITY))
     assert [label for label, _ in built] == ["instances-accessed", "instances-transferred"]
     accessed, transferred = (parsed(message) for _, message in built)
     assert (event_id(accessed), types(accessed)) == ("110103", [transaction])
@@ -95,7 +95,7 @@ def test_the_rad160_and_the_soap_leg_are_each_their_own_message(
 
 
 def test_a_partial_answer_splits_the_soap_legs_message_by_outcome() -> None:
-    built = messages_for(bridged("relay", "RAD-75", failed=(2,), status=206), IDENTITY)
+    built = list(messages_for(bridged("relay", "RAD-75", failed=(2,), status=206), IDENTITY))
     roots = [parsed(message) for _, message in built]
     accessed = [root for root in roots if event_id(root) == "110103"]
     assert [outcome(root) for root in accessed] == [0, 4]
@@ -110,5 +110,5 @@ def test_a_partial_answer_splits_the_soap_legs_message_by_outcome() -> None:
 def test_a_rad160_relayed_over_dicomweb_is_unchanged() -> None:
     exchange = bridged("relay", "RAD-160")
     exchange.documents.clear()
-    built = messages_for(exchange, IDENTITY)
+    built = list(messages_for(exchange, IDENTITY))
     assert [label for label, _ in built] == ["instances-transferred"]

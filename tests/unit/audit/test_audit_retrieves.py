@@ -204,7 +204,7 @@ def test_rig_answering_rad75_transfers_and_accesses_each_source() -> None:
         ),
         patients={docs[0].document_uid: "P1", docs[1].document_uid: "P1"},
     )
-    labelled = messages_for(exchange, IDENTITY)
+    labelled = list(messages_for(exchange, IDENTITY))
     assert [label for label, _ in labelled] == [
         "instances-accessed",
         "instances-accessed",
@@ -298,7 +298,7 @@ def test_a_dispatch_for_rad160_is_the_instances_transferred_of_today() -> None:
     exchange.status = 200
     leg = exchange.open_leg("rig-b")
     leg.url = "https://rig.b.example.org/wado/studies/1.2.3"
-    assert messages_for(exchange, IDENTITY) == [
+    assert list(messages_for(exchange, IDENTITY)) == [
         ("instances-transferred", message) for message in instances_transferred(exchange, IDENTITY)
     ]
     assert documents_transferred(exchange, IDENTITY) == []
@@ -490,7 +490,7 @@ def test_the_legs_answer_decides_each_accessed_outcome(
 def test_nothing_for_a_refused_exchange_or_one_without_documents() -> None:
     refused = soap("RAD-75", [document(1)], outcome=ExchangeOutcome.REFUSED, status=403)
     assert documents_transferred(refused, IDENTITY) == []
-    assert messages_for(soap("RAD-69", [], legs=()), IDENTITY) == []
+    assert list(messages_for(soap("RAD-69", [], legs=()), IDENTITY)) == []
 
 
 def test_a_leg_that_sent_nothing_accessed_nothing() -> None:
@@ -529,7 +529,7 @@ def test_whatever_a_peer_writes_gives_valid_messages(
         upstream="ids-a",
     )
     exchange = soap("RAD-75", [odd, document(1)], patients={odd.document_uid: patient})
-    built = messages_for(exchange, IDENTITY)
+    built = list(messages_for(exchange, IDENTITY))
     assert [label for label, _ in built].count("instances-transferred") >= 1
     for _, message in built:
         xml = render(message)

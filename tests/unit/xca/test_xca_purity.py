@@ -10,8 +10,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 XCA = REPO / "gateway" / "protocols" / "xca"
-PURE = ("model", "errors", "xmlsafe", "bodies", "envelope", "mtom", "outcomes", "consolidate")
-PURE += ("screening", "webrequest")
+PURE: tuple[str, ...] = ("model", "errors", "xmlsafe", "bodies", "envelope", "mtom")
+PURE += ("outcomes", "consolidate", "screening", "webrequest")
 ROUTED = ("plan",)  # reads the registry: routing loads ssl (TLS profiles), hence socket
 FORBIDDEN = {"aiohttp", "asyncio", "socket"}
 
