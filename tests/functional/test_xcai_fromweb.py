@@ -7,7 +7,7 @@ with real processes only:
              A ─RAD-69→ S (community A's XDS-I.b source: a gateway in bridge mode) ─WADO-RS→ Orthanc
 
 A knows C only as a ``rad-75`` community and its source at ``RLUID_S`` only as a ``rad-69``
-source; B knows C through A (``xc-wado``). Each test has its own small study in the session's
+source; B knows C through A (``xc-wado``). Each test has its own small study in this module's
 Orthanc, so what one test leaves in A's manifest cache never changes another's outcome.
 """
 
@@ -68,6 +68,13 @@ class World:
 
     def at_a(self, tail: str, hcid: str = COMMUNITY_C, rluid: str = RLUID_C) -> str:
         return f"{self.a.endpoint}homeCommunityId/{hcid}/RetrieveLocationUID/{rluid}/{tail}"
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """An Orthanc of these tests' own: the studies they upload stay out of the session's."""
+    with OrthancServer(tmp_path_factory.mktemp("orthanc-fromweb")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
