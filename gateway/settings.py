@@ -219,14 +219,15 @@ SPOOL_FOLDER = "mado-gateway-spool"
 """The spool's folder under the system's temporary directory when none is configured."""
 
 ANY_TRANSFER_SYNTAXES = (
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian, which every source can give
     "1.2.840.10008.1.2.4.70",  # JPEG Lossless, first-order prediction
-    "1.2.840.10008.1.2.4.50",  # JPEG Baseline
     "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless Only
     "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian, which every source can give
 )
-"""What ``transfer-syntax=*`` becomes by default: common native compressed syntaxes first,
-then the one every source supports (xcai-digest.md §8.1)."""
+"""What ``transfer-syntax=*`` ("as stored") becomes in a TransferSyntaxUIDList, which can only
+name syntaxes (xcai-digest.md §8.1). Explicit VR Little Endian first: a source returns an
+uncompressed object unchanged and a compressed one decompressed, never re-compressed; then
+lossless syntaxes only — nothing lossy is ever asked for on a consumer's behalf."""
 
 
 def _transfer_syntax(text: str) -> Uid:

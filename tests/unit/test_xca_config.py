@@ -53,7 +53,8 @@ def test_defaults() -> None:
     assert (settings.xca.max_envelope_bytes, settings.xca.max_inline_bytes) == (4 * MiB, 64 * MiB)
     assert settings.xca.concurrency == 8
     assert settings.xca.any_transfer_syntaxes == ANY_TRANSFER_SYNTAXES
-    assert ANY_TRANSFER_SYNTAXES[-1] == "1.2.840.10008.1.2.1"
+    assert ANY_TRANSFER_SYNTAXES[0] == "1.2.840.10008.1.2.1"
+    assert "1.2.840.10008.1.2.4.50" not in ANY_TRANSFER_SYNTAXES  # nothing lossy
     spool = settings.xca.spool
     assert (spool.directory, spool.max_bytes, spool.max_request_bytes) == (None, 4 << 30, 1 << 30)
     assert spool.path == Path(tempfile.gettempdir()) / SPOOL_FOLDER

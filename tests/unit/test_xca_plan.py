@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gateway.protocols.xca.model import DocumentRequest, ErrorCode, RetrieveRequest
 from gateway.protocols.xca.plan import Carrier, Role, plan
 from routing.loader import parse_config
@@ -43,6 +45,8 @@ def doc(n: int, hcid: str | None, repository: str = REPO_WADO) -> DocumentReques
     )
 
 
+@pytest.mark.xcai(21, 22, 23)
+@pytest.mark.checklist(36, 37, 38)
 def test_an_initiating_gateway_groups_by_community_and_refuses_without_asking() -> None:
     documents = (
         doc(1, f"urn:oid:{REMOTE_SOAP}"),
@@ -76,6 +80,8 @@ def test_an_initiating_gateway_groups_by_community_and_refuses_without_asking() 
     assert {r.error.location for r in result.refused} == {f"urn:oid:{OWN}"}
 
 
+@pytest.mark.xcai(17, 19)
+@pytest.mark.checklist(40)
 def test_a_responding_gateway_groups_by_repository_and_only_for_its_community() -> None:
     documents = (
         doc(1, f"urn:oid:{OWN}", REPO_WADO),

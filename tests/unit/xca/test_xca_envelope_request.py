@@ -103,6 +103,7 @@ def test_documents_are_regrouped_by_study_and_series_in_first_seen_order() -> No
 
 
 @pytest.mark.xcai(29)
+@pytest.mark.checklist(34)
 def test_document_namespace_is_chosen_per_upstream() -> None:
     request = sample_request()
     default = body_element(build_request(rad69(), request))
@@ -120,6 +121,7 @@ def test_document_namespace_is_chosen_per_upstream() -> None:
 
 
 @pytest.mark.xcai(4)
+@pytest.mark.checklist(34)
 @pytest.mark.parametrize("prefixes", [("xdsb", "xdsb"), ("iherad", "iherad"), ("xdsb", "iherad")])
 def test_document_request_is_read_in_both_namespaces(prefixes: tuple[str, str]) -> None:
     documents = document_xml(" 1.2.3.4.5.1.1.1\n", prefixes[0]) + document_xml(
