@@ -19,6 +19,7 @@ from gateway.errors import GatewayError, UpstreamProtocol
 from gateway.exchange import Exchange, Leg
 from gateway.keys import EXCHANGE, RELAY, SETTINGS, SPOOL
 from gateway.manifestcache import ListedInstance
+from gateway.protocols.xca.fetching import Fetching
 from gateway.protocols.xca.fromweb import group_for, send
 from gateway.protocols.xca.reframe import write_documents
 from gateway.protocols.xca.results import PartFailed
@@ -90,15 +91,15 @@ async def bridged_objects(
     objects: list[bytes] = []
     total = 0
     with request.app[SPOOL].request() as budget:
-        sent = await send(
-            request,
-            request[RELAY],
-            exchange,
-            group_for(route.upstream, rad160, documents),
-            transfer_syntaxes=tuple(settings.any_transfer_syntaxes),
+        fetching = Fetching(
+            request=request,
+            relay=request[RELAY],
+            exchange=exchange,
             settings=settings,
             budget=budget,
+            transfer_syntaxes=tuple(settings.any_transfer_syntaxes),
         )
+        sent = await send(fetching, group_for(route.upstream, rad160, documents))
         try:
             if sent.failed:
                 raise sent.failure()
@@ -153,15 +154,15 @@ async def bridged(
     documents = documents_for(rad160, listed)
     if documents is None:  # a series the manifest lists no instance of
         return
-    sent = await send(
-        request,
-        request[RELAY],
-        exchange,
-        group_for(route.upstream, rad160, documents),
-        transfer_syntaxes=_transfer_syntaxes(accept, settings.any_transfer_syntaxes),
+    fetching = Fetching(
+        request=request,
+        relay=request[RELAY],
+        exchange=exchange,
         settings=settings,
         budget=budget,
+        transfer_syntaxes=_transfer_syntaxes(accept, settings.any_transfer_syntaxes),
     )
+    sent = await send(fetching, group_for(route.upstream, rad160, documents))
     try:
         if sent.failed:
             raise sent.failure()

@@ -25,6 +25,7 @@ from multidict import CIMultiDictProxy
 
 from gateway.exchange import Exchange, Leg
 from gateway.protocols.xca.client import call
+from gateway.protocols.xca.fetching import Fetching
 from gateway.protocols.xca.model import DocumentRequest, RetrieveRequest
 from gateway.protocols.xca.plan import Role, plan
 from gateway.protocols.xca.results import GroupAnswer
@@ -205,17 +206,16 @@ class Side:
             role,
         )
         assert len(planned.groups) == 1 and not planned.refused, planned
-        return await call(
-            make_mocked_request("POST", "/xcai", headers={"Accept": "multipart/related"}),
-            self.relay,
-            self.exchange,
-            planned.groups[0],
-            transfer_syntaxes=transfer_syntaxes,
+        fetching = Fetching(
+            request=make_mocked_request("POST", "/xcai", headers={"Accept": "multipart/related"}),
+            relay=self.relay,
+            exchange=self.exchange,
             settings=self.settings,
             budget=self.budget,
-            own=HomeCommunityId(OWN),
-            responding=role is Role.RESPONDING,
+            transfer_syntaxes=transfer_syntaxes,
         )
+        assert fetching.own == HomeCommunityId(OWN)
+        return await call(fetching, planned.groups[0], responding=role is Role.RESPONDING)
 
 
 @asynccontextmanager

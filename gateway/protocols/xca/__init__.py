@@ -7,7 +7,8 @@ Reading order, following one request through the endpoint:
    the role chosen from ``wsa:Action``;
 2. :mod:`.respond` — plan, fetch every group concurrently, consolidate, answer;
 3. :mod:`.plan` — which upstream answers for which document, and what is refused unasked;
-4. the fetchers, each giving a :class:`.results.GroupAnswer` (:mod:`.results`, the seam):
+4. the fetchers, each handed one :class:`.fetching.Fetching` per request and giving a
+   :class:`.results.GroupAnswer` (:mod:`.results`, the seam):
    :mod:`.client` (RAD-75 / RAD-69 to a SOAP upstream, its answer read by
    :mod:`.answerstream` and, while another group streams, copied aside by :mod:`.spill`)
    and :mod:`.bridge` (one WADO-RS or RAD-160 instance GET per document, each instance

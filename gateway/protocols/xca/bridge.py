@@ -65,6 +65,7 @@ from gateway.protocols.xca.bridgebody import (
     WholeBody,
     WrongInstance,
 )
+from gateway.protocols.xca.fetching import Fetching
 from gateway.protocols.xca.model import (
     DocumentRequest,
     DocumentResponse,
@@ -86,9 +87,8 @@ from gateway.relay.forward import open_upstream
 from gateway.relay.handover import Relay
 from gateway.relay.multipart import MultipartError
 from gateway.relay.multipart import boundary_of as multipart_boundary
-from gateway.settings import XcaSettings
 from routing.errors import InvalidIdentifier, RoutingError
-from routing.ids import HomeCommunityId, Oid, Uid
+from routing.ids import Oid, Uid
 from routing.media import media_or_none
 from routing.rad160 import ResourceKind
 from routing.registry import Route, RouteKind
@@ -119,20 +119,13 @@ class _Unusable(Exception):
         self.status = status
 
 
-async def fetch(
-    request: web.Request,
-    relay: Relay,
-    exchange: Exchange,
-    group: Group,
-    *,
-    transfer_syntaxes: tuple[str, ...],
-    settings: XcaSettings,
-    budget: SpoolBudget,
-    own: HomeCommunityId,
-) -> GroupAnswer:
+async def fetch(fetching: Fetching, group: Group) -> GroupAnswer:
     """Fetch ``group``'s documents from its ``wado-rs`` or ``xc-wado`` upstream into
-    ``budget`` (module docstring). Never raises for an upstream's failure or a full spool;
-    errors are located at ``own``."""
+    ``fetching.budget`` (module docstring). Never raises for an upstream's failure or a full
+    spool; errors are located at ``fetching.own``."""
+    request, relay, exchange = fetching.request, fetching.relay, fetching.exchange
+    settings, budget, own = fetching.settings, fetching.budget, fetching.own
+    transfer_syntaxes = fetching.transfer_syntaxes
     if group.carrier not in (Carrier.WADO_RS, Carrier.XC_WADO):
         raise ValueError(f"the bridge does not carry {group.carrier}")
     location = own.urn

@@ -47,13 +47,13 @@ import logging
 import uuid
 
 import aiohttp
-from aiohttp import web
 
 from gateway.errors import GatewayError
-from gateway.exchange import Exchange, Leg
+from gateway.exchange import Leg
 from gateway.protocols.xca.answerstream import AnswerStream
 from gateway.protocols.xca.envelope import build_request, new_message_id, parse_response
 from gateway.protocols.xca.errors import AnswerUnreadable, MtomError
+from gateway.protocols.xca.fetching import Fetching
 from gateway.protocols.xca.model import (
     Action,
     Addressing,
@@ -73,7 +73,6 @@ from gateway.protocols.xca.screening import screen
 from gateway.protocols.xca.spill import spill
 from gateway.protocols.xca.spool import SpoolBudget, SpoolFile, SpoolFull
 from gateway.relay.forward import open_upstream
-from gateway.relay.handover import Relay
 from gateway.relay.upstream import loggable_base
 from gateway.settings import XcaSettings
 from routing.errors import RoutingError
@@ -94,26 +93,18 @@ _NAMESPACES = {DocumentNamespace.XDSB: Namespace.XDSB, DocumentNamespace.XDSIB: 
 _REASON_LIMIT = 160
 
 
-async def call(
-    request: web.Request,
-    relay: Relay,
-    exchange: Exchange,
-    group: Group,
-    *,
-    transfer_syntaxes: tuple[str, ...],
-    settings: XcaSettings,
-    budget: SpoolBudget,
-    own: HomeCommunityId,
-    responding: bool,
-) -> GroupAnswer:
+async def call(fetching: Fetching, group: Group, *, responding: bool) -> GroupAnswer:
     """Send ``group``'s documents to its SOAP upstream and return its answer, parts live.
 
     Never raises for an upstream failure: an unreachable or unreadable upstream becomes one
     RegistryError per document (XDSUnavailableCommunity for RAD-75, XDSRepositoryError for
     RAD-69). ``responding``: this gateway answers RAD-75 (the RIG rules: HomeCommunityId =
-    ``own`` on every DocumentResponse, every error relocated to ``own``). Raises ValueError
-    for a group whose carrier is not SOAP. See the module docstring.
+    ``fetching.own`` on every DocumentResponse, every error relocated there). Raises
+    ValueError for a group whose carrier is not SOAP. See the module docstring.
     """
+    request, relay, exchange = fetching.request, fetching.relay, fetching.exchange
+    settings, budget, own = fetching.settings, fetching.budget, fetching.own
+    transfer_syntaxes = fetching.transfer_syntaxes
     action = _ACTIONS.get(group.carrier)
     if action is None:
         raise ValueError(f"a {group.carrier} group is not sent over SOAP")

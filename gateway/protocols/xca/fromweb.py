@@ -52,6 +52,7 @@ from gateway.errors import (
 from gateway.exchange import DocumentOutcome, Exchange, Leg, Outcome
 from gateway.manifestcache import ManifestCache
 from gateway.protocols.xca import client
+from gateway.protocols.xca.fetching import Fetching
 from gateway.protocols.xca.model import (
     DocumentRequest,
     DocumentResponse,
@@ -64,7 +65,7 @@ from gateway.protocols.xca.outcomes import http_answer, status_for
 from gateway.protocols.xca.plan import Carrier, Group
 from gateway.protocols.xca.reframe import multipart_type, write_documents
 from gateway.protocols.xca.results import GroupAnswer, PartFailed
-from gateway.protocols.xca.spool import Spool, SpoolBudget
+from gateway.protocols.xca.spool import Spool
 from gateway.protocols.xca.webrequest import (
     NOT_BRIDGEABLE,
     documents_for,
@@ -122,15 +123,15 @@ async def bridge(
         raise InstanceListRequired(rad160.level, upstream.name)
     group = group_for(upstream, rad160, documents)
     with spool.request() as budget:
-        sent = await send(
-            request,
-            relay,
-            exchange,
-            group,
-            transfer_syntaxes=syntaxes,
+        fetching = Fetching(
+            request=request,
+            relay=relay,
+            exchange=exchange,
             settings=settings,
             budget=budget,
+            transfer_syntaxes=syntaxes,
         )
+        sent = await send(fetching, group)
         try:
             return await _answer(request, exchange, sent, relay=relay)
         finally:
@@ -192,31 +193,13 @@ class Sent:
         return BridgeFailed(self.group.upstream.name, status, error_summary(self.answer.errors))
 
 
-async def send(
-    request: web.Request,
-    relay: Relay,
-    exchange: Exchange,
-    group: Group,
-    *,
-    transfer_syntaxes: tuple[str, ...],
-    settings: XcaSettings,
-    budget: SpoolBudget,
-) -> Sent:
+async def send(fetching: Fetching, group: Group) -> Sent:
     """Send ``group`` with :func:`~gateway.protocols.xca.client.call` and match its answer;
     records a :class:`~gateway.exchange.DocumentOutcome` per requested document. The caller
     closes ``Sent.answer``. Raises only what the client raises (it reports an upstream
     failure as errors, not as an exception)."""
-    answer = await client.call(
-        request,
-        relay,
-        exchange,
-        group,
-        transfer_syntaxes=transfer_syntaxes,
-        settings=settings,
-        budget=budget,
-        own=relay.registry.identity.home_community_id,
-        responding=False,
-    )
+    exchange = fetching.exchange
+    answer = await client.call(fetching, group, responding=False)
     try:
         requested = {document.key for document in group.documents}
         documents = tuple(d for d in answer.documents if d.key in requested)

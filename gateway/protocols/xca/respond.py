@@ -36,6 +36,7 @@ from gateway.protocols.xca import bridge, client
 from gateway.protocols.xca.answer import Stream, send_answer
 from gateway.protocols.xca.consolidate import consolidate
 from gateway.protocols.xca.envelope import build_response, new_message_id
+from gateway.protocols.xca.fetching import Fetching
 from gateway.protocols.xca.model import Action, Addressing, RetrieveRequest
 from gateway.protocols.xca.mtom import MtomWriter
 from gateway.protocols.xca.plan import Carrier, Group, Role, plan
@@ -73,29 +74,19 @@ async def respond(
 
     with spool.request() as budget:
 
+        fetching = Fetching(
+            request=request,
+            relay=relay,
+            exchange=exchange,
+            settings=settings,
+            budget=budget,
+            transfer_syntaxes=syntaxes,
+        )
+
         async def fetch(group: Group) -> GroupAnswer:
             if group.carrier in _LIVE:
-                return await client.call(
-                    request,
-                    relay,
-                    exchange,
-                    group,
-                    transfer_syntaxes=syntaxes,
-                    settings=settings,
-                    budget=budget,
-                    own=own,
-                    responding=responding,
-                )
-            return await bridge.fetch(
-                request,
-                relay,
-                exchange,
-                group,
-                transfer_syntaxes=syntaxes,
-                settings=settings,
-                budget=budget,
-                own=own,
-            )
+                return await client.call(fetching, group, responding=responding)
+            return await bridge.fetch(fetching, group)
 
         fetched: dict[int, GroupAnswer] = {}
         try:
