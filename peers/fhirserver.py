@@ -78,7 +78,8 @@ class FhirServer(PeerProcess):
 
     def create(self, resource: dict[str, Any]) -> dict[str, Any]:
         """POST ``resource``; the stored resource (with its id). Raises ``HTTPError``."""
-        return self._call("POST", resource["resourceType"], resource)
+        created: dict[str, Any] = self._call("POST", resource["resourceType"], resource)
+        return created
 
     def delete(self, resource_type: str, resource_id: str) -> None:
         self._call("DELETE", f"{resource_type}/{resource_id}")
