@@ -13,8 +13,9 @@ and tries :meth:`Directory.resolve`); the registry stays pure and synchronous.
   Bundle) caches nothing and raises :class:`DirectoryUnavailable` (503): a cached answer
   keeps serving during an outage only while it is fresh.
 * Every address a directory returns becomes an upstream through
-  :func:`routing.directory.derived_upstream` (the URL rules of a configured base URL); the
-  relay applies its address policy at connection time as for any upstream. When no cached
+  :func:`routing.directory.derived_upstream` (the URL rules of a configured base URL; an
+  entry whose every address they refuse is logged, counted as ``refused`` and cached as "not
+  found"); the relay applies its address policy at connection time as for any upstream. When no cached
   answer names an upstream any more, its session in the :class:`UpstreamPool` is retired.
 * The directory itself is reached through its own session: its TLS profile, its address
   policy (checked for literal addresses here, and by a :class:`PolicyResolver` for names),
@@ -256,7 +257,10 @@ class Directory:
                     extra={"kind": kind.value, "identifier": identifier},
                 )
         if not upstreams:
-            raise _SearchFailed("refused")
+            # Cached as "not found": a directory entry the URL rules refuse routes nowhere,
+            # and is not searched again on every request.
+            self._metrics.errors.labels(kind.value, "refused").inc()
+            return None
         bases = tuple(base for upstream in upstreams for base in upstream.base_urls)
         return dataclasses.replace(upstreams[0], base_urls=bases)
 

@@ -143,6 +143,10 @@ class UpstreamPool:
             else:
                 self._close_soon(session)
 
+    def __len__(self) -> int:
+        """Sessions held for new leases (retired ones closing are not counted)."""
+        return len(self._sessions)
+
     def retire(self, upstream: Upstream) -> None:
         """Retire the session of one upstream that is no configured one (a directory entry
         no answer names any more): closed once its last lease has ended; a later lease opens
