@@ -15,8 +15,9 @@ and tries :meth:`Directory.resolve`); the registry stays pure and synchronous.
 * Every address a directory returns becomes an upstream through
   :func:`routing.directory.derived_upstream` (the URL rules of a configured base URL; an
   entry whose every address they refuse is logged, counted as ``refused`` and cached as "not
-  found"); the relay applies its address policy at connection time as for any upstream. When no cached
-  answer names an upstream any more, its session in the :class:`UpstreamPool` is retired.
+  found"); the relay applies its address policy at connection time as for any upstream.
+  When no cached answer names an upstream any more, its session in the
+  :class:`UpstreamPool` is retired.
 * The directory itself is reached through its own session: its TLS profile, its address
   policy (checked for literal addresses here, and by a :class:`PolicyResolver` for names),
   a connect and a total timeout, and an answer of at most :data:`MAX_ANSWER_BYTES`.
