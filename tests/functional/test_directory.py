@@ -160,9 +160,7 @@ async def test_outage_serves_fresh_answers_then_fails_clearly(
             assert status == 503
             assert isinstance(problem, dict)
             assert problem["type"].endswith(":directory-unavailable")
-            assert gw.metric(
-                "mado_gateway_directory_errors_total", kind="source", reason="connect"
-            )
+            assert gw.metric("mado_gateway_directory_errors_total", kind="source", reason="connect")
             assert (await gw.get("1.3.6.1.4.1.21367.13.80.1.103"))[0] == 503
             fhir.start()
             assert (await gw.get(rluid))[0] == 200  # back without a reload
@@ -237,9 +235,7 @@ async def test_pool_stays_bounded_as_entries_come_and_go(fhir: FhirServer) -> No
             recorder.__exit__()
 
 
-async def test_one_search_per_key_for_concurrent_misses(
-    fhir: FhirServer, source: Recorder
-) -> None:
+async def test_one_search_per_key_for_concurrent_misses(fhir: FhirServer, source: Recorder) -> None:
     rluid = "1.3.6.1.4.1.21367.13.80.1.105"
     fhir.create(endpoint(rluid, source.url))
     async with gateway({"base_url": fhir.base_url}) as gw:
