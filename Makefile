@@ -8,19 +8,19 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := orthanc orthanc-dicomweb dicom3tools rsyslog rsyslog-gnutls prometheus curl chromium \
-	podman buildah runc catatonit debootstrap
+	podman buildah runc catatonit debootstrap nodejs
 # checkov pins dependencies the gateway's own (cachetools, packaging) have outgrown: it gets a
 # virtual environment of its own, inside .venv so that `make clean` removes it.
 CHECKOV := $(VENV)/checkov/bin/checkov
 
-.PHONY: demo test deps system-deps python-deps lint typecheck pytest test-deploy bench bench-xcai config-docs clean
+.PHONY: demo test deps system-deps python-deps fhir-peer lint typecheck pytest test-deploy bench bench-xcai config-docs clean
 
 demo: deps
 	$(PY) -m demo
 
 test: deps lint typecheck pytest
 
-deps: system-deps python-deps
+deps: system-deps python-deps fhir-peer
 
 # Debian packages for the real peers. Installed only when missing, so a second run is quick.
 system-deps:
@@ -38,6 +38,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# The FHIR server the directory and BALP tests talk to (peers/fhir: Medplum's FHIR engine behind
+# a small adapter), installed from the npm registry at the versions of its lockfile.
+fhir-peer: peers/fhir/node_modules/.package-lock.json
+
+peers/fhir/node_modules/.package-lock.json: peers/fhir/package.json peers/fhir/package-lock.json
+	npm ci --prefix peers/fhir --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(CHECKOV): | $(VENV)/.installed
@@ -70,4 +78,5 @@ config-docs: python-deps
 	$(PY) -m gateway config-schema --format markdown > docs/configuration.md
 
 clean:
+	rm -rf peers/fhir/node_modules
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-output

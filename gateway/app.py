@@ -26,6 +26,7 @@ from gateway.audit.messages import AlertKind
 from gateway.audit.service import AuditService
 from gateway.consumer.endpoint import retrieve_manifest
 from gateway.consumer.parsing import manifest_reader_context
+from gateway.directory import Directory, DirectoryMetrics
 from gateway.edge import health
 from gateway.edge.cors import cors_on_prepare
 from gateway.edge.hardening import hardening_middleware, parser_limits
@@ -43,6 +44,7 @@ from gateway.edge.routes import (
 )
 from gateway.exchange import ExchangeSink
 from gateway.keys import (
+    DIRECTORY,
     HOLDER,
     MANIFEST_CACHE,
     METRICS,
@@ -121,6 +123,7 @@ def create_app(
     app[HOLDER] = holder
     app[METRICS] = metrics
     app[POOL] = pool
+    app[DIRECTORY] = Directory(pool=pool, metrics=DirectoryMetrics(metrics.registry))
     app[SINKS] = [metrics, *extra_sinks, *([audit] if audit is not None else [])]
     app[READINESS] = [audit.ready] if audit is not None else []
     app[SECURITY] = security
@@ -218,6 +221,7 @@ def _alert_rejected_reloads(
 
 async def _upstream_pool(app: web.Application) -> AsyncIterator[None]:
     yield
+    await app[DIRECTORY].close()
     await app[POOL].close()
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.directory import Directory
 from gateway.edge.reload import RegistryHolder
 from gateway.exchange import Exchange, ExchangeSink
 from gateway.manifestcache import ManifestCache
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # the reader module imports these keys
 
 __all__ = [
     "BORDER",
+    "DIRECTORY",
     "EXCHANGE",
     "HOLDER",
     "MANIFEST_CACHE",
@@ -41,6 +43,7 @@ SETTINGS = web.AppKey("settings", ServerSettings)
 HOLDER = web.AppKey("registry_holder", RegistryHolder)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("upstream_pool", UpstreamPool)
+DIRECTORY = web.AppKey("directory", Directory)  # asked for what the registry does not name
 SINKS = web.AppKey("exchange_sinks", list[ExchangeSink])
 SECURITY = web.AppKey("security_events", SecurityEvents)
 SPOOL = web.AppKey("xca_spool", Spool)  # where XCA-I answers wait (gateway.app.spool_context)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from routing.credentials import AuthScheme, Credential, Secret
 from routing.declare import FAILED, Reader, Report, setting
+from routing.directory import DirectorySettings
 from routing.errors import InvalidIdentifier
 from routing.ids import HomeCommunityId, Oid
 from routing.kinds import Flag, Map, Section, Text
@@ -45,6 +46,7 @@ __all__ = [
     "COMMUNITY_PROTOCOLS",
     "Config",
     "Credential",
+    "DirectorySettings",
     "DocumentNamespace",
     "Identity",
     "Limits",
@@ -245,6 +247,12 @@ class Config:
         "it stands for; used where a manifest becomes RAD-160 requests (RAD-160 paths stay "
         "OID-only).",
         factory=dict,
+    )
+    directory: DirectorySettings | None = setting(
+        Section(DirectorySettings),
+        "A FHIR Endpoint directory asked for the Retrieve Location UIDs and homeCommunityIds "
+        "that sources and communities do not name (docs/directory.md); absent: none.",
+        default=None,
     )
 
     def __post_init__(self) -> None:

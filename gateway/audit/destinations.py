@@ -9,12 +9,20 @@ syslog frames it cannot use), which its sender then skips and counts.
 
 from __future__ import annotations
 
+import ssl
 from typing import Protocol
 
+from gateway.audit.balp import render_fhir
+from gateway.audit.fhirfeed import FhirTransport
 from gateway.audit.model import Outcome
 from gateway.audit.record import AuditRecord, LegacyFrame
 from gateway.audit.render import render
-from gateway.audit.settings import DestinationSettings, SyslogSettings, TransportKind
+from gateway.audit.settings import (
+    DestinationSettings,
+    FhirSettings,
+    SyslogSettings,
+    TransportKind,
+)
 from gateway.audit.syslog import SyslogHeader, format_message
 from gateway.audit.transports import (
     FileTransport,
@@ -24,7 +32,14 @@ from gateway.audit.transports import (
     client_tls_context,
 )
 
-__all__ = ["Renderer", "SyslogRenderer", "build_transport", "settle_time", "syslog_renderer"]
+__all__ = [
+    "Renderer",
+    "SyslogRenderer",
+    "build_transport",
+    "renderer_for",
+    "settle_time",
+    "syslog_renderer",
+]
 
 _NOTICE = 5
 _WARNING = 4
@@ -87,11 +102,34 @@ def build_transport(destination: DestinationSettings) -> Transport:
             server_name=tls.server_name,
             connect_timeout_s=tls.connect_timeout_s,
         )
+    if destination.transport is TransportKind.FHIR and destination.fhir is not None:
+        return _fhir_transport(destination.fhir)
     if destination.transport is TransportKind.UDP and destination.udp is not None:
         return UdpTransport(destination.udp.host, destination.udp.port)
     if destination.file is None:
         raise ValueError(f"destination {destination.name} has no transport settings")
     return FileTransport(destination.file.path)
+
+
+def renderer_for(destination: DestinationSettings, syslog: Renderer) -> Renderer:
+    """The renderer of ``destination``: FHIR AuditEvents for the BALP feed, else ``syslog``."""
+    if destination.transport is TransportKind.FHIR:
+        return render_fhir
+    return syslog
+
+
+def _fhir_transport(settings: FhirSettings) -> FhirTransport:
+    context = None
+    if settings.ca_file is not None or settings.cert_file is not None:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.ca_file)
+        if settings.cert_file is not None and settings.key_file is not None:
+            context.load_cert_chain(settings.cert_file, settings.key_file)
+    return FhirTransport(
+        settings.base_url,
+        context=context,
+        connect_timeout_s=settings.connect_timeout_s,
+        request_timeout_s=settings.request_timeout_s,
+    )
 
 
 def settle_time(destination: DestinationSettings) -> float:

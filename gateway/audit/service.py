@@ -44,7 +44,12 @@ from datetime import UTC, datetime
 from prometheus_client import CollectorRegistry
 
 from gateway.audit import messages
-from gateway.audit.destinations import build_transport, settle_time, syslog_renderer
+from gateway.audit.destinations import (
+    build_transport,
+    renderer_for,
+    settle_time,
+    syslog_renderer,
+)
 from gateway.audit.errors import JournalError, JournalFull
 from gateway.audit.groupcommit import GroupCommit
 from gateway.audit.journal import Journal
@@ -170,7 +175,7 @@ class AuditService:
                     self.journal,
                     destination.name,
                     transport,
-                    self._renderer,
+                    renderer_for(destination, self._renderer),
                     metrics,
                     executor=self._executor,
                     backoff_initial_s=self.settings.retry.initial_s,

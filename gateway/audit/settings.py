@@ -12,6 +12,7 @@
           transport: file
           file:  {path: audit/audit.log}
         - {name: siem, transport: udp, udp: {host: siem.example.org, port: 514}}
+        - {name: balp, transport: fhir, fhir: {base_url: https://fhir.example.org/R4/}}
       journal: {directory: audit/journal, max_bytes: 268435456, segment_bytes: 4194304,
                 fsync_interval_s: 0.2}
       syslog:  {app_name: mado-gateway, hostname: gw1.example.org}
@@ -46,6 +47,7 @@ from routing.kinds import Choice, Integer, ListOf, Number, Section, Text
 __all__ = [
     "AuditSettings",
     "DestinationSettings",
+    "FhirSettings",
     "FileSettings",
     "JournalSettings",
     "RetrySettings",
@@ -61,6 +63,7 @@ class TransportKind(enum.StrEnum):
     FILE = "file"
     TLS = "tls"
     UDP = "udp"
+    FHIR = "fhir"  # IHE BALP AuditEvents POSTed to a FHIR server (destinations form only)
 
 
 _TRANSPORT = Choice.of(TransportKind, fold=str.lower)
@@ -104,6 +107,32 @@ class UdpSettings:
 
     host: str = setting(Text(label="host"), "The Audit Record Repository.", required=True)
     port: int = setting(_PORT, "Its port (RFC 5426 §3.3).", default=514)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FhirSettings:
+    """The IHE BALP feed: each event as a FHIR R4 AuditEvent POSTed to ``base_url``
+    (:mod:`gateway.audit.balp`, :mod:`gateway.audit.fhirfeed`). TLS files are optional: an
+    https server is verified with ``ca_file`` or the system store; ``cert_file`` and
+    ``key_file`` add a client certificate."""
+
+    base_url: str = setting(Text(label="URL"), "FHIR base URL of the server.", required=True)
+    ca_file: str | None = setting(
+        Text(label="file path"), "CA bundle that verifies it.", default=None
+    )
+    cert_file: str | None = setting(
+        Text(label="file path"), "This gateway's certificate.", default=None
+    )
+    key_file: str | None = setting(Text(label="file path"), "Its private key.", default=None)
+    connect_timeout_s: float = setting(Number(), "Seconds to connect.", default=5.0)
+    request_timeout_s: float = setting(Number(), "Seconds one POST may take.", default=10.0)
+
+    def finish(self, report: Report) -> FhirSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            report.problem("cert_file", "cert_file and key_file go together")
+        if not self.base_url.startswith(("https://", "http://")):
+            report.problem("base_url", "must be an http:// or https:// URL")
+        return self
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,10 +185,15 @@ class RetrySettings:
 
 
 def _check_transport(
-    report: Report, transport: TransportKind, tls: TlsSettings | None, udp: UdpSettings | None
+    report: Report,
+    transport: TransportKind,
+    tls: TlsSettings | None,
+    udp: UdpSettings | None,
+    fhir: FhirSettings | None = None,
 ) -> None:
-    """A tls or udp destination needs its settings."""
-    for kind, settings in ((TransportKind.TLS, tls), (TransportKind.UDP, udp)):
+    """A tls, udp or fhir destination needs its settings."""
+    checks = ((TransportKind.TLS, tls), (TransportKind.UDP, udp), (TransportKind.FHIR, fhir))
+    for kind, settings in checks:
         if transport is kind and settings is None and not report.failed(kind.value):
             report.problem(kind.value, f"is required for transport {kind.value}")
 
@@ -188,9 +222,12 @@ class DestinationSettings:
     udp: UdpSettings | None = setting(
         Section(UdpSettings), "transport udp: the repository.", default=None
     )
+    fhir: FhirSettings | None = setting(
+        Section(FhirSettings), "transport fhir: the FHIR server (IHE BALP).", default=None
+    )
 
     def finish(self, report: Report) -> DestinationSettings:
-        _check_transport(report, self.transport, self.tls, self.udp)
+        _check_transport(report, self.transport, self.tls, self.udp, self.fhir)
         if self.transport is not TransportKind.FILE:
             return dataclasses.replace(self, file=None)
         return dataclasses.replace(self, file=self.file or FileSettings())

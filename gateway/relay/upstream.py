@@ -143,6 +143,22 @@ class UpstreamPool:
             else:
                 self._close_soon(session)
 
+    def __len__(self) -> int:
+        """Sessions held for new leases (retired ones closing are not counted)."""
+        return len(self._sessions)
+
+    def retire(self, upstream: Upstream) -> None:
+        """Retire the session of one upstream that is no configured one (a directory entry
+        no answer names any more): closed once its last lease has ended; a later lease opens
+        a new one. Keeps the pool bounded by what is still named."""
+        session = self._sessions.pop(_session_key(upstream), None)
+        if session is None:
+            return
+        if self._leases.get(session):
+            self._retired.add(session)
+        else:
+            self._close_soon(session)
+
     async def close(self) -> None:
         sessions = [*self._sessions.values(), *self._retired]
         self._sessions.clear()

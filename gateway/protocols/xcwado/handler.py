@@ -17,7 +17,16 @@ from aiohttp import web
 
 from gateway.errors import InvalidHost
 from gateway.exchange import Exchange
-from gateway.keys import BORDER, EXCHANGE, MANIFEST_CACHE, METRICS, RELAY, SETTINGS, SPOOL
+from gateway.keys import (
+    BORDER,
+    DIRECTORY,
+    EXCHANGE,
+    MANIFEST_CACHE,
+    METRICS,
+    RELAY,
+    SETTINGS,
+    SPOOL,
+)
 from gateway.protocols.xca import fromweb
 from gateway.protocols.xcwado.authority import public_authority
 from gateway.protocols.xcwado.border import border_for
@@ -62,7 +71,11 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
     _describe(exchange, rad160)
 
     try:
-        route = registry.resolve(rad160)
+        try:
+            route = registry.resolve(rad160)
+        except (UnknownCommunity, UnknownSource):
+            # Not in the static tables: the FHIR directory, when one is configured.
+            route = await request.app[DIRECTORY].resolve(registry, rad160)
     except Exception as exc:
         for error_type, result in _LOOKUP_FAILURES:
             if isinstance(exc, error_type):
