@@ -2,8 +2,11 @@
 adapter in ``peers/fhir/server.mjs`` (installed by ``make fhir-peer``).
 
 ``with FhirServer(folder) as fhir: fhir.base_url`` starts it; :meth:`FhirServer.restart` stops
-it and starts it again on the same port. Every write is stored in ``folder/store.ndjson``
-before it is acknowledged and replayed at start, so a restart keeps what was acknowledged.
+it and starts it again on the same port. ``FhirServer(folder, tls=ServerTls(cert, key, ca))``
+serves https with that certificate chain and key (made per test with trustme, as in
+``tests/security/pki.py``); the test client here verifies it with the CA file ``ca``. Every
+write is stored in ``folder/store.ndjson`` before it is acknowledged and replayed at start, so a
+restart keeps what was acknowledged.
 The server validates every resource it is given against the FHIR R4 definitions and refuses
 an invalid one with 400.
 """
@@ -12,40 +15,60 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
+import time
+import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from peers.net import free_port, wait_http
+from peers.net import free_port
 from peers.process import PeerProcess
 
-__all__ = ["FHIR_PEER", "FhirServer", "fhir_peer_available"]
+__all__ = ["FHIR_PEER", "FhirServer", "ServerTls", "fhir_peer_available"]
 
 FHIR_PEER = Path(__file__).resolve().parent / "fhir"
 _FHIR_JSON = "application/fhir+json"
 
 
 def fhir_peer_available() -> str | None:
-    """None when the peer can start, else why not (node missing, ``make fhir-peer`` not run)."""
+    """None when the peer can start, else why not and what to run (``make fhir-peer``)."""
     if shutil.which("node") is None:
-        return "node is not installed"
+        return "node is not installed: run make system-deps, then make fhir-peer"
     if not (FHIR_PEER / "node_modules" / "@medplum" / "fhir-router").is_dir():
         return "peers/fhir has no node_modules: run make fhir-peer"
     return None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerTls:
+    """The server's PEM certificate chain and key, and the CA file that verifies them."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
 class FhirServer(PeerProcess):
     """The FHIR peer; see the module docstring."""
 
-    def __init__(self, folder: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, *, port: int | None = None, tls: ServerTls | None = None
+    ) -> None:
         self.folder = folder
         self.port = port or free_port()
+        self.tls = tls
+        self._context = (
+            ssl.create_default_context(cafile=str(tls.ca_file)) if tls is not None else None
+        )
 
     @property
     def base_url(self) -> str:
-        """The FHIR base URL, ending in ``/``."""
-        return f"http://127.0.0.1:{self.port}/"
+        """The FHIR base URL, ending in ``/`` (https with ``tls``)."""
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/"
 
     def __enter__(self) -> Self:
         self.start()
@@ -63,12 +86,30 @@ class FhirServer(PeerProcess):
             "--store",
             str(self.folder / "store.ndjson"),
         ]
+        if self.tls is not None:
+            argv += ["--cert", str(self.tls.cert_file), "--key", str(self.tls.key_file)]
         self.spawn(argv, log_file=self.folder / "fhir.log", cwd=FHIR_PEER)
         try:
-            wait_http(f"{self.base_url}metadata", alive=self.alive, timeout_s=60)
+            self._wait_ready(timeout_s=60)
         except Exception:
             self.stop()
             raise
+
+    def _wait_ready(self, *, timeout_s: float) -> None:
+        """Poll ``[base]metadata`` until it answers; raise ``TimeoutError`` or, when the
+        process died, ``RuntimeError``."""
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"the FHIR server died; see {self.folder / 'fhir.log'}")
+            try:
+                self._call("GET", "metadata")
+                return
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                last = exc
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.base_url}metadata did not answer within {timeout_s} s ({last})")
 
     def restart(self) -> None:
         self.stop()
@@ -104,6 +145,5 @@ class FhirServer(PeerProcess):
             method=method,
             headers={"Content-Type": _FHIR_JSON, "Accept": _FHIR_JSON},
         )
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with urllib.request.urlopen(request, timeout=30, context=self._context) as answer:
             return json.load(answer)
-

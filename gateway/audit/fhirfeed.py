@@ -31,9 +31,10 @@ _FHIR_JSON = "application/fhir+json"
 class FhirTransport:
     """POSTs AuditEvents to the FHIR server at ``base_url`` (ending in ``/``).
 
-    ``context``: TLS for an https server (None: the system trust store). ``connect`` opens a
-    session and reads ``[base]metadata``, so an unreachable server fails there and the sender
-    backs off.
+    ``context``: TLS for an https server (None: the system trust store); the settings allow an
+    http ``base_url`` only when told to (:class:`~gateway.audit.settings.FhirSettings`).
+    ``connect`` opens a session and reads ``[base]metadata``, so an unreachable server, or one
+    whose certificate does not verify (reason ``tls``), fails there and the sender backs off.
     """
 
     name = "fhir"
@@ -90,7 +91,7 @@ class FhirTransport:
                 status = answer.status
         except TimeoutError as exc:
             raise TransportError("timeout", f"no answer within {self.request_timeout_s}s") from exc
-        except aiohttp.ClientConnectorSSLError as exc:
+        except aiohttp.ClientSSLError as exc:  # a handshake or a certificate refused
             raise TransportError("tls", str(exc)) from exc
         except aiohttp.ClientConnectorError as exc:
             raise TransportError("connect", str(exc)) from exc

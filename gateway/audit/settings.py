@@ -42,7 +42,7 @@ from typing import Any
 
 from gateway.audit.cursors import CURSOR_NAME
 from routing.declare import Report, read, setting
-from routing.kinds import Choice, Integer, ListOf, Number, Section, Text
+from routing.kinds import Choice, Flag, Integer, ListOf, Number, Section, Text
 
 __all__ = [
     "AuditSettings",
@@ -112,9 +112,11 @@ class UdpSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FhirSettings:
     """The IHE BALP feed: each event as a FHIR R4 AuditEvent POSTed to ``base_url``
-    (:mod:`gateway.audit.balp`, :mod:`gateway.audit.fhirfeed`). TLS files are optional: an
-    https server is verified with ``ca_file`` or the system store; ``cert_file`` and
-    ``key_file`` add a client certificate."""
+    (:mod:`gateway.audit.balp`, :mod:`gateway.audit.fhirfeed`). The feed goes over TLS
+    (spec-digest checklist item 58: audit records carry PHI): ``base_url`` is https, and the
+    server is verified with ``ca_file`` or the system store; ``cert_file`` and ``key_file``
+    add a client certificate. An http ``base_url`` is refused unless ``allow_http`` says
+    otherwise, for tests and closed networks."""
 
     base_url: str = setting(Text(label="URL"), "FHIR base URL of the server.", required=True)
     ca_file: str | None = setting(
@@ -126,12 +128,22 @@ class FhirSettings:
     key_file: str | None = setting(Text(label="file path"), "Its private key.", default=None)
     connect_timeout_s: float = setting(Number(), "Seconds to connect.", default=5.0)
     request_timeout_s: float = setting(Number(), "Seconds one POST may take.", default=10.0)
+    allow_http: bool = setting(
+        Flag(),
+        "Accept an http:// base_url (no TLS): for tests and closed networks only.",
+        default=False,
+    )
 
     def finish(self, report: Report) -> FhirSettings:
         if (self.cert_file is None) != (self.key_file is None):
             report.problem("cert_file", "cert_file and key_file go together")
-        if not self.base_url.startswith(("https://", "http://")):
-            report.problem("base_url", "must be an http:// or https:// URL")
+        scheme = self.base_url.partition("://")[0].lower() if "://" in self.base_url else ""
+        if scheme == "http" and not self.allow_http:
+            report.problem(
+                "base_url", "must be an https:// URL (the feed goes over TLS; see allow_http)"
+            )
+        elif scheme not in ("https", "http"):
+            report.problem("base_url", "must be an https:// URL")
         return self
 
 

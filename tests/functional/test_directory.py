@@ -35,7 +35,13 @@ RLUID_EXTENSION = (
     "https://profiles.ihe.net/RAD/MADO/StructureDefinition/MadoRetrieveLocationUIDExtension"
 )
 
-pytestmark = pytest.mark.skipif(fhir_peer_available() is not None, reason="make fhir-peer")
+
+@pytest.fixture(scope="module", autouse=True)
+def fhir_peer_installed() -> None:
+    """Fails (never skips) every test here when the FHIR peer cannot start."""
+    reason = fhir_peer_available()
+    if reason is not None:
+        pytest.fail(f"the FHIR peer cannot start: {reason}")
 
 
 def endpoint(rluid: str, address: str) -> dict[str, Any]:

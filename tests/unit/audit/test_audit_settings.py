@@ -197,3 +197,39 @@ def test_destinations_must_be_a_non_empty_list(value: object) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_audit_settings({"audit": {"destinations": value}}, source="t")
     assert [p.path for p in caught.value.problems] == ["audit.destinations"]
+
+
+def fhir_destination(**fhir: object) -> dict[str, object]:
+    return {"audit": {"destinations": [{"name": "balp", "transport": "fhir", "fhir": fhir}]}}
+
+
+def test_the_fhir_feed_goes_over_tls() -> None:
+    settings = parse_audit_settings(
+        fhir_destination(base_url="https://fhir.example.org/R4/", ca_file="ca.pem"), source="t"
+    )
+    fhir = settings.destinations[0].fhir
+    assert fhir is not None
+    assert (fhir.base_url, fhir.ca_file, fhir.allow_http) == (
+        "https://fhir.example.org/R4/",
+        "ca.pem",
+        False,
+    )
+
+
+@pytest.mark.parametrize("base_url", ["http://fhir.example.org/R4/", "HTTP://fhir/"])
+def test_an_http_fhir_server_is_refused_unless_allowed(base_url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_audit_settings(fhir_destination(base_url=base_url), source="t")
+    [problem] = caught.value.problems
+    assert problem.path == "audit.destinations[0].fhir.base_url"
+    assert "https://" in problem.reason and "allow_http" in problem.reason
+    allowed = parse_audit_settings(fhir_destination(base_url=base_url, allow_http=True), source="t")
+    fhir = allowed.destinations[0].fhir
+    assert fhir is not None and fhir.allow_http
+
+
+@pytest.mark.parametrize("base_url", ["ftp://fhir/", "fhir.example.org/R4/", ""])
+def test_a_fhir_base_url_is_an_https_url(base_url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_audit_settings(fhir_destination(base_url=base_url, allow_http=True), source="t")
+    assert [p.path for p in caught.value.problems] == ["audit.destinations[0].fhir.base_url"]
