@@ -74,6 +74,8 @@ def read_request(element: etree._Element) -> RetrieveRequest:
     if not studies:
         raise InvalidRequest("The request has no StudyRequest.")
     documents: list[DocumentRequest] = []
+    # A request names a few repositories and communities thousands of times: one string each.
+    shared: dict[str, str] = {}
     for s_index, study in enumerate(studies, 1):
         where = f"StudyRequest {s_index}"
         study_uid = _checked_id(study.get("studyInstanceUID"), f"{where}: studyInstanceUID")
@@ -92,8 +94,10 @@ def read_request(element: etree._Element) -> RetrieveRequest:
                     DocumentRequest(
                         study_uid=study_uid,
                         series_uid=series_uid,
-                        home_community_id=_optional_child_id(request, "HomeCommunityId", place),
-                        repository_id=_child_id(request, "RepositoryUniqueId", place),
+                        home_community_id=_one_or_none(
+                            shared, _optional_child_id(request, "HomeCommunityId", place)
+                        ),
+                        repository_id=_one(shared, _child_id(request, "RepositoryUniqueId", place)),
                         document_uid=_child_id(request, "DocumentUniqueId", place),
                     )
                 )
@@ -146,8 +150,10 @@ def read_response(element: etree._Element) -> RetrieveResponse:
         for error_list in children(registry[0], "RegistryErrorList", _RS_ONLY)
         for entry in children(error_list, "RegistryError", _RS_ONLY)
     )
+    shared: dict[str, str] = {}  # a few repositories and communities, often
     documents = tuple(
-        _document_response(entry) for entry in children(element, "DocumentResponse", _XDSB_ONLY)
+        _document_response(entry, shared)
+        for entry in children(element, "DocumentResponse", _XDSB_ONLY)
     )
     return RetrieveResponse(
         status=Status(status) if status in _KNOWN_STATUSES else status,
@@ -166,7 +172,16 @@ def _registry_error(entry: etree._Element) -> RegistryError:
     )
 
 
-def _document_response(entry: etree._Element) -> DocumentResponse:
+def _one(shared: dict[str, str], value: str) -> str:
+    """``value``, or the equal string ``shared`` already holds (kept from then on)."""
+    return shared.setdefault(value, value)
+
+
+def _one_or_none(shared: dict[str, str], value: str | None) -> str | None:
+    return None if value is None else _one(shared, value)
+
+
+def _document_response(entry: etree._Element, shared: dict[str, str]) -> DocumentResponse:
     def field(local: str) -> str | None:
         found = children(entry, local, _XDSB_ONLY)
         return text_of(found[0]) if found else None
@@ -186,10 +201,10 @@ def _document_response(entry: etree._Element) -> DocumentResponse:
         else:
             inline = _inline_bytes(documents[0].text or "")
     return DocumentResponse(
-        home_community_id=field("HomeCommunityId") or None,
-        repository_id=field("RepositoryUniqueId") or "",
+        home_community_id=_one_or_none(shared, field("HomeCommunityId") or None),
+        repository_id=_one(shared, field("RepositoryUniqueId") or ""),
         document_uid=field("DocumentUniqueId") or "",
-        mime_type=field("mimeType") or "",
+        mime_type=_one(shared, field("mimeType") or ""),
         content_id=content_id,
         inline=inline,
     )
