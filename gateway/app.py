@@ -41,8 +41,18 @@ from gateway.edge.routes import (
     RoutePolicy,
     RouteTable,
 )
-from gateway.exchange import ExchangeSink
-from gateway.keys import HOLDER, METRICS, POOL, READINESS, SECURITY, SETTINGS, SINKS, SPOOL
+from gateway.exchange import ExchangeSink, LegSink
+from gateway.keys import (
+    HOLDER,
+    LEG_SINKS,
+    METRICS,
+    POOL,
+    READINESS,
+    SECURITY,
+    SETTINGS,
+    SINKS,
+    SPOOL,
+)
 from gateway.protocols.xca import handler as xca
 from gateway.protocols.xca.faults import soap_error
 from gateway.protocols.xca.spool import Spool
@@ -111,6 +121,8 @@ def create_app(
     app[METRICS] = metrics
     app[POOL] = pool
     app[SINKS] = [metrics, *extra_sinks, *([audit] if audit is not None else [])]
+    leg_sinks: list[LegSink] = [audit] if audit is not None else []
+    app[LEG_SINKS] = leg_sinks
     app[READINESS] = [audit.ready] if audit is not None else []
     app[SECURITY] = security
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway.edge.reload import RegistryHolder
-from gateway.exchange import Exchange, ExchangeSink
+from gateway.exchange import Exchange, ExchangeSink, LegSink
 from gateway.protocols.xca.spool import Spool
 from gateway.protocols.xcwado.border import Border
 from gateway.relay.handover import RELAY
@@ -24,6 +24,7 @@ __all__ = [
     "BORDER",
     "EXCHANGE",
     "HOLDER",
+    "LEG_SINKS",
     "MANIFEST_READER",
     "METRICS",
     "POOL",
@@ -40,6 +41,7 @@ HOLDER = web.AppKey("registry_holder", RegistryHolder)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("upstream_pool", UpstreamPool)
 SINKS = web.AppKey("exchange_sinks", list[ExchangeSink])
+LEG_SINKS = web.AppKey("leg_sinks", list[LegSink])  # told before a leg's first byte
 SECURITY = web.AppKey("security_events", SecurityEvents)
 SPOOL = web.AppKey("xca_spool", Spool)  # where XCA-I answers wait (gateway.app.spool_context)
 

@@ -7,6 +7,9 @@ character reference, so one message is one line in a file or a line-based reposi
 ``pretty=True`` indents with one space per level and ends lines with LF (the layout of the
 spec digest's sample S6).
 
+Every ParticipantObjectIdentification has a ParticipantObjectName (see :func:`_object`), so
+the output validates against PS3.15 A.5.1 both as published and as later corrected.
+
 Characters XML 1.0 cannot carry (C0 controls other than tab, LF, CR; lone surrogates) are
 replaced by U+FFFD rather than rejected: an audit record with one damaged character is worth
 more than no record.
@@ -129,8 +132,13 @@ def _object(obj: ParticipantObject) -> Iterator[_Line]:
         ),
     )
     yield 2, _code("ParticipantObjectIDTypeCode", obj.id_type)
-    if obj.name is not None:
-        yield 2, f"<ParticipantObjectName>{_escape(obj.name)}</ParticipantObjectName>"
+    # Always a name: PS3.15 A.5.1 as published requires ParticipantObjectName or
+    # ParticipantObjectQuery on every object (later editions made both optional). Query is
+    # the text of a query object's query (role 24), which none of these objects is; the name
+    # is "an instance-specific descriptor" of the object, its own name when one is known (a
+    # patient's), else its ID, the one descriptor the gateway has of a study or a request.
+    name = obj.name or obj.object_id
+    yield 2, f"<ParticipantObjectName>{_escape(name)}</ParticipantObjectName>"
     for kind, value in obj.details:
         yield (
             2,
