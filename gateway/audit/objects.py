@@ -25,6 +25,7 @@ Pure: no I/O, no asyncio (design.md §9 rule 1).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from gateway.audit import codes
@@ -172,7 +173,12 @@ def community_details(exchange: Exchange) -> tuple[tuple[str, bytes], ...]:
     """``ihe:homeCommunityID`` = the exchange's community as ``urn:oid:``, if it has one."""
     if not exchange.home_community_id:
         return ()
-    return ((HOME_COMMUNITY_DETAIL, Oid(exchange.home_community_id).urn.encode()),)
+    return _community(exchange.home_community_id)
+
+
+@functools.lru_cache(maxsize=256)  # the communities of the registry
+def _community(home_community_id: str) -> tuple[tuple[str, bytes], ...]:
+    return ((HOME_COMMUNITY_DETAIL, Oid(home_community_id).urn.encode()),)
 
 
 def _hl7_escape(value: str) -> str:

@@ -23,13 +23,14 @@ Pure: no I/O, no asyncio (design.md §9 rule 1).
 
 from __future__ import annotations
 
+import functools
 from ipaddress import ip_address
 
 from gateway.audit import codes
 from gateway.audit.model import NetworkAccessPointType, Participant
 from gateway.exchange import Exchange, Leg
 from routing.model import Identity
-from routing.urls import parse_url
+from routing.urls import Url, parse_url
 
 __all__ = [
     "access_point",
@@ -49,7 +50,10 @@ def endpoint_of(url: str) -> str:
     including) its first ``homeCommunityId``, ``studies`` or ``study`` segment; no query,
     fragment or credentials. Raises ``ValueError`` for what :func:`routing.urls.parse_url`
     cannot split."""
-    parts = parse_url(url)
+    return _endpoint(parse_url(url))
+
+
+def _endpoint(parts: Url) -> str:
     path = parts.path
     segments = path.split("/")
     for index, segment in enumerate(segments):
@@ -73,10 +77,11 @@ def leg_participant(leg: Leg | None, *, role: codes.Code = codes.SOURCE_ROLE) ->
             roles=(role,),
         )
     try:
-        user_id = endpoint_of(url)
-        host: str | None = parse_url(url).host
+        parts = parse_url(url)
     except ValueError:  # never for a URL the relay vetted; the record must be written anyway
         user_id, host = leg.upstream, None
+    else:
+        user_id, host = _endpoint(parts), parts.host
     point, point_type = access_point(host)
     return Participant(
         user_id=user_id,
@@ -125,6 +130,11 @@ def access_point(host: str | None) -> tuple[str | None, NetworkAccessPointType |
     """A host as NetworkAccessPointID with its type code: an IP address or a machine name."""
     if not host:
         return None, None
+    return _access_point(host)
+
+
+@functools.lru_cache(maxsize=1024)  # a few clients, upstreams and the gateway itself
+def _access_point(host: str) -> tuple[str, NetworkAccessPointType]:
     bare = host.strip("[]")
     try:
         ip_address(bare)

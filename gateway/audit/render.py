@@ -18,6 +18,7 @@ more than no record.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ _ESCAPES = {
 }
 _SPECIAL = re.compile(r'[&<>"\t\n\r]')
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_ANY = re.compile('[&<>"\x00-\x1f\ufffe\uffff\ud800-\udfff]')
 
 _Line = tuple[int, str]
 
@@ -154,7 +156,9 @@ def _object(obj: ParticipantObject) -> Iterator[_Line]:
     yield 1, "</ParticipantObjectIdentification>"
 
 
+@functools.lru_cache(maxsize=512)
 def _code(tag: str, code: Code) -> str:
+    # Codes are a small fixed set (the constants of gateway.audit.codes): render each once.
     return _empty(
         tag, **{"csd-code": code.code, "codeSystemName": code.scheme, "originalText": code.text}
     )
@@ -169,11 +173,15 @@ def _empty(tag: str, **attributes: str | None) -> str:
 
 
 def _attributes(attributes: dict[str, str | None]) -> str:
-    return "".join(
-        f' {name}="{_escape(value)}"' for name, value in attributes.items() if value is not None
-    )
+    parts = []
+    for name, value in attributes.items():
+        if value is not None:
+            parts.append(f' {name}="{_escape(value)}"')
+    return "".join(parts)
 
 
 def _escape(value: str) -> str:
+    if _ANY.search(value) is None:  # the common case: UIDs, codes, host names
+        return value
     value = _FORBIDDEN.sub("\ufffd", value)
     return _SPECIAL.sub(lambda match: _ESCAPES[match.group()], value)

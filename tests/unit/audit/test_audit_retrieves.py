@@ -28,8 +28,8 @@ from gateway.audit.retrieves import (
     messages_for,
 )
 from gateway.audit.service import AuditService
-from gateway.audit.transfers import instances_accessed
 from gateway.audit.syslog import SyslogHeader, format_message
+from gateway.audit.transfers import instances_accessed
 from gateway.audit.transports import UDP_MAX_PAYLOAD
 from gateway.exchange import DocumentOutcome, Exchange, InstanceSeen, StreamEnd
 from gateway.exchange import Outcome as ExchangeOutcome
