@@ -7,8 +7,10 @@ import errno
 import logging
 import os
 import struct
+import threading
 import time
 import zlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -307,3 +309,62 @@ async def test_a_record_that_cannot_be_decoded_is_skipped_counted_and_logged(
     assert registry.get_sample_value(skipped, {"destination": "a", "reason": "undecodable"}) == 1
     assert "audit record skipped" in caplog.text
     assert service.journal.cursor("a") == service.journal.end  # it did not stop the destination
+
+
+async def test_begin_transferring_is_journalled_once_before_the_first_byte(tmp_path: Path) -> None:
+    service = AuditService(file_destinations(tmp_path, "a"), IDENTITY, registry=CollectorRegistry())
+    await service.start()
+    exchange = relayed("1.2.3.5")
+    first = exchange.legs[0]
+    first.first_byte_s = 0.1  # as Delivery.answered marks it, before telling the sinks
+    service.answered(exchange, first)
+    journalled = service.journal.end
+    second = exchange.open_leg("rig-c")  # a second answered leg (a manifest's next path)
+    second.first_byte_s = 0.2
+    service.answered(exchange, second)
+    assert service.journal.end == journalled  # the exchange has begun already
+    entries = [decode(r.payload) for r in service.journal.read(0, max_bytes=1 << 20, max_records=9)]
+    await service.stop()
+    _, begin = entries
+    assert isinstance(begin, AuditRecord)
+    assert (begin.event, begin.request_id) == ("begin-transferring", exchange.request_id)
+    assert begin.message.event.id.code == "110102"
+
+
+async def test_the_senders_run_on_their_own_thread_not_the_request_loop(tmp_path: Path) -> None:
+    threads: set[int] = set()
+
+    class Recording:
+        """A file-like transport that notes the thread of every call."""
+
+        name = "recording"
+
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        async def connect(self) -> None:
+            threads.add(threading.get_ident())
+
+        def peer_closed(self) -> bool:
+            return False
+
+        async def send(self, messages: Sequence[bytes]) -> None:
+            threads.add(threading.get_ident())
+            self.sent.extend(messages)
+
+        def unconfirmed_bytes(self) -> int:
+            return 0
+
+        async def close(self) -> None:
+            threads.add(threading.get_ident())
+
+    transport = Recording()
+    service = AuditService(
+        settings_for(tmp_path), IDENTITY, registry=CollectorRegistry(), transport=transport
+    )
+    await service.start()
+    for n in range(20):
+        service.observe(relayed(f"1.2.3.{n}"))
+    await service.stop()
+    assert len(transport.sent) == 2 + 20 * 2  # start, stop, two legs per exchange
+    assert threads and threading.get_ident() not in threads
