@@ -224,11 +224,6 @@ class Exchange:
         return self.legs[-1] if self.legs else None
 
     @property
-    def unique_id(self) -> str:
-        """An id no other exchange has: :attr:`exchange_id`, else :attr:`request_id`."""
-        return self.exchange_id or self.request_id
-
-    @property
     def contacted(self) -> bool:
         """Whether a request to an upstream was started (some leg has a URL)."""
         return any(leg.url is not None for leg in self.legs)
