@@ -76,9 +76,10 @@ class AuditRecord:
     """One journalled audit event.
 
     ``event`` is the bounded event label (``begin-transferring``, ``instances-transferred``,
-    ``instances-accessed``, ``application-activity``, ``security-alert``); ``recorded_at`` (timezone-aware) and
-    ``process_id`` say when and by which process it was journalled (the syslog TIMESTAMP and
-    PROCID); ``request_id`` is the exchange's request id, None for events no request caused.
+    ``instances-accessed``, ``application-activity``, ``security-alert``); ``recorded_at``
+    (timezone-aware) and ``process_id`` say when and by which process it was journalled (the
+    syslog TIMESTAMP and PROCID); ``request_id`` is the exchange's request id, None for
+    events no request caused.
     """
 
     event: str
