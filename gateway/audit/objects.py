@@ -84,13 +84,13 @@ def patient_object(
     patient_id: str | None, issuer: str | None = None, name: str | None = None
 ) -> ParticipantObject:
     """The patient object: :func:`patient_cx`, or :data:`UNKNOWN_PATIENT_ID` when
-    ``patient_id`` is None or empty."""
+    ``patient_id`` is None or empty; ``name`` as the headers gave it (also without an ID)."""
     return ParticipantObject(
         object_id=patient_cx(patient_id, issuer) if patient_id else UNKNOWN_PATIENT_ID,
         type_code=ObjectType.PERSON,
         role=ObjectRole.PATIENT,
         id_type=codes.PATIENT_NUMBER,
-        name=name if patient_id else None,
+        name=name,
     )
 
 
