@@ -258,7 +258,14 @@ class AuditService:
         if send_loop is None:
             return
         self._record(self._application(started=False), "application-activity", reserved=True)
-        flushed = await send_loop.flush(self.settings.stop_timeout_s)
+        deadline = asyncio.get_running_loop().time() + self.settings.stop_timeout_s
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            flushed = await send_loop.flush(max(remaining, 0.0))
+            # What the senders' commits set off on this loop (the cap's "resumed" alert) ran
+            # before the flush's answer; if it journalled anything, flush that too.
+            if not all(flushed) or self.journal.pending_bytes == 0 or remaining <= 0:
+                break
         for sender, done in zip(self._senders, flushed, strict=True):
             if not done:
                 log.warning(
