@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -36,7 +35,7 @@ from gateway.audit.sender import Sender
 
 __all__ = ["SendLoop"]
 
-log = logging.getLogger("mado_gateway.audit")
+_STOP_S = 30.0
 
 
 class SendLoop:
@@ -99,7 +98,8 @@ class SendLoop:
         if loop is None or thread is None:
             return
         try:
-            asyncio.run_coroutine_threadsafe(self._cancel(), loop).result()
+            # Each sender closes its transport within a second or two; the bound is a guard.
+            asyncio.run_coroutine_threadsafe(self._cancel(), loop).result(timeout=_STOP_S)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join()

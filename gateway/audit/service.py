@@ -238,8 +238,15 @@ class AuditService:
         self._group_commit.start()
         self._update_gauges()
         self._record(self._application(started=True), "application-activity", reserved=True)
-        self._send_loop = SendLoop(linger_s=LINGER_S)
-        self._senders = list(await asyncio.to_thread(self._send_loop.start, build))
+        send_loop = SendLoop(linger_s=LINGER_S)
+        try:
+            self._senders = list(await asyncio.to_thread(send_loop.start, build))
+        except BaseException:
+            await asyncio.to_thread(self._group_commit.stop)
+            self._group_commit = None
+            await asyncio.to_thread(self.journal.close)
+            raise
+        self._send_loop = send_loop
         log.info(
             "audit started",
             extra={
