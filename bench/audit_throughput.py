@@ -8,9 +8,12 @@ and two gateway processes, identical but for their audit destination: a local fi
 repository over TLS. ``wrk`` then loads them in turn, ``--rounds`` times each, alternating,
 so both see the same machine; the figure per configuration is the median of its rounds.
 
-Reported: requests per second per round and their median, the TLS/file ratio, and the
-number of audit messages each gateway journalled and sent (every one must reach its
-destination: the file, or rsyslog). Needs ``wrk``, ``rsyslogd`` (with ``rsyslog-gnutls``).
+Reported: requests per second per round and their median, the TLS/file ratio (of the medians,
+and the median of each round's ratio), the gateway process's CPU time per request (user and
+system, all its threads), rsyslog's while the TLS gateways ran (on a small machine the
+repository competes with the gateway for the same cores), and the number of audit messages
+each gateway journalled and sent (every one must reach its destination: the file, or
+rsyslog). Needs ``wrk``, ``rsyslogd`` (with ``rsyslog-gnutls``).
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from peers.gateway import REPO, GatewayProcess, gateway_config
 from peers.net import free_port
@@ -132,6 +138,16 @@ def load(url: str, *, seconds: float, connections: int) -> float:
     return float(match.group(1))
 
 
+@dataclass
+class Tally:
+    """What one gateway configuration did over the rounds."""
+
+    rates: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # the gateway process, all threads
+    served: float = 0.0
+    journaled: float = 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
@@ -152,47 +168,26 @@ def main() -> None:
         arr.start()
         upstream_port = free_port()
         source = PeerProcess()
+        tiny = ("--side", "2", "--parts", "1")  # one 2 x 2 CT instance per retrieval
         source.spawn(
-            [
-                sys.executable,
-                "-m",
-                "peers.faults",
-                "--port",
-                str(upstream_port),
-                "--side",
-                "2",
-                "--parts",
-                "1",
-            ],
+            [sys.executable, "-m", "peers.faults", "--port", str(upstream_port), *tiny],
             log_file=folder / "upstream.log",
             cwd=REPO,
         )
         time.sleep(1.0)  # the upstream listens within a second
+        checkouts = {"": None} if args.baseline is None else {"": None, "base-": args.baseline}
         gateways = {
-            kind: gateway(kind, folder, upstream_port, arr, pki) for kind in ("file", "tls")
+            f"{prefix}{kind}": gateway(
+                f"{prefix}{kind}", folder, upstream_port, arr, pki, checkout=checkout
+            )
+            for prefix, checkout in checkouts.items()
+            for kind in ("file", "tls")
         }
-        if args.baseline is not None:
-            for kind in ("file", "tls"):
-                gateways[f"base-{kind}"] = gateway(
-                    f"base-{kind}", folder, upstream_port, arr, pki, checkout=args.baseline
-                )
-        rates: dict[str, list[float]] = {kind: [] for kind in gateways}
+        tallies = {kind: Tally() for kind in gateways}
         try:
             for process in gateways.values():
                 process.__enter__()
-            urls = {
-                kind: f"{process.endpoint}homeCommunityId/{OWN}/RetrieveLocationUID/{RLUID}"
-                f"/studies/{STUDY}"
-                for kind, process in gateways.items()
-            }
-            for url in urls.values():  # warm up: connections, TLS to the repository
-                load(url, seconds=1, connections=args.connections)
-            for round_ in range(args.rounds):
-                for kind in gateways if round_ % 2 == 0 else reversed(gateways):
-                    rate = load(urls[kind], seconds=args.seconds, connections=args.connections)
-                    rates[kind].append(rate)
-                    print(f"round {round_ + 1} {kind:4}: {rate:8.1f} requests/s", flush=True)
-            journaled = {kind: _journaled(p) for kind, p in gateways.items()}
+            arr_cpu_s = measure(gateways, tallies, arr, args)
         finally:
             for process in gateways.values():
                 process.stop()
@@ -201,18 +196,77 @@ def main() -> None:
         arr.stop()
         files = {kind: _lines(folder / f"{kind}.log") for kind in gateways if "file" in kind}
         received = len(arr.received())
-    medians = {kind: statistics.median(values) for kind, values in rates.items()}
-    for kind in gateways:
+    for kind, tally in tallies.items():
         print(
-            f"{kind:9}: median {medians[kind]:7.1f} requests/s over {args.rounds} rounds "
-            f"of {args.seconds:.0f} s; {journaled[kind]:.0f} messages journalled"
+            f"{kind:9}: median {statistics.median(tally.rates):7.1f} requests/s over "
+            f"{args.rounds} rounds of {args.seconds:.0f} s; gateway CPU "
+            f"{tally.cpu_s / tally.served * 1e6:.0f} µs per request; "
+            f"{tally.journaled:.0f} messages journalled"
             + (f", {files[kind]} in its file" if kind in files else "")
         )
-    tls_total = sum(journaled[kind] for kind in gateways if "tls" in kind)
-    print(f"rsyslog stored {received} messages; the TLS gateways journalled {tls_total:.0f}")
-    print(f"tls / file = {medians['tls'] / medians['file']:.3f}")
-    if args.baseline is not None:
-        print(f"baseline tls / file = {medians['base-tls'] / medians['base-file']:.3f}")
+    tls = [tally for kind, tally in tallies.items() if kind.endswith("tls")]
+    per_request = arr_cpu_s / sum(t.served for t in tls) * 1e6
+    print(f"rsyslog CPU while the TLS gateways ran: {per_request:.0f} µs per request")
+    print(
+        f"rsyslog stored {received} messages; "
+        f"the TLS gateways journalled {sum(t.journaled for t in tls):.0f}"
+    )
+    for prefix in checkouts:
+        _ratios(prefix, {kind: tally.rates for kind, tally in tallies.items()})
+
+
+def measure(
+    gateways: dict[str, GatewayProcess],
+    tallies: dict[str, Tally],
+    arr: Rsyslog,
+    args: argparse.Namespace,
+) -> float:
+    """Warm up, then the rounds, alternating the order; returns rsyslog's CPU seconds while
+    the TLS gateways ran."""
+    urls = {
+        kind: f"{process.endpoint}homeCommunityId/{OWN}/RetrieveLocationUID/{RLUID}/studies/{STUDY}"
+        for kind, process in gateways.items()
+    }
+    for url in urls.values():  # warm up: connections, TLS to the repository
+        load(url, seconds=1, connections=args.connections)
+    repository = psutil.Process(arr.process.pid) if arr.process is not None else None
+    arr_cpu_s = 0.0
+    for round_ in range(args.rounds):
+        for kind in gateways if round_ % 2 == 0 else reversed(gateways):
+            tally = tallies[kind]
+            process = psutil.Process(gateways[kind].pid)
+            before, arr_before = _cpu(process), _cpu(repository)
+            rate = load(urls[kind], seconds=args.seconds, connections=args.connections)
+            tally.cpu_s += _cpu(process) - before
+            tally.served += rate * args.seconds
+            tally.rates.append(rate)
+            if kind.endswith("tls"):
+                arr_cpu_s += _cpu(repository) - arr_before
+            print(f"round {round_ + 1} {kind:9}: {rate:8.1f} requests/s", flush=True)
+    for kind, gateway_process in gateways.items():
+        tallies[kind].journaled = _journaled(gateway_process)
+    return arr_cpu_s
+
+
+def _ratios(prefix: str, rates: dict[str, list[float]]) -> None:
+    """TLS over file: of the medians, and the median of each round's ratio (the two were
+    measured back to back, so a change of the machine's load between rounds cancels out)."""
+    tls, file = rates[f"{prefix}tls"], rates[f"{prefix}file"]
+    per_round = [t / f for t, f in zip(tls, file, strict=True)]
+    print(
+        f"{prefix}tls / {prefix}file = {statistics.median(tls) / statistics.median(file):.3f} "
+        f"(medians), {statistics.median(per_round):.3f} (median of the rounds' ratios: "
+        + ", ".join(f"{r:.2f}" for r in per_round)
+        + ")"
+    )
+
+
+def _cpu(process: psutil.Process | None) -> float:
+    """User and system CPU seconds of ``process`` and its threads so far."""
+    if process is None:
+        return 0.0
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 def _journaled(process: GatewayProcess) -> float:
