@@ -189,11 +189,11 @@ def main() -> None:
                 process.__enter__()
             arr_cpu_s = measure(gateways, tallies, arr, args)
         finally:
-            for process in gateways.values():
+            for process in gateways.values():  # each sends what it journalled, then stops
                 process.stop()
             source.stop()
-        time.sleep(0.5)
-        arr.stop()
+            time.sleep(0.5)
+            arr.stop()
         files = {kind: _lines(folder / f"{kind}.log") for kind in gateways if "file" in kind}
         received = len(arr.received())
     for kind, tally in tallies.items():
