@@ -42,10 +42,11 @@ from gateway.edge.routes import (
     RoutePolicy,
     RouteTable,
 )
-from gateway.exchange import ExchangeSink
+from gateway.exchange import ExchangeSink, LegSink
 from gateway.keys import (
     DIRECTORY,
     HOLDER,
+    LEG_SINKS,
     MANIFEST_CACHE,
     METRICS,
     POOL,
@@ -125,6 +126,8 @@ def create_app(
     app[POOL] = pool
     app[DIRECTORY] = Directory(pool=pool, metrics=DirectoryMetrics(metrics.registry))
     app[SINKS] = [metrics, *extra_sinks, *([audit] if audit is not None else [])]
+    leg_sinks: list[LegSink] = [audit] if audit is not None else []
+    app[LEG_SINKS] = leg_sinks
     app[READINESS] = [audit.ready] if audit is not None else []
     app[SECURITY] = security
 

@@ -167,7 +167,7 @@ class Leg:
 class Exchange:
     """Mutable while the request runs; read-only by convention once handed to the sinks."""
 
-    request_id: str
+    request_id: str  # the client's X-Request-ID when it offered a valid one, else our own
     method: str
     path: str
     client: str | None  # the peer's address
@@ -192,6 +192,9 @@ class Exchange:
     instances: InstanceTally = field(default_factory=InstanceTally)
     documents: list[DocumentOutcome] = field(default_factory=list)  # SOAP retrieves only
     client_subject: str | None = None  # its TLS client certificate subject, when verified
+    # The gateway's own id of this exchange when ``request_id`` is the client's (which other
+    # exchanges may share: a retry, a careless client); None when ``request_id`` is our own.
+    exchange_id: str | None = None
     sealed: bool = False  # handed to the sinks; nothing may change it afterwards
 
     def elapsed(self) -> float:

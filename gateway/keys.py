@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway.directory import Directory
 from gateway.edge.reload import RegistryHolder
-from gateway.exchange import Exchange, ExchangeSink
+from gateway.exchange import Exchange, ExchangeSink, LegSink
 from gateway.manifestcache import ManifestCache
 from gateway.protocols.xca.spool import Spool
 from gateway.protocols.xcwado.border import Border
@@ -27,6 +27,7 @@ __all__ = [
     "DIRECTORY",
     "EXCHANGE",
     "HOLDER",
+    "LEG_SINKS",
     "MANIFEST_CACHE",
     "MANIFEST_READER",
     "METRICS",
@@ -45,6 +46,7 @@ METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("upstream_pool", UpstreamPool)
 DIRECTORY = web.AppKey("directory", Directory)  # asked for what the registry does not name
 SINKS = web.AppKey("exchange_sinks", list[ExchangeSink])
+LEG_SINKS = web.AppKey("leg_sinks", list[LegSink])  # told before a leg's first byte
 SECURITY = web.AppKey("security_events", SecurityEvents)
 SPOOL = web.AppKey("xca_spool", Spool)  # where XCA-I answers wait (gateway.app.spool_context)
 

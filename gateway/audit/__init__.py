@@ -4,13 +4,15 @@ sent by each destination from its own cursor: an Audit Record Repository over RF
 
 Modules, one concept each::
 
-    codes        coded values (PS3.16 CIDs 400 to 404, RFC 3881, IHE transactions)
+    codes        coded values (PS3.16 CIDs 400 to 404, RFC 3881, IHE transactions, BALP)
     model        an audit message as frozen values (PS3.15 A.5.1 structure)
-    messages     pure builders: Instances Transferred (RAD-160), Application Activity,
-                 Security Alert
+    messages     pure builders: Instances Transferred of the RAD-160 leg, Application
+                 Activity, Security Alert
+    transfers    pure builders: Begin Transferring, Instances Accessed of DICOMweb legs
     retrieves    pure builders for SOAP retrieves (RAD-69 / RAD-75: Instances Transferred
                  and Accessed), and the one dispatch from an exchange to its messages
-    participants the active participants of those messages
+    participants the active participants of those messages (one Source, one Destination)
+    objects      their participant objects: patient, study, the request
     record       the journal's neutral, versioned record of one event and its codec
     render       model → XML bytes
     syslog       RFC 5424 message and RFC 5425 octet-counting frame
@@ -22,12 +24,14 @@ Modules, one concept each::
     transports   TLS, UDP and file transports
     destinations a destination's transport and renderer, built from its settings
     sender       the asyncio task that drains the journal to one destination, at least once
+    sendloop     the senders' own event loop, in a thread: nothing is sent from the request loop
     metrics      mado_gateway_audit_* metrics
     settings     the ``audit`` configuration section
     service      AuditService: the exchange sink and the lifecycle the gateway wires in
 
-``codes``, ``model``, ``messages``, ``retrieves``, ``participants``, ``record``, ``render`` and
-``syslog`` do no I/O and import neither aiohttp nor asyncio (design.md §9 rule 1).
+``codes``, ``model``, ``messages``, ``transfers``, ``retrieves``, ``participants``,
+``objects``, ``record``, ``render`` and ``syslog`` do no I/O and import neither aiohttp nor
+asyncio (design.md §9 rule 1).
 
 Errors::
 

@@ -33,6 +33,7 @@ import json
 from datetime import UTC
 from typing import Any
 
+from gateway.audit import codes
 from gateway.audit.codes import Code
 from gateway.audit.model import (
     ActionCode,
@@ -105,14 +106,15 @@ def audit_event(record: AuditRecord) -> dict[str, Any]:
         resource["outcomeDesc"] = event.outcome_description
     resource["agent"] = [_agent(p) for p in message.participants]
     resource["source"] = _source(message)
-    entities = [_entity(o) for o in message.objects]
-    if record.request_id is not None:
-        entities.append(
-            {
-                "what": {"identifier": {"value": record.request_id}},
-                "type": {"system": _BALP_ENTITY_TYPE, "code": "XrequestId"},
-            }
-        )
+    # The exchange's request object (objects.request_object) is BALP's XrequestId entity;
+    # a record from before messages carried one gets that entity from the record.
+    entities = [
+        _request_entity(o.object_id) if o.id_type == codes.X_REQUEST_ID else _entity(o)
+        for o in message.objects
+    ]
+    carried = any(o.id_type == codes.X_REQUEST_ID for o in message.objects)
+    if record.request_id is not None and not carried:
+        entities.append(_request_entity(record.request_id))
     if entities:
         resource["entity"] = entities
     return resource
@@ -165,6 +167,13 @@ def _source(message: AuditMessage) -> dict[str, Any]:
         for code in message.source.type_codes
     ]
     return source
+
+
+def _request_entity(request_id: str) -> dict[str, Any]:
+    return {
+        "what": {"identifier": {"value": request_id}},
+        "type": {"system": _BALP_ENTITY_TYPE, "code": "XrequestId"},
+    }
 
 
 def _entity(obj: ParticipantObject) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Coded values used in DICOM audit messages (PS3.15 A.5.1 ``CodedValueType``).
 
 Codes come from PS3.16: CID 400 (audit event IDs), CID 401 (event type codes), CID 402 (role
-IDs), CID 403 (security alert types), CID 404 (participant object ID types), and RFC 3881 for
-the Patient Number ID type. IHE transactions are coded in the ``IHE Transactions`` scheme, as
-IHE audit messages do.
+IDs), CID 403 (security alert types), CID 404 (participant object ID types); RFC 3881 for
+the Patient Number and URI ID types; IHE BALP for the request id. IHE transactions are coded
+in the ``IHE Transactions`` scheme, as IHE audit messages do.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ __all__ = [
     "APPLICATION_STOP",
     "AUDIT_RECORDING_STARTED",
     "AUDIT_RECORDING_STOPPED",
+    "BEGIN_TRANSFERRING",
     "DESTINATION_ROLE",
     "INSTANCES_ACCESSED",
     "INSTANCES_TRANSFERRED",
@@ -33,6 +34,7 @@ __all__ = [
     "STUDY_INSTANCE_UID",
     "URI",
     "USE_OF_RESTRICTED_FUNCTION",
+    "X_REQUEST_ID",
     "Code",
 ]
 
@@ -52,6 +54,7 @@ def _dcm(code: str, text: str) -> Code:
 
 # CID 400: audit event IDs.
 APPLICATION_ACTIVITY = _dcm("110100", "Application Activity")
+BEGIN_TRANSFERRING = _dcm("110102", "Begin Transferring DICOM Instances")
 INSTANCES_ACCESSED = _dcm("110103", "DICOM Instances Accessed")
 INSTANCES_TRANSFERRED = _dcm("110104", "DICOM Instances Transferred")
 SECURITY_ALERT = _dcm("110113", "Security Alert")
@@ -77,6 +80,15 @@ SOURCE_ROLE = _dcm("110153", "Source Role ID")
 STUDY_INSTANCE_UID = _dcm("110180", "Study Instance UID")
 PATIENT_NUMBER = Code("2", "RFC-3881", "Patient Number")
 URI = Code("12", "RFC-3881", "URI")
+
+# IHE BALP (ITI Basic Audit Log Patterns) names the HTTP request id an entity of its own,
+# type ``XrequestId`` of its BasicAuditEntityType code system; the DICOM form of an entity
+# is a participant object, so the same code is its ID type here.
+X_REQUEST_ID = Code(
+    "XrequestId",
+    "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType",
+    "HTTP X-Request-ID",
+)
 
 # IHE transactions (RAD TF-2/3 and the XC-WADO supplement; RAD-69 and RAD-75 as IHE audit
 # messages name them, xcai-digest.md §2.11).

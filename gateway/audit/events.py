@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from gateway.audit.messages import AlertKind
 from gateway.audit.service import AuditService
+from gateway.sinks.logs import REQUEST_ID
 from gateway.sinks.security import LogSecurityEvents
 
 __all__ = ["AuditSecurityEvents"]
@@ -33,7 +34,10 @@ _KINDS = {
 
 
 class AuditSecurityEvents:
-    """Log the event, then journal it as a Security Alert. Never raises (both never do)."""
+    """Log the event, then journal it as a Security Alert. Never raises (both never do).
+
+    An event raised while a request is served names that request (its request id, as the
+    log line does)."""
 
     def __init__(self, audit: AuditService) -> None:
         self._audit = audit
@@ -44,4 +48,6 @@ class AuditSecurityEvents:
     ) -> None:
         self._log.security_alert(kind, target, detail, performer=performer)
         alert = _KINDS.get(kind, AlertKind.REFUSED_URL)
-        self._audit.security_alert(alert, target, detail, performer=performer)
+        self._audit.security_alert(
+            alert, target, detail, performer=performer, request_id=REQUEST_ID.get()
+        )

@@ -14,10 +14,13 @@ Layout of the directory::
 A record is ``length (u32 BE) · CRC-32 of payload (u32 BE) · payload``; records never span
 segments; what a payload holds is :mod:`gateway.audit.record`'s business. Threads:
 
-* The owner (the event loop) appends and advances cursors. :meth:`Journal.append` is one
-  ``write(2)`` to an ``O_APPEND`` descriptor and a few bookkeeping operations: once it
-  returns, the record survives the death of this process (SIGKILL included), because it is
-  in the kernel. No ``fsync``, no other file, no lock another thread holds across I/O.
+* The owner (the request event loop) appends. :meth:`Journal.append` is one ``write(2)``
+  to an ``O_APPEND`` descriptor and a few bookkeeping operations: once it returns, the
+  record survives the death of this process (SIGKILL included), because it is in the
+  kernel. No ``fsync``, no other file, no lock another thread holds across I/O.
+* The senders' thread (:mod:`gateway.audit.sendloop`) advances cursors
+  (:meth:`Journal.advance`, memory only) and reads :attr:`Journal.end`; the state both
+  threads touch is guarded by one lock, held for bookkeeping only.
 * One maintenance thread calls :meth:`Journal.sync` (group commit, see
   :mod:`gateway.audit.groupcommit`): one ``fdatasync`` per segment written since the last
   call, then the changed cursor files, then the deletion of segments every cursor has
@@ -143,13 +146,15 @@ class Journal:
     @property
     def pending_records(self) -> int:
         """Unsent records of the slowest destination."""
-        return self._ends.count_after(self._floor)
+        with self._lock:
+            return self._ends.count_after(self._floor)
 
     def pending_bytes_of(self, name: str) -> int:
         return self._end - self._cursors[name]
 
     def pending_records_of(self, name: str) -> int:
-        return self._ends.count_after(self._cursors[name])
+        with self._lock:
+            return self._ends.count_after(self._cursors[name])
 
     def snapshot(self) -> tuple[tuple[int, ...], int]:
         """Segment starts and end, consistent with each other. Safe from any thread."""
@@ -204,7 +209,7 @@ class Journal:
             _close_fd(self._lock_fd)
             self._lock_fd = None
 
-    # -- writing (owner thread) ----------------------------------------------------------
+    # -- writing (owner thread; advance: any thread) --------------------------------------
 
     def append(self, payload: bytes, *, reserved: bool = False) -> int:
         """Append one record and return its end offset.
@@ -239,8 +244,8 @@ class Journal:
             self._active_size += size
             self._end += size
             self._dirty.add(fd)
-        self._ends.append(self._end)
-        return self._end
+            self._ends.append(self._end)
+            return self._end
 
     def advance(self, name: str, offset: int) -> None:
         """Move ``name``'s cursor to ``offset`` (a record end), in memory; the next
@@ -252,7 +257,7 @@ class Journal:
         with self._lock:
             self._cursors[name] = offset
             self._floor = min(self._cursors.values())
-        self._ends.drop_through(self._floor)
+            self._ends.drop_through(self._floor)
 
     # -- maintenance (the sync thread) ---------------------------------------------------
 

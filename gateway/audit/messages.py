@@ -1,19 +1,30 @@
-"""Pure builders of the audit messages the gateway emits (DICOM PS3.15 A.5.3).
+"""Pure builders of the audit messages the gateway emits (DICOM PS3.15 A.5.3): the
+inbound leg of a RAD-160 retrieval, Application Activity and Security Alert.
 
 No I/O and no clock: every time comes from the arguments. The decisions below are the
-gateway's reading of PS3.15 and the IHE Radiology audit rules; docs/audit.md explains them.
+gateway's reading of PS3.15 and the IHE Radiology audit rules; docs/audit.md gives every
+message field by field. The other messages of an exchange are built in
+:mod:`gateway.audit.transfers` (Begin Transferring, the outbound DICOMweb legs) and
+:mod:`gateway.audit.retrieves` (SOAP retrieves, and the one dispatch from an exchange to all
+its messages).
 
-**DICOM Instances Transferred (110104)**, from a finished :class:`~gateway.exchange.Exchange`
-(PS3.15 A.5.3 "DICOM Instances Transferred"):
+**DICOM Instances Transferred (110104) of the RAD-160 leg** — the gateway answering the
+requester (PS3.15 A.5.3 "DICOM Instances Transferred"), from a finished
+:class:`~gateway.exchange.Exchange`:
 
 * Emitted only when an upstream was contacted (a URL of some leg requested,
   :attr:`~gateway.exchange.Exchange.contacted`): a request refused before that moved no
   instance. Refusals that matter for security are Security Alerts.
+* ``EventTypeCode`` ``RAD-160`` alone: the outbound leg (RAD-107 to an Imaging Document
+  Source, RAD-160 to a responding gateway, a SOAP leg) has a message of its own.
+* Exactly one Source (110153): this gateway (``audit_source_id``, its host as network access
+  point); exactly one Destination (110152): the requester (certificate subject, else address;
+  ``UserIsRequestor`` true). See :mod:`gateway.audit.participants`.
 * One message per patient (PS3.15: "may only include information about a single patient").
   Instances are grouped by (Patient ID, Issuer of Patient ID) as read from the stream
   (:class:`~gateway.instances.InstanceTally`); instances whose header gave no Patient ID
-  form one group with the patient :data:`UNKNOWN_PATIENT_ID`. When no instance was seen at
-  all (metadata, rendered, an aborted or failed transfer) there is one message, with the
+  form one group with the patient :data:`UNKNOWN_PATIENT_ID`. When no instance was seen
+  at all (metadata, rendered, an aborted or failed transfer) there is one message, with the
   study from the request path and the unknown patient.
 * Instances the tally could not itemise (past its cap on distinct patients, studies, series
   and SOP classes) are reported in one more message, patient :data:`UNKNOWN_PATIENT_ID` and
@@ -24,20 +35,12 @@ gateway's reading of PS3.15 and the IHE Radiology audit rules; docs/audit.md exp
 * ``EventOutcomeIndicator`` from what happened (:func:`transfer_outcome`); every patient
   message of one exchange carries the same outcome, because a cut stream cannot say whose
   instance was cut.
-* ``EventTypeCode`` names the IHE transactions of the legs the gateway took part in
-  (:func:`transaction_codes`): the request always arrived in the XC-WADO grammar, so
-  ``RAD-160`` is always first; when the gateway itself then called an Imaging Document Source
-  (route ``source`` or ``retrieve-url``) ``RAD-107`` follows.
-* Exactly one Source (110153): the upstream the instances came from (the exchange's last
-  leg); exactly one Destination (110152): the requesting system the gateway relayed them to
-  (``UserIsRequestor`` true).
-* Study objects: type 2, role 3, ID type 110180, with the SOP classes and instance counts
-  seen, and the community's homeCommunityId as detail ``ihe:homeCommunityID``. One patient
-  object: type 1, role 1, ID type ``2`` RFC-3881 "Patient Number", ID as an HL7 v2 CX
-  (:func:`patient_cx`).
+* Objects (:mod:`gateway.audit.objects`): the patient's studies with SOP classes and counts
+  and ``ihe:homeCommunityID``, the patient, and the request (its request id).
 
 **Application Activity (110100)** at start and stop, **Security Alert (110113)** for refused
-targets, TLS failures, rejected configuration reloads and the audit journal's own cap.
+targets, TLS failures, rejected configuration reloads and the audit journal's own cap; an
+alert raised while serving a request carries that request's object too.
 """
 
 from __future__ import annotations
@@ -56,16 +59,27 @@ from gateway.audit.model import (
     Outcome,
     Participant,
     ParticipantObject,
-    SopClassCount,
 )
-from gateway.audit.participants import access_point, requester_participant, upstream_participant
+from gateway.audit.objects import (
+    HOME_COMMUNITY_DETAIL,
+    NOT_ITEMISED_DETAIL,
+    UNKNOWN_PATIENT_ID,
+    UNKNOWN_STUDY_UID,
+    not_itemised_object,
+    patient_cx,
+    patient_object,
+    request_object,
+    request_of,
+    study_objects,
+)
+from gateway.audit.participants import access_point, gateway_participant, requester_participant
 from gateway.exchange import Exchange
 from gateway.exchange import Outcome as ExchangeOutcome
 from gateway.instances import PatientTally
-from routing.ids import Oid
 from routing.model import Identity
 
 __all__ = [
+    "ALERT_DESCRIPTION_DETAIL",
     "HOME_COMMUNITY_DETAIL",
     "NOT_ITEMISED_DETAIL",
     "UNKNOWN_PATIENT_ID",
@@ -75,24 +89,12 @@ __all__ = [
     "audit_source",
     "instances_transferred",
     "patient_cx",
+    "patient_messages",
     "security_alert",
-    "transaction_codes",
     "transfer_outcome",
 ]
 
-UNKNOWN_PATIENT_ID = "UNKNOWN"
-"""Patient object ID when no relayed instance header named the patient."""
-
-UNKNOWN_STUDY_UID = "UNKNOWN"
-"""Study object ID when neither the request path nor an instance header named the study."""
-
-HOME_COMMUNITY_DETAIL = "ihe:homeCommunityID"
-NOT_ITEMISED_DETAIL = "mado-gateway:instancesNotItemised"
-"""Study object detail: how many relayed instances the exchange could not itemise."""
 ALERT_DESCRIPTION_DETAIL = "Alert Description"
-_SOURCE_ROUTES = frozenset({"source", "retrieve-url"})
-# The escape character comes first, so the escapes added after it are not escaped again.
-_HL7_ESCAPES = (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"), ("~", "\\R\\"))
 
 
 class AlertKind(enum.StrEnum):
@@ -147,29 +149,12 @@ def transfer_outcome(exchange: Exchange) -> Outcome:
     return Outcome.MAJOR_FAILURE
 
 
-def transaction_codes(route_kind: str) -> tuple[codes.Code, ...]:
-    """EventTypeCodes for an exchange routed as ``route_kind`` (see the module docstring)."""
-    if route_kind in _SOURCE_ROUTES:
-        return (codes.RAD_160, codes.RAD_107)
-    return (codes.RAD_160,)
-
-
-def patient_cx(patient_id: str, issuer: str | None) -> str:
-    """The patient as an HL7 v2 CX: ``id^^^&oid&ISO`` when the issuer is an OID,
-    ``id^^^issuer`` for any other issuer, ``id`` alone without one. HL7 delimiters inside
-    the values are escaped (``\\S\\``, ``\\T\\``, ...) so they cannot shift components."""
-    escaped = _hl7_escape(patient_id)
-    if not issuer:
-        return escaped
-    issuer = issuer.strip()
-    if Oid.is_valid(issuer):
-        return f"{escaped}^^^&{Oid(issuer)}&ISO"
-    return f"{escaped}^^^{_hl7_escape(issuer)}"
-
-
-def instances_transferred(exchange: Exchange, identity: Identity) -> list[AuditMessage]:
-    """The 110104 messages for ``exchange``: none when no upstream was contacted, else one
-    per patient (see the module docstring for every rule applied)."""
+def instances_transferred(
+    exchange: Exchange, identity: Identity, *, host: str | None = None
+) -> list[AuditMessage]:
+    """The 110104 messages of ``exchange``'s inbound RAD-160 leg: none when no upstream was
+    contacted, else one per patient (see the module docstring for every rule applied).
+    ``host`` is the gateway's network access point."""
     if not exchange.contacted:
         return []
     duration = exchange.duration_s or 0.0
@@ -178,40 +163,63 @@ def instances_transferred(exchange: Exchange, identity: Identity) -> list[AuditM
         action=ActionCode.READ,
         at=datetime.fromtimestamp(exchange.started_wall + duration, UTC),
         outcome=transfer_outcome(exchange),
-        types=transaction_codes(exchange.route_kind),
+        types=(codes.RAD_160,),
     )
-    participants = (upstream_participant(exchange), requester_participant(exchange))
+    participants = (
+        gateway_participant(identity, role=codes.SOURCE_ROLE, is_requestor=False, host=host),
+        requester_participant(exchange),
+    )
+    return patient_messages(event, participants, identity, exchange)
+
+
+def patient_messages(
+    event: Event,
+    participants: tuple[Participant, ...],
+    identity: Identity,
+    exchange: Exchange,
+    *,
+    only: frozenset[str] | None = None,
+) -> list[AuditMessage]:
+    """``event`` between ``participants`` once per patient of the exchange's tally (its
+    studies, ``only`` those when given), plus the message of the instances not itemised;
+    one message with the unknown patient when the tally is empty."""
     source = audit_source(identity)
-    groups: list[tuple[str | None, str | None, PatientTally | None]] = list(
-        exchange.instances.patients()
-    )
+    request = request_of(exchange)
+    groups: list[tuple[str | None, str | None, PatientTally | None]] = [
+        group
+        for group in exchange.instances.patients()
+        if only is None or _holds(exchange, group[2], only)
+    ]
     if not groups:
         groups.append((None, None, None))
     messages = []
     for patient_id, issuer, tally in groups:
-        patient = ParticipantObject(
-            object_id=patient_cx(patient_id, issuer) if patient_id else UNKNOWN_PATIENT_ID,
-            type_code=ObjectType.PERSON,
-            role=ObjectRole.PATIENT,
-            id_type=codes.PATIENT_NUMBER,
-            name=tally.name if tally is not None else None,
-        )
-        studies = _studies(exchange, tally)
-        messages.append(
-            AuditMessage(
-                event=event, participants=participants, source=source, objects=(*studies, patient)
-            )
-        )
-    if exchange.instances.not_itemised:
+        patient = patient_object(patient_id, issuer, tally.name if tally is not None else None)
+        studies = study_objects(exchange, tally, only=only)
         messages.append(
             AuditMessage(
                 event=event,
                 participants=participants,
                 source=source,
-                objects=(_not_itemised(exchange), _unknown_patient()),
+                objects=(*studies, patient, request),
+            )
+        )
+    # Instances past the tally's cap cannot be attributed to a study, hence not to one of
+    # several legs: they are reported with the whole exchange only.
+    if exchange.instances.not_itemised and only is None:
+        messages.append(
+            AuditMessage(
+                event=event,
+                participants=participants,
+                source=source,
+                objects=(not_itemised_object(exchange), patient_object(None), request),
             )
         )
     return messages
+
+
+def _holds(exchange: Exchange, tally: PatientTally, studies: frozenset[str]) -> bool:
+    return any((uid or exchange.study_uid) in studies for uid in tally.studies)
 
 
 def application_activity(
@@ -263,13 +271,16 @@ def security_alert(
     at: datetime,
     reporter: str,
     performer: str | None = None,
+    request_id: str | None = None,
 ) -> AuditMessage:
     """A Security Alert (110113), PS3.15 A.5.3 "Security Alert".
 
     ``target`` (the refused URL, the peer, the configuration file as a URI) is the alert
     subject, ID type ``12`` URI, with ``description`` as its "Alert Description" detail.
     ``reporter`` is the gateway (the requestor of the alert); ``performer`` is whoever caused
-    it, when known (a client address), with ``UserIsRequestor`` false.
+    it, when known (a client address), with ``UserIsRequestor`` false. ``request_id`` names
+    the request being served when the alert was raised (a request object follows the
+    subject).
     """
     alert_type, outcome = _ALERTS[kind]
     participants = [Participant(user_id=reporter, is_requestor=True)]
@@ -290,6 +301,7 @@ def security_alert(
         id_type=codes.URI,
         details=((ALERT_DESCRIPTION_DETAIL, description.encode("utf-8", "replace")),),
     )
+    objects = (subject,) if request_id is None else (subject, request_object(request_id))
     return AuditMessage(
         event=Event(
             id=codes.SECURITY_ALERT,
@@ -300,62 +312,5 @@ def security_alert(
         ),
         participants=tuple(participants),
         source=audit_source(identity),
-        objects=(subject,),
+        objects=objects,
     )
-
-
-def _studies(exchange: Exchange, tally: PatientTally | None) -> list[ParticipantObject]:
-    by_study: dict[str, dict[str, int]] = {}
-    for study_uid, study in (tally.studies if tally is not None else {}).items():
-        # A header without a Study UID stands for the study of the request path.
-        classes = by_study.setdefault(study_uid or exchange.study_uid or UNKNOWN_STUDY_UID, {})
-        for uid, count in study.sop_classes().items():
-            classes[uid] = classes.get(uid, 0) + count
-    if not by_study:
-        by_study[exchange.study_uid or UNKNOWN_STUDY_UID] = {}
-    details = _community(exchange)
-    return [
-        ParticipantObject(
-            object_id=study,
-            type_code=ObjectType.SYSTEM_OBJECT,
-            role=ObjectRole.REPORT,
-            id_type=codes.STUDY_INSTANCE_UID,
-            details=details,
-            sop_classes=tuple(
-                SopClassCount(uid=uid, count=count) for uid, count in sorted(classes.items())
-            ),
-        )
-        for study, classes in by_study.items()
-    ]
-
-
-def _not_itemised(exchange: Exchange) -> ParticipantObject:
-    count = str(exchange.instances.not_itemised).encode()
-    return ParticipantObject(
-        object_id=UNKNOWN_STUDY_UID,
-        type_code=ObjectType.SYSTEM_OBJECT,
-        role=ObjectRole.REPORT,
-        id_type=codes.STUDY_INSTANCE_UID,
-        details=(*_community(exchange), (NOT_ITEMISED_DETAIL, count)),
-    )
-
-
-def _unknown_patient() -> ParticipantObject:
-    return ParticipantObject(
-        object_id=UNKNOWN_PATIENT_ID,
-        type_code=ObjectType.PERSON,
-        role=ObjectRole.PATIENT,
-        id_type=codes.PATIENT_NUMBER,
-    )
-
-
-def _community(exchange: Exchange) -> tuple[tuple[str, bytes], ...]:
-    if not exchange.home_community_id:
-        return ()
-    return ((HOME_COMMUNITY_DETAIL, Oid(exchange.home_community_id).urn.encode()),)
-
-
-def _hl7_escape(value: str) -> str:
-    for char, escape in _HL7_ESCAPES:
-        value = value.replace(char, escape)
-    return value

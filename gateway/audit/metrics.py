@@ -24,6 +24,7 @@ __all__ = [
 
 _PREFIX = "mado_gateway_audit"
 EVENTS = (
+    "begin-transferring",
     "instances-transferred",
     "instances-accessed",
     "application-activity",

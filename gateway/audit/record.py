@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import orjson
+
 from gateway.audit.codes import Code
 from gateway.audit.errors import RecordError
 from gateway.audit.model import (
@@ -73,10 +75,11 @@ _T = TypeVar("_T")
 class AuditRecord:
     """One journalled audit event.
 
-    ``event`` is the bounded event label (``instances-transferred``, ``instances-accessed``,
-    ``application-activity``, ``security-alert``); ``recorded_at`` (timezone-aware) and
-    ``process_id`` say when and by which process it was journalled (the syslog TIMESTAMP and
-    PROCID); ``request_id`` is the exchange's request id, None for events no request caused.
+    ``event`` is the bounded event label (``begin-transferring``, ``instances-transferred``,
+    ``instances-accessed``, ``application-activity``, ``security-alert``); ``recorded_at``
+    (timezone-aware) and ``process_id`` say when and by which process it was journalled (the
+    syslog TIMESTAMP and PROCID); ``request_id`` is the exchange's request id, None for
+    events no request caused.
     """
 
     event: str
@@ -104,6 +107,15 @@ def encode(record: AuditRecord) -> bytes:
     if record.request_id is not None:
         document["request_id"] = record.request_id
     document["message"] = _message(record.message)
+    # orjson writes the same bytes as the json module for ASCII content without DEL (which
+    # only the json module escapes), several times faster; anything else (non-ASCII text,
+    # lone surrogates) takes the json module's escapes, as the format says.
+    try:
+        fast = orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        fast = b"\x80"
+    if fast.isascii() and b"\x7f" not in fast:
+        return fast
     return json.dumps(document, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
@@ -140,11 +152,15 @@ def decode(payload: bytes) -> AuditRecord | LegacyFrame:
     if payload[:1] == b"<":
         return LegacyFrame(payload)
     try:
-        document = json.loads(payload)
-    except (ValueError, RecursionError) as exc:
-        raise RecordError(f"journal record is not JSON: {exc}", VERSION) from None
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        # orjson refuses lone surrogates, which this format carries as escapes on purpose.
+        try:
+            document = json.loads(payload)
+        except (ValueError, RecursionError) as exc:
+            raise RecordError(f"journal record is not JSON: {exc}", VERSION) from None
     try:
-        root = _Reader(document, "record")
+        root = _Reader(document, ("record",))
         message = root.nested("message", _read_message)
         record = AuditRecord(
             event=root.text("event"),
@@ -228,25 +244,38 @@ def _object(obj: ParticipantObject) -> dict[str, Any]:
 # -- decoding ---------------------------------------------------------------------------
 
 
+_Path = tuple[str | int, ...]
+
+
+def _spell(path: _Path) -> str:
+    """``record.message.objects[2].details`` from its parts (only when reporting an error)."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
 class _Reader:
-    """Typed reads from one JSON object; a wrong type is a ``TypeError`` naming the path."""
+    """Typed reads from one JSON object; a wrong type is a ``TypeError`` naming the path
+    (kept as parts, spelt out only for the error: decoding runs once per record sent)."""
 
     __slots__ = ("_data", "_path")
 
-    def __init__(self, value: object, path: str) -> None:
+    def __init__(self, value: object, path: _Path) -> None:
         if not isinstance(value, dict):
-            raise TypeError(f"{path} must be an object")
+            raise TypeError(f"{_spell(path)} must be an object")
         self._data: dict[str, Any] = value
         self._path = path
 
     def _get(self, key: str, kind: type[_T], *, optional: bool = False) -> _T | None:
         value = self._data.get(key)
+        # The exact type: bool is an int to Python, never to this format (JSON gives no
+        # subclasses).
+        if type(value) is kind:
+            return value
         if value is None and optional:
             return None
-        # bool is an int to Python, never to this format.
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise TypeError(f"{self._path}.{key} must be {kind.__name__}")
-        return value
+        raise TypeError(f"{_spell((*self._path, key))} must be {kind.__name__}")
 
     def text(self, key: str) -> str:
         value = self._get(key, str)
@@ -272,11 +301,11 @@ class _Reader:
     def time(self, key: str) -> datetime:
         moment = datetime.fromisoformat(self.text(key))
         if moment.tzinfo is None:
-            raise ValueError(f"{self._path}.{key} has no time zone")
+            raise ValueError(f"{_spell((*self._path, key))} has no time zone")
         return moment
 
     def code(self, key: str) -> Code:
-        return _read_code(self._data.get(key), f"{self._path}.{key}")
+        return _read_code(self._data.get(key), (*self._path, key))
 
     def items(self, key: str) -> list[Any]:
         value = self._get(key, list)
@@ -284,40 +313,45 @@ class _Reader:
         return value
 
     def codes(self, key: str) -> tuple[Code, ...]:
-        return tuple(
-            _read_code(item, f"{self._path}.{key}[{n}]") for n, item in enumerate(self.items(key))
-        )
+        path = (*self._path, key)
+        return tuple(_read_code(item, (*path, n)) for n, item in enumerate(self.items(key)))
 
     def nested(self, key: str, read: Callable[[_Reader], _T]) -> _T:
-        return read(_Reader(self._data.get(key), f"{self._path}.{key}"))
+        return read(_Reader(self._data.get(key), (*self._path, key)))
 
     def each(self, key: str, read: Callable[[_Reader], _T]) -> tuple[_T, ...]:
-        return tuple(
-            read(_Reader(item, f"{self._path}.{key}[{n}]"))
-            for n, item in enumerate(self.items(key))
-        )
+        path = (*self._path, key)
+        return tuple(read(_Reader(item, (*path, n))) for n, item in enumerate(self.items(key)))
 
 
-def _read_code(value: object, path: str) -> Code:
-    if (
-        not isinstance(value, list)
-        or len(value) != 3
-        or not all(isinstance(part, str) for part in value)
-    ):
-        raise TypeError(f"{path} must be [code, scheme, text]")
-    return Code(value[0], value[1], value[2])
+def _read_code(value: object, path: _Path) -> Code:
+    if isinstance(value, list) and len(value) == 3:
+        code, scheme, text = value
+        if type(code) is str and type(scheme) is str and type(text) is str:
+            key = (code, scheme, text)
+            known = _CODES.get(key)
+            if known is None:
+                known = Code(code, scheme, text)
+                if len(_CODES) < _MAX_CODES:
+                    _CODES[key] = known
+            return known
+    raise TypeError(f"{_spell(path)} must be [code, scheme, text]")
+
+
+# Records repeat a few dozen codes (gateway.audit.codes); one value each, not one per read.
+_CODES: dict[tuple[str, str, str], Code] = {}
+_MAX_CODES = 1024
 
 
 def _pair(value: object, path: str, second: type[_T]) -> tuple[str, _T]:
     if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not isinstance(value[0], str)
-        or not isinstance(value[1], second)
-        or isinstance(value[1], bool)
+        isinstance(value, list)
+        and len(value) == 2
+        and type(value[0]) is str
+        and type(value[1]) is second
     ):
-        raise TypeError(f"{path} must be a pair")
-    return value[0], value[1]
+        return value[0], value[1]
+    raise TypeError(f"{path} must be a pair")
 
 
 def _read_message(doc: _Reader) -> AuditMessage:
@@ -356,7 +390,7 @@ def _read_participant(doc: _Reader) -> Participant:
 def _read_source(doc: _Reader) -> AuditSource:
     type_codes = doc.items("type_codes")
     if not all(isinstance(code, str) for code in type_codes):
-        raise TypeError("source.type_codes must be strings")
+        raise TypeError("record.message.source.type_codes must be strings")
     return AuditSource(
         source_id=doc.text("source_id"),
         enterprise_site_id=doc.optional_text("enterprise_site_id"),
@@ -369,7 +403,7 @@ def _read_object(doc: _Reader) -> ParticipantObject:
     details = []
     for n, item in enumerate(doc.items("details")):
         kind, value = _pair(item, f"details[{n}]", str)
-        details.append((kind, base64.b64decode(value.encode("ascii"), validate=True)))
+        details.append((kind, binascii.a2b_base64(value.encode("ascii"), strict_mode=True)))
     sop_classes = []
     for n, item in enumerate(doc.items("sop_classes")):
         uid, count = _pair(item, f"sop_classes[{n}]", int)

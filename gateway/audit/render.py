@@ -7,6 +7,9 @@ character reference, so one message is one line in a file or a line-based reposi
 ``pretty=True`` indents with one space per level and ends lines with LF (the layout of the
 spec digest's sample S6).
 
+Every ParticipantObjectIdentification has a ParticipantObjectName (see :func:`_object`), so
+the output validates against PS3.15 A.5.1 both as published and as later corrected.
+
 Characters XML 1.0 cannot carry (C0 controls other than tab, LF, CR; lone surrogates) are
 replaced by U+FFFD rather than rejected: an audit record with one damaged character is worth
 more than no record.
@@ -15,6 +18,7 @@ more than no record.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -36,6 +40,7 @@ _ESCAPES = {
 }
 _SPECIAL = re.compile(r'[&<>"\t\n\r]')
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_ANY = re.compile('[&<>"\x00-\x1f\ufffe\uffff\ud800-\udfff]')
 
 _Line = tuple[int, str]
 
@@ -129,8 +134,13 @@ def _object(obj: ParticipantObject) -> Iterator[_Line]:
         ),
     )
     yield 2, _code("ParticipantObjectIDTypeCode", obj.id_type)
-    if obj.name is not None:
-        yield 2, f"<ParticipantObjectName>{_escape(obj.name)}</ParticipantObjectName>"
+    # Always a name: PS3.15 A.5.1 as published requires ParticipantObjectName or
+    # ParticipantObjectQuery on every object (later editions made both optional). Query is
+    # the text of a query object's query (role 24), which none of these objects is; the name
+    # is "an instance-specific descriptor" of the object, its own name when one is known (a
+    # patient's), else its ID, the one descriptor the gateway has of a study or a request.
+    name = obj.name or obj.object_id
+    yield 2, f"<ParticipantObjectName>{_escape(name)}</ParticipantObjectName>"
     for kind, value in obj.details:
         yield (
             2,
@@ -146,7 +156,9 @@ def _object(obj: ParticipantObject) -> Iterator[_Line]:
     yield 1, "</ParticipantObjectIdentification>"
 
 
+@functools.lru_cache(maxsize=512)
 def _code(tag: str, code: Code) -> str:
+    # Codes are a small fixed set (the constants of gateway.audit.codes): render each once.
     return _empty(
         tag, **{"csd-code": code.code, "codeSystemName": code.scheme, "originalText": code.text}
     )
@@ -161,11 +173,15 @@ def _empty(tag: str, **attributes: str | None) -> str:
 
 
 def _attributes(attributes: dict[str, str | None]) -> str:
-    return "".join(
-        f' {name}="{_escape(value)}"' for name, value in attributes.items() if value is not None
-    )
+    parts = []
+    for name, value in attributes.items():
+        if value is not None:
+            parts.append(f' {name}="{_escape(value)}"')
+    return "".join(parts)
 
 
 def _escape(value: str) -> str:
+    if _ANY.search(value) is None:  # the common case: UIDs, codes, host names
+        return value
     value = _FORBIDDEN.sub("\ufffd", value)
     return _SPECIAL.sub(lambda match: _ESCAPES[match.group()], value)

@@ -9,19 +9,18 @@ reading, explained in docs/audit.md:
 **Which events.** RAD TF-3 Table 5.1-2 has the actor that *answers* RAD-69 (Imaging Document
 Source) or RAD-75 (Responding Imaging Gateway) record DICOM Instances Transferred (110104),
 and the actor that *asks* (Imaging Document Consumer, Initiating Imaging Gateway) record DICOM
-Instances Accessed (110103). The gateway plays both sides of one exchange, so it records both:
+Instances Accessed (110103). The gateway plays both sides of one exchange, so it records
+both, one message per transaction leg:
 
 * the inbound transaction (``exchange.transaction``): it answers RAD-69 (an IIG toward a local
   consumer, or a responder serving its own community) or RAD-75 (an RIG) →
-  **110104** (:func:`documents_transferred`);
-* each outbound SOAP leg (``leg.transaction`` RAD-69 to an Imaging Document Source, or RAD-75
-  to a Responding Imaging Gateway) → **110103** (:func:`documents_accessed`). Legs in
-  DICOMweb (RAD-107 to a source, RAD-160 to a gateway) keep the design's RAD-160 convention:
-  no message of their own; their transaction code follows the inbound one on the 110104
-  message of the documents they supplied.
-* a RAD-160 the gateway bridged to a SOAP leg (:mod:`gateway.protocols.xca.fromweb`): the
-  RAD-160 110104 (:func:`~gateway.audit.messages.instances_transferred`, EventTypeCode
-  RAD-160 alone: no RAD-107 was made) and the 110103 of the SOAP leg, each its own message.
+  **110104** (:func:`documents_transferred`), ``EventTypeCode`` the inbound transaction alone;
+* each outbound leg that answered for documents → **110103** (:func:`documents_accessed`):
+  a SOAP leg (RAD-69 to an Imaging Document Source, RAD-75 to a Responding Imaging
+  Gateway), or a DICOMweb leg that fetched documents for the SOAP answer (RAD-107 to a
+  source, RAD-160 to a gateway: the bridge), ``EventTypeCode`` the leg's transaction;
+* a RAD-160 the gateway bridged to a SOAP leg: the 110103 of that leg here, and the RAD-160
+  messages of :mod:`gateway.audit.messages` (110104) and :mod:`gateway.audit.transfers`.
 
 **EventActionCode R for both.** 110104: PS3.15 says R when the audit source is not the
 receiver or cannot know whether the receiver held copies, as for every relay here. 110103:
@@ -30,12 +29,12 @@ imports what it retrieves), but the gateway reads the instances to pass them on 
 no copy (a spool file lives only as long as the response it feeds), so it records R.
 
 **Participants.** As IPF does and the digest notes, Source and Destination follow the images,
-not the HTTP direction: Source (110153, ``UserIsRequestor`` false) is the party that sent the
-images, Destination (110152) the one that asked for them. 110104: Source = this gateway
-(named by ``audit_source_id``), Destination = the requester (its verified certificate
-subject, else its address; requestor). 110103: Source = the upstream (its endpoint URL
-without query, host as access point, configured name as AlternativeUserID), Destination =
-this gateway (requestor).
+not the HTTP direction (:mod:`gateway.audit.participants`): Source (110153, ``UserIsRequestor``
+false) is the party that sent the images, Destination (110152) the one that asked for them.
+110104: Source = this gateway (``audit_source_id``, its host as network access point),
+Destination = the requester (its verified certificate subject, else its address; requestor).
+110103: Source = the upstream (its endpoint URL without query or identifiers, host as access
+point, configured name as AlternativeUserID), Destination = this gateway (requestor).
 
 **Objects.** One Study object per requested document (type 2, role 3, ID type 110180,
 ParticipantObjectID = its Study Instance UID) with the ParticipantObjectDetail entries IHE
@@ -45,7 +44,8 @@ audit messages use for XDS-I documents: :data:`DOCUMENT_UID_DETAIL`,
 (``urn:oid:`` form); a document that was not returned also carries its RegistryError code as
 :data:`ERROR_CODE_DETAIL`. No SOPClass entries: the request names no SOP class and the tally
 counts per series, not per document. One patient object (type 1, role 1, ID type RFC-3881
-"Patient Number", HL7 CX as :func:`~gateway.audit.messages.patient_cx` writes it).
+"Patient Number", HL7 CX as :func:`~gateway.audit.objects.patient_cx` writes it), and the
+request object (:func:`~gateway.audit.objects.request_object`: the exchange's request id).
 
 **One message per outcome set and per patient.** A RAD-69/75 request carries no patient id
 (digest §2.11): a returned document's patient is the one whose relayed instances (the
@@ -71,33 +71,33 @@ document (nothing was asked that PS3.15 could name: a message needs at least one
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from gateway.audit import codes
-from gateway.audit.messages import (
-    HOME_COMMUNITY_DETAIL,
-    UNKNOWN_PATIENT_ID,
-    UNKNOWN_STUDY_UID,
-    audit_source,
-    instances_transferred,
-    patient_cx,
-    transfer_outcome,
-)
+from gateway.audit.messages import audit_source, instances_transferred, transfer_outcome
 from gateway.audit.model import (
     ActionCode,
     AuditMessage,
     Event,
-    ObjectRole,
-    ObjectType,
     Outcome,
     Participant,
     ParticipantObject,
+)
+from gateway.audit.objects import (
+    HOME_COMMUNITY_DETAIL,
+    patient_object,
+    request_of,
+    study_object,
 )
 from gateway.audit.participants import (
     gateway_participant,
     leg_participant,
     requester_participant,
+)
+from gateway.audit.transfers import (
+    WEB_TRANSACTIONS,
+    instances_accessed,
+    leg_transaction,
 )
 from gateway.exchange import DocumentOutcome, Exchange, Leg, StreamEnd
 from gateway.exchange import Outcome as ExchangeOutcome
@@ -143,145 +143,143 @@ INSTANCES_ACCESSED_EVENT = "instances-accessed"
 SOAP_TRANSACTIONS: dict[str, codes.Code] = {"RAD-69": codes.RAD_69, "RAD-75": codes.RAD_75}
 """The SOAP retrieve transactions and their EventTypeCodes."""
 
-_WEB_TRANSACTIONS = {"RAD-107": codes.RAD_107, "RAD-160": codes.RAD_160}
-_COMMUNITY_DETAILS = {"RAD-69": HOME_COMMUNITY_DETAIL, "RAD-75": XCA_COMMUNITY_DETAIL}
+_COMMUNITY_DETAILS = {"RAD-75": XCA_COMMUNITY_DETAIL}  # any other: ihe:homeCommunityID
 _CUT = frozenset({StreamEnd.TRUNCATED, StreamEnd.STALLED, StreamEnd.CLIENT})
 
 _Patient = tuple[str, str | None, str | None]  # Patient ID, its issuer, the name a header gave
 _Set = tuple[bool, _Patient | None, list[DocumentOutcome]]  # failed?, patient, documents
 
 
-def messages_for(exchange: Exchange, identity: Identity) -> Iterator[tuple[str, AuditMessage]]:
-    """Every audit message of a finished exchange, each with its journal event label, built
-    one at a time as the caller takes them (2,000 documents are 100 messages: held at once
-    they would cost megabytes at the moment the answer ends).
+def messages_for(
+    exchange: Exchange, identity: Identity, *, host: str | None = None
+) -> Iterator[tuple[str, AuditMessage]]:
+    """Every audit message of a finished exchange, one per transaction leg (and per outcome
+    set, patient and size where a leg needs several), each with its journal event label.
 
-    A RAD-69 or RAD-75 exchange gives :func:`documents_accessed` (label
-    :data:`INSTANCES_ACCESSED_EVENT`) then :func:`documents_transferred`; any other (RAD-160)
-    gives :func:`documents_accessed` for its SOAP legs, if it was bridged to one, then
-    :func:`~gateway.audit.messages.instances_transferred`; 110104 messages are labelled
-    :data:`INSTANCES_TRANSFERRED_EVENT`. Raises nothing the exchange's content could cause.
+    The outbound legs come first, labelled :data:`INSTANCES_ACCESSED_EVENT`:
+    :func:`documents_accessed` (legs that answered for SOAP documents) and, for a RAD-160
+    exchange, :func:`~gateway.audit.transfers.instances_accessed` (its DICOMweb legs). Then
+    the inbound leg, labelled :data:`INSTANCES_TRANSFERRED_EVENT`:
+    :func:`documents_transferred` for RAD-69 or RAD-75,
+    :func:`~gateway.audit.messages.instances_transferred` for RAD-160. ``host`` is the
+    gateway's network access point. Raises nothing the exchange's content could cause.
+
+    Lazy: the messages of one leg are built when the caller reaches them, so a SOAP retrieve
+    of 2,000 documents never holds all its messages at once.
     """
+    for message in documents_accessed(exchange, identity, host=host):
+        yield INSTANCES_ACCESSED_EVENT, message
     if exchange.transaction in SOAP_TRANSACTIONS:
-        for message in _accessed(exchange, identity):
-            yield INSTANCES_ACCESSED_EVENT, message
-        for message in _transferred(exchange, identity):
+        for message in documents_transferred(exchange, identity, host=host):
             yield INSTANCES_TRANSFERRED_EVENT, message
         return
-    # A RAD-160: the 110103 of its SOAP leg when it was bridged to one (none otherwise), then
-    # its 110104, naming RAD-160 alone when bridged.
-    for message in _accessed(exchange, identity):
+    for message in instances_accessed(exchange, identity, host=host):
         yield INSTANCES_ACCESSED_EVENT, message
-    bridged = any(leg.transaction in SOAP_TRANSACTIONS for leg in exchange.legs)
-    for message in instances_transferred(exchange, identity):
-        yield INSTANCES_TRANSFERRED_EVENT, _inbound_only(message) if bridged else message
+    for message in instances_transferred(exchange, identity, host=host):
+        yield INSTANCES_TRANSFERRED_EVENT, message
 
 
-def _inbound_only(message: AuditMessage) -> AuditMessage:
-    """A bridged RAD-160's 110104 names RAD-160 alone: its outbound leg was SOAP, which has
-    its own 110103, not the RAD-107 a ``source`` route otherwise adds."""
-    return replace(message, event=replace(message.event, types=(codes.RAD_160,)))
-
-
-def documents_transferred(exchange: Exchange, identity: Identity) -> list[AuditMessage]:
+def documents_transferred(
+    exchange: Exchange, identity: Identity, *, host: str | None = None
+) -> list[AuditMessage]:
     """The 110104 messages of the gateway's answer to ``exchange.transaction`` (RAD-69 or
     RAD-75): one per outcome set, patient and :data:`MAX_DOCUMENTS` documents; empty for an
     exchange that is not a SOAP retrieve, was refused, or recorded no document."""
-    return list(_transferred(exchange, identity))
-
-
-def _transferred(exchange: Exchange, identity: Identity) -> Iterator[AuditMessage]:
     inbound = SOAP_TRANSACTIONS.get(exchange.transaction)
     if inbound is None or not exchange.documents or exchange.outcome is ExchangeOutcome.REFUSED:
-        return
-    # Which DICOMweb transaction, if any, supplied the documents each upstream answered for.
-    web = {
-        leg.upstream: code
-        for leg in exchange.legs
-        if (code := _WEB_TRANSACTIONS.get(leg.transaction or "")) is not None
-    }
+        return []
     participants = (
-        gateway_participant(identity, role=codes.SOURCE_ROLE, is_requestor=False),
+        gateway_participant(identity, role=codes.SOURCE_ROLE, is_requestor=False, host=host),
         requester_participant(exchange),
     )
     at = _moment(exchange, exchange.duration_s)
-    for failed, patient, documents in _sets(exchange.documents, exchange.instances):
-        types = [inbound]
-        for document in documents:
-            code = web.get(document.upstream or "")
-            if code is not None and code not in types:
-                types.append(code)
-        event = Event(
-            id=codes.INSTANCES_TRANSFERRED,
-            action=ActionCode.READ,
-            at=at,
-            outcome=_exchange_outcome(exchange, failed=failed),
-            types=tuple(types),
-        )
-        yield _message(
-            event,
+    return [
+        _message(
+            Event(
+                id=codes.INSTANCES_TRANSFERRED,
+                action=ActionCode.READ,
+                at=at,
+                outcome=_exchange_outcome(exchange, failed=failed),
+                types=(inbound,),
+            ),
             participants,
             identity,
+            exchange,
             documents=documents,
             patient=patient,
             transaction=exchange.transaction,
         )
+        for failed, patient, documents in _sets(exchange.documents, exchange.instances)
+    ]
 
 
-def documents_accessed(exchange: Exchange, identity: Identity) -> list[AuditMessage]:
-    """The 110103 messages of the gateway's outbound SOAP legs: per upstream asked (its
-    latest leg of transaction RAD-69 or RAD-75 that sent a request), the documents it
-    answered for, one message per outcome set, patient and :data:`MAX_DOCUMENTS`
-    documents."""
-    return list(_accessed(exchange, identity))
-
-
-def _accessed(exchange: Exchange, identity: Identity) -> Iterator[AuditMessage]:
+def documents_accessed(
+    exchange: Exchange, identity: Identity, *, host: str | None = None
+) -> list[AuditMessage]:
+    """The 110103 messages of the gateway's outbound legs that answered for documents: per
+    upstream asked (its latest leg of a SOAP or DICOMweb transaction that sent a request),
+    the documents it answered for, one message per outcome set, patient and
+    :data:`MAX_DOCUMENTS` documents."""
     legs: dict[str, Leg] = {}
     for leg in exchange.legs:
-        if leg.transaction in SOAP_TRANSACTIONS and leg.url is not None:
+        transaction = leg_transaction(exchange, leg)
+        known = transaction in SOAP_TRANSACTIONS or transaction in WEB_TRANSACTIONS
+        if known and leg.url is not None:
             legs[leg.upstream] = leg
+    messages = []
     for name, leg in legs.items():
-        transaction = leg.transaction or ""
+        transaction = leg_transaction(exchange, leg)
         answered = [document for document in exchange.documents if document.upstream == name]
         participants = (
             leg_participant(leg),
-            gateway_participant(identity, role=codes.DESTINATION_ROLE, is_requestor=True),
+            gateway_participant(
+                identity, role=codes.DESTINATION_ROLE, is_requestor=True, host=host
+            ),
         )
         at = _moment(exchange, leg.end_s if leg.end_s is not None else exchange.duration_s)
+        code = SOAP_TRANSACTIONS.get(transaction) or WEB_TRANSACTIONS[transaction]
         for failed, patient, documents in _sets(answered, exchange.instances):
             event = Event(
                 id=codes.INSTANCES_ACCESSED,
                 action=ActionCode.READ,
                 at=at,
                 outcome=_leg_outcome(leg, failed=failed),
-                types=(SOAP_TRANSACTIONS[transaction],),
+                types=(code,),
             )
-            yield _message(
-                event,
-                participants,
-                identity,
-                documents=documents,
-                patient=patient,
-                transaction=transaction,
+            messages.append(
+                _message(
+                    event,
+                    participants,
+                    identity,
+                    exchange,
+                    documents=documents,
+                    patient=patient,
+                    transaction=transaction,
+                )
             )
+    return messages
 
 
 def _message(
     event: Event,
     participants: tuple[Participant, ...],
     identity: Identity,
+    exchange: Exchange,
     *,
     documents: Sequence[DocumentOutcome],
     patient: _Patient | None,
     transaction: str,
 ) -> AuditMessage:
-    community = _COMMUNITY_DETAILS[transaction]
+    community = _COMMUNITY_DETAILS.get(transaction, HOME_COMMUNITY_DETAIL)
     return AuditMessage(
         event=event,
         participants=participants,
         source=audit_source(identity),
-        objects=(*(_study(document, community) for document in documents), _patient(patient)),
+        objects=(
+            *(_study(document, community) for document in documents),
+            _patient(patient),
+            request_of(exchange),
+        ),
     )
 
 
@@ -340,28 +338,16 @@ def _study(document: DocumentOutcome, community: str) -> ParticipantObject:
         details.append((community, _urn(document.home_community_id)))
     if document.error_code is not None:
         details.append((ERROR_CODE_DETAIL, document.error_code[:MAX_ERROR_CODE]))
-    return ParticipantObject(
-        object_id=document.study_uid.strip() or UNKNOWN_STUDY_UID,
-        type_code=ObjectType.SYSTEM_OBJECT,
-        role=ObjectRole.REPORT,
-        id_type=codes.STUDY_INSTANCE_UID,
+    return study_object(
+        document.study_uid,
         details=tuple((kind, value.encode("utf-8", "replace")) for kind, value in details if value),
     )
 
 
 def _patient(patient: _Patient | None) -> ParticipantObject:
     if patient is None:
-        object_id, name = UNKNOWN_PATIENT_ID, None
-    else:
-        patient_id, issuer, name = patient
-        object_id = patient_cx(patient_id, issuer)
-    return ParticipantObject(
-        object_id=object_id,
-        type_code=ObjectType.PERSON,
-        role=ObjectRole.PATIENT,
-        id_type=codes.PATIENT_NUMBER,
-        name=name,
-    )
+        return patient_object(None)
+    return patient_object(*patient)
 
 
 def _exchange_outcome(exchange: Exchange, *, failed: bool) -> Outcome:

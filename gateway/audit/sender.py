@@ -1,9 +1,10 @@
 """Draining the journal to one destination, at least once.
 
-One asyncio task per destination. It holds a *send offset* (what has been written) ahead of
-its *cursor* in the journal (what is confirmed). Journal reads run in a worker thread
-(``executor``: the disk may be slow); decoding and rendering, CPU work, run on the loop in
-slices of a few records (in a thread they would hold the GIL against the loop).
+One asyncio task per destination, on the senders' own loop (:mod:`gateway.audit.sendloop`),
+never the request loop. It holds a *send offset* (what has been written) ahead of its
+*cursor* in the journal (what is confirmed). Journal reads run in a worker thread
+(``executor``: the disk may be slow); decoding and rendering, CPU work, run on the senders'
+loop in slices of a few records.
 The cycle:
 
 1. Connect when there is anything unconfirmed; on failure wait with exponential backoff
@@ -13,8 +14,10 @@ The cycle:
    transport whether the repository closed the connection (an idle timeout, a restart); if
    so, reconnect first rather than write into a dead connection.
 3. Write a batch read from the journal and rendered for this destination; advance the send
-   offset. A record that cannot be decoded or rendered, or has no form for this destination,
-   is skipped: counted in ``mado_gateway_audit_skipped_total{destination,reason}`` and
+   offset. Batches are at least ``linger_s`` apart unless a whole batch is waiting, so a
+   steady flow of records travels in a few large batches rather than one per record. A
+   record that cannot be decoded or rendered, or has no form for this destination, is
+   skipped: counted in ``mado_gateway_audit_skipped_total{destination,reason}`` and
    logged with its offset, never retried forever (it would stop this destination for good).
 4. Confirm: once the transport reports nothing unacknowledged, the written batches count as
    acknowledged; a batch is committed when the connection is still seen healthy
@@ -87,10 +90,12 @@ class Sender:
         settle_s: float = 0.0,
         batch_records: int = 256,
         batch_bytes: int = 1024 * 1024,
+        linger_s: float = 0.0,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
-        """``executor`` runs journal reads and rendering (None: the loop's default one);
-        ``on_commit`` is called after the cursor moved."""
+        """``executor`` runs journal reads (None: the loop's default one); ``linger_s`` is
+        the least time between two batches unless a whole batch is waiting (records then
+        travel in fewer, larger batches); ``on_commit`` is called after the cursor moved."""
         self.journal = journal
         self.name = name
         self.transport = transport
@@ -102,7 +107,9 @@ class Sender:
         self.settle_s = settle_s
         self.batch_records = batch_records
         self.batch_bytes = batch_bytes
+        self.linger_s = linger_s
         self.on_commit = on_commit
+        self._last_batch = 0.0
         self._reader = journal.reader()
         self._send_offset = journal.cursor(name)
         self._in_flight: collections.deque[_Batch] = collections.deque()
@@ -190,6 +197,7 @@ class Sender:
             await asyncio.sleep(0)  # let the loop deliver an EOF that is already in
             self._confirm()
             if self._send_offset < self.journal.end:
+                await self._linger()
                 records = await loop.run_in_executor(self.executor, self._read, self._send_offset)
                 batch = await self._render_all(records, self._send_offset)
                 if self.transport.peer_closed():
@@ -203,6 +211,13 @@ class Sender:
                 continue
             self._wake.clear()
             await self._nap()
+
+    async def _linger(self) -> None:
+        """Wait until ``linger_s`` after the last batch, unless a whole batch is waiting."""
+        wait = self._last_batch + self.linger_s - time.monotonic()
+        if wait > 0 and self.journal.end - self._send_offset < self.batch_bytes:
+            await asyncio.sleep(wait)
+        self._last_batch = time.monotonic()
 
     def _read(self, offset: int) -> list[Record]:
         """A batch of records from ``offset`` (in a worker thread: the disk may be slow)."""

@@ -9,6 +9,9 @@ Contract for the gateway (see docs/audit.md for the wiring):
   the terminating chunk. A full journal or a failing disk drops the message (counted in
   ``mado_gateway_audit_dropped_total``, logged); the request is never blocked or failed by
   audit.
+* :meth:`AuditService.answered` is a :class:`~gateway.exchange.LegSink`: when the first leg
+  of an exchange is about to answer, before its first byte, it journals the Begin
+  Transferring (110102) the same way, so a retrieval cut by a crash is on record.
 * :meth:`AuditService.security_alert` does the same for a Security Alert.
 * :meth:`AuditService.start` opens the journal (raising
   :class:`~gateway.audit.errors.JournalError` when it cannot be used, so the gateway does not
@@ -19,9 +22,11 @@ Contract for the gateway (see docs/audit.md for the wiring):
   process, each destination from its own cursor.
 * :meth:`AuditService.ready` is a readiness check: None, or why the journal cannot be written.
 
-Threads: the event loop appends and sends; one thread per destination reads, decodes and
-renders batches; one group-commit thread flushes the journal, stores the cursors and deletes
-what every destination has passed.
+Threads: the request loop builds, encodes and appends (one ``write(2)`` per message); the
+senders run on an event loop of their own in one thread (:mod:`gateway.audit.sendloop`:
+connections, TLS, reading, decoding, rendering), with journal reads in worker threads; one
+group-commit thread flushes the journal, stores the cursors and deletes what every
+destination has passed. Nothing but the append runs on the request loop.
 
 Crossing the journal cap (PS3.15 A.5.3 "Security Alert", type 110133 Audit Recording
 Stopped) is announced once per crossing, in the reserve the journal keeps for it (Application
@@ -59,9 +64,11 @@ from gateway.audit.model import AuditMessage
 from gateway.audit.record import AuditRecord, check_version, encode
 from gateway.audit.retrieves import messages_for
 from gateway.audit.sender import Sender
+from gateway.audit.sendloop import SendLoop
 from gateway.audit.settings import AuditSettings
+from gateway.audit.transfers import BEGIN_TRANSFERRING_EVENT, begin_transferring
 from gateway.audit.transports import Transport
-from gateway.exchange import Exchange
+from gateway.exchange import Exchange, Leg
 from routing.model import Identity
 
 __all__ = ["AuditService"]
@@ -69,6 +76,9 @@ __all__ = ["AuditService"]
 log = logging.getLogger("mado_gateway.audit")
 
 _RESUME_FRACTION = 0.9
+LINGER_S = 0.05
+"""How long the senders let appends accumulate before a batch (:mod:`gateway.audit.sendloop`):
+the delay an audit message may add before it leaves, for far fewer GIL handovers."""
 
 
 class AuditService:
@@ -94,10 +104,12 @@ class AuditService:
             check=check_version,
         )
         self._transport = transport
-        self._renderer = syslog_renderer(settings.syslog, socket.gethostname())
+        self.host = settings.syslog.hostname or socket.gethostname()
+        """The gateway's network access point in its messages (its machine name)."""
+        self._renderer = syslog_renderer(settings.syslog, self.host)
         self._senders: list[Sender] = []
         self._gauges: dict[str, DestinationMetrics] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._send_loop: SendLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._group_commit: GroupCommit | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,8 +125,8 @@ class AuditService:
         messages_for`: 110104 for a RAD-160 exchange; 110103 per SOAP leg and 110104 for a
         RAD-69 or RAD-75 one). Never raises."""
         try:
-            # One message at a time: built, journalled, let go (messages_for is lazy).
-            for event, message in messages_for(exchange, self.identity):
+            # One leg's messages at a time: built, journalled, let go (messages_for is lazy).
+            for event, message in messages_for(exchange, self.identity, host=self.host):
                 self._record(message, event, request_id=exchange.request_id)
         except Exception:
             log.exception(
@@ -122,10 +134,34 @@ class AuditService:
             )
             self.metrics.dropped.labels("build-error").inc()
 
+    def answered(self, exchange: Exchange, leg: Leg) -> None:
+        """Journal the Begin Transferring (110102) of ``exchange`` when ``leg`` is its first
+        leg to answer (:func:`~gateway.audit.transfers.begin_transferring`); the caller
+        writes the leg's first byte after this returns. Never raises."""
+        if any(other.answered for other in exchange.legs if other is not leg):
+            return
+        try:
+            built = begin_transferring(exchange, leg, self.identity, host=self.host)
+        except Exception:
+            log.exception(
+                "audit message could not be built", extra={"request_id": exchange.request_id}
+            )
+            self.metrics.dropped.labels("build-error").inc()
+            return
+        for message in built:
+            self._record(message, BEGIN_TRANSFERRING_EVENT, request_id=exchange.request_id)
+
     def security_alert(
-        self, kind: AlertKind, target: str, description: str, *, performer: str | None = None
+        self,
+        kind: AlertKind,
+        target: str,
+        description: str,
+        *,
+        performer: str | None = None,
+        request_id: str | None = None,
     ) -> None:
-        """Journal a Security Alert (110113) about ``target``. Never raises."""
+        """Journal a Security Alert (110113) about ``target``, naming the request being
+        served when ``request_id`` is given. Never raises."""
         try:
             message = messages.security_alert(
                 self.identity,
@@ -135,12 +171,18 @@ class AuditService:
                 at=datetime.now(UTC),
                 reporter=self.identity.audit_source_id,
                 performer=performer,
+                request_id=request_id,
             )
         except Exception:
             log.exception("security alert could not be built")
             self.metrics.dropped.labels("build-error").inc()
             return
-        self._record(message, "security-alert", reserved=kind is AlertKind.AUDIT_STOPPED)
+        self._record(
+            message,
+            "security-alert",
+            reserved=kind is AlertKind.AUDIT_STOPPED,
+            request_id=request_id,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -165,25 +207,32 @@ class AuditService:
         self._executor = ThreadPoolExecutor(
             max_workers=len(transports), thread_name_prefix="audit-read"
         )
-        self._gauges = {}
-        self._senders = []
-        for destination, transport in zip(self.settings.destinations, transports, strict=True):
-            metrics = self.metrics.destination(destination.name)
-            self._gauges[destination.name] = metrics
-            self._senders.append(
+        self._gauges = {
+            destination.name: self.metrics.destination(destination.name)
+            for destination in self.settings.destinations
+        }
+        executor = self._executor
+
+        def build() -> list[Sender]:  # in the senders' thread: what it makes belongs there
+            return [
                 Sender(
                     self.journal,
                     destination.name,
                     transport,
                     renderer_for(destination, self._renderer),
-                    metrics,
-                    executor=self._executor,
+                    self._gauges[destination.name],
+                    executor=executor,
                     backoff_initial_s=self.settings.retry.initial_s,
                     backoff_max_s=self.settings.retry.max_s,
                     settle_s=settle_time(destination),
-                    on_commit=self._committed,
+                    linger_s=LINGER_S,
+                    on_commit=self._committed_elsewhere,
                 )
-            )
+                for destination, transport in zip(
+                    self.settings.destinations, transports, strict=True
+                )
+            ]
+
         self._group_commit = GroupCommit(
             self.journal,
             interval_s=self.settings.journal.fsync_interval_s,
@@ -193,10 +242,15 @@ class AuditService:
         self._group_commit.start()
         self._update_gauges()
         self._record(self._application(started=True), "application-activity", reserved=True)
-        self._tasks = [
-            asyncio.create_task(sender.run(), name=f"audit-sender-{sender.name}")
-            for sender in self._senders
-        ]
+        send_loop = SendLoop(linger_s=LINGER_S)
+        try:
+            self._senders = list(await asyncio.to_thread(send_loop.start, build))
+        except BaseException:
+            await asyncio.to_thread(self._group_commit.stop)
+            self._group_commit = None
+            await asyncio.to_thread(self.journal.close)
+            raise
+        self._send_loop = send_loop
         log.info(
             "audit started",
             extra={
@@ -211,11 +265,18 @@ class AuditService:
 
     async def stop(self) -> None:
         """Journal Application Stop, flush for at most ``stop_timeout_s``, close."""
-        if not self._tasks:
+        send_loop = self._send_loop
+        if send_loop is None:
             return
         self._record(self._application(started=False), "application-activity", reserved=True)
-        timeout_s = self.settings.stop_timeout_s
-        flushed = await asyncio.gather(*(sender.flush(timeout_s) for sender in self._senders))
+        deadline = asyncio.get_running_loop().time() + self.settings.stop_timeout_s
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            flushed = await send_loop.flush(max(remaining, 0.0))
+            # What the senders' commits set off on this loop (the cap's "resumed" alert) ran
+            # before the flush's answer; if it journalled anything, flush that too.
+            if not all(flushed) or self.journal.pending_bytes == 0 or remaining <= 0:
+                break
         for sender, done in zip(self._senders, flushed, strict=True):
             if not done:
                 log.warning(
@@ -225,12 +286,8 @@ class AuditService:
                         "backlog_messages": self.journal.pending_records_of(sender.name),
                     },
                 )
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await asyncio.to_thread(send_loop.stop)
+        self._send_loop = None
         if self._executor is not None:  # a read may still run: let it end before closing
             await asyncio.to_thread(self._executor.shutdown, wait=True)
             self._executor = None
@@ -312,8 +369,8 @@ class AuditService:
         self._update_gauges()
         if self._group_commit is not None:
             self._group_commit.kick()
-        for sender in self._senders:
-            sender.wake()
+        if self._send_loop is not None:
+            self._send_loop.wake()
         return True
 
     def _cap_crossed(self) -> None:
@@ -338,6 +395,12 @@ class AuditService:
     def _slowest(self) -> str | None:
         names = self.journal.cursor_names if self.journal.is_open else ()
         return min(names, key=self.journal.cursor, default=None)
+
+    def _committed_elsewhere(self) -> None:  # the senders' thread, after a cursor moved
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(self._committed)
 
     def _committed(self) -> None:
         self._update_gauges()

@@ -26,7 +26,7 @@ from aiohttp.typedefs import Handler, Middleware
 from gateway.edge.routes import ErrorRenderer, RouteTable
 from gateway.errors import problem_for, refusal_for
 from gateway.exchange import Exchange, ExchangeSink, Leg, LegSink, Outcome
-from gateway.keys import EXCHANGE, HOLDER, METRICS, POOL, SECURITY, SINKS
+from gateway.keys import EXCHANGE, HOLDER, LEG_SINKS, METRICS, POOL, SECURITY, SINKS
 from gateway.relay.handover import RELAY, Relay
 from gateway.sinks.logs import REQUEST_ID
 from gateway.sinks.security import SecurityAlerts
@@ -79,9 +79,10 @@ class Delivery:
 
 
 def delivery(app: web.Application) -> Delivery:
-    """The sinks of ``app``: its exchange sinks, security alerts derived from legs first."""
+    """The sinks of ``app``: its exchange sinks and leg sinks (the audit trail's Begin
+    Transferring), security alerts derived from legs first."""
     alerts = SecurityAlerts(app[SECURITY])
-    return Delivery([alerts, *app[SINKS]], [alerts])
+    return Delivery([alerts, *app[SINKS]], [alerts, *app.get(LEG_SINKS, ())])
 
 
 def exchange_middleware(routes: RouteTable) -> Middleware:
@@ -99,10 +100,16 @@ def exchange_middleware(routes: RouteTable) -> Middleware:
 async def _exchange(
     request: web.Request, handler: Handler, render: ErrorRenderer
 ) -> web.StreamResponse:
-    request_id = _request_id(request.headers.get("X-Request-ID"))
+    offered = _offered_id(request.headers.get("X-Request-ID"))
+    own = uuid.uuid4().hex
+    request_id = offered or own
     token = REQUEST_ID.set(request_id)
     exchange = Exchange(
-        request_id=request_id, method=request.method, path=request.path, client=request.remote
+        request_id=request_id,
+        method=request.method,
+        path=request.path,
+        client=request.remote,
+        exchange_id=own if offered else None,  # the client's id may not be unique
     )
     request[EXCHANGE] = exchange
     app = request.app
@@ -182,14 +189,15 @@ def _access_line(exchange: Exchange) -> None:
             "duration_s": exchange.duration_s,
             "error": exchange.error,
             "client": exchange.client,
+            "exchange_id": exchange.exchange_id,
         },
     )
 
 
-def _request_id(offered: str | None) -> str:
+def _offered_id(offered: str | None) -> str | None:
     if offered and _CLIENT_REQUEST_ID.fullmatch(offered):
         return offered
-    return uuid.uuid4().hex
+    return None
 
 
 async def request_id_on_prepare(request: web.Request, response: web.StreamResponse) -> None:

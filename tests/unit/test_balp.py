@@ -81,3 +81,20 @@ def test_balp_loads_no_asyncio_or_aiohttp() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_request_id_is_one_xrequestid_entity_whether_the_message_or_the_record_names_it() -> (
+    None
+):
+    from dataclasses import replace
+
+    from gateway.audit.objects import request_object
+
+    plain = alert()
+    with_object = replace(
+        plain,
+        message=replace(plain.message, objects=(*plain.message.objects, request_object("req-1"))),
+    )
+    for record in (plain, with_object):
+        kinds = [e["type"].get("code") for e in audit_event(record)["entity"]]
+        assert kinds.count("XrequestId") == 1

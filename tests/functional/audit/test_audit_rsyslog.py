@@ -150,17 +150,27 @@ async def test_service_messages_arrive_and_validate(
         performer="192.0.2.9",
     )
     await service.stop()
-    stored = await wait_for(rsyslog, 5)
+    stored = await wait_for(rsyslog, 7)
     roots = [parse(line) for line in stored]
-    assert [event_of(root) for root in roots] == ["110100", "110104", "110104", "110113", "110100"]
-    patients = {
-        r.find("ParticipantObjectIdentification[@ParticipantObjectTypeCodeRole='1']").get(
-            "ParticipantObjectID"
-        )
-        for r in roots[1:3]
-    }
-    assert patients == {"PAT-1^^^&1.2.3.4.9&ISO", "PAT-2^^^&1.2.3.4.9&ISO"}
-    alert = roots[3].find("ParticipantObjectIdentification")
+    # per patient, the outbound leg (110103) then the inbound one (110104)
+    assert [event_of(root) for root in roots] == [
+        "110100",
+        "110103",
+        "110103",
+        "110104",
+        "110104",
+        "110113",
+        "110100",
+    ]
+    for legs in (roots[1:3], roots[3:5]):
+        patients = {
+            r.find("ParticipantObjectIdentification[@ParticipantObjectTypeCodeRole='1']").get(
+                "ParticipantObjectID"
+            )
+            for r in legs
+        }
+        assert patients == {"PAT-1^^^&1.2.3.4.9&ISO", "PAT-2^^^&1.2.3.4.9&ISO"}
+    alert = roots[5].find("ParticipantObjectIdentification")
     assert alert.get("ParticipantObjectID") == "https://evil.example.net/wado"
 
 
@@ -203,7 +213,7 @@ async def test_repository_down_and_restarted_three_times_loses_nothing(
     for index in range(300):
         service.observe(relayed(index))
     await asyncio.sleep(0.5)
-    assert sample(registry, "mado_gateway_audit_queue_depth") == 301
+    assert sample(registry, "mado_gateway_audit_queue_depth") == 601  # 2 per exchange
     assert (
         sample(
             registry,
@@ -224,7 +234,7 @@ async def test_repository_down_and_restarted_three_times_loses_nothing(
     for index in range(next_index, 1000):
         service.observe(relayed(index))
     await service.stop()
-    stored = await wait_for(rsyslog, 1002, timeout_s=30)
+    stored = await wait_for(rsyslog, 2002, timeout_s=30)
     studies = studies_in(stored)
     counts = collections.Counter(studies)
     assert set(counts) == {f"1.2.9.{i}" for i in range(1000)}
@@ -242,12 +252,12 @@ async def test_idle_connection_closed_by_the_repository(
     service.metrics = AuditMetrics(registry)
     await service.start()
     service.observe(relayed(1))
-    assert len(await wait_for(rsyslog, 2)) == 2
+    assert len(await wait_for(rsyslog, 3)) == 3
     await asyncio.sleep(0.5)  # idle, everything confirmed
     await asyncio.to_thread(rsyslog.restart)
     await asyncio.sleep(0.3)
     service.observe(relayed(2))
-    stored = await wait_for(rsyslog, 3, timeout_s=5)
+    stored = await wait_for(rsyslog, 5, timeout_s=5)
     assert studies_in(stored) == ["1.2.9.1", "1.2.9.2"]
     assert sample(registry, "mado_gateway_audit_resent_total", {"destination": "tls"}) == 0
     assert (
@@ -302,7 +312,7 @@ async def test_sigkill_then_resume_from_the_journal(
     service.metrics = AuditMetrics(registry)
     await service.start()
     await service.stop()
-    stored = await wait_for(rsyslog, len(journaled) + 3)
+    stored = await wait_for(rsyslog, 2 * len(journaled) + 3)  # 2 messages per exchange
     counts = collections.Counter(studies_in(stored))
     assert set(counts) == {f"1.2.9.{i}" for i in journaled}
     duplicates = sum(n - 1 for n in counts.values())
@@ -337,7 +347,7 @@ async def test_journal_cap_with_repository_unreachable(
         types = [a.find("EventIdentification/EventTypeCode").get("csd-code") for a in alerts]
         assert types == ["110133", "110134"]
         assert events.count("110100") == 2  # Application Stop used the reserve too
-        assert events.count("110104") == 120 - dropped
+        assert events.count("110103") + events.count("110104") == 2 * 120 - dropped
         assert sample(registry, "mado_gateway_audit_journal_full") == 0
     finally:
         arr.stop()

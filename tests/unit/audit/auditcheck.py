@@ -1,6 +1,9 @@
 """Shared checks for audit tests: the XML schema kept beside this file, the PS3.15 A.5.1
-RELAX NG schema of the shared reference folder, the PS3.15 content rules a schema cannot
-state, and the settings of a service writing to a local file."""
+RELAX NG schemas of the shared reference folder (the edition as published and as corrected),
+the PS3.15 content rules a schema cannot state, and the settings of a service writing to a
+local file. Every audit message a test parses goes through :func:`validate`, so every test
+that builds messages from an exchange, in process or through a running gateway, checks them
+against both editions."""
 
 from __future__ import annotations
 
@@ -22,18 +25,28 @@ def schema() -> etree.XMLSchema:
 
 
 @cache
-def relax_ng() -> etree.RelaxNG:
-    """PS3.15 A.5.1 in RELAX NG, with ``(ParticipantObjectName | ParticipantObjectQuery)``
-    optional as later editions have it (``schemas/README.md``): the edition as published
-    requires one on every object, which no Study object of this gateway carries."""
-    return etree.RelaxNG(etree.parse(str(shared_file("schemas/ps3.15-a.5.1-corrected.rng"))))
+def relax_ng(edition: str) -> etree.RelaxNG:
+    """PS3.15 A.5.1 in RELAX NG from the shared reference folder (``schemas/README.md``):
+    ``published`` (ParticipantObjectName or ParticipantObjectQuery required on every object,
+    as that edition printed it) or ``corrected`` (both optional, as later editions have it)."""
+    path = shared_file(f"schemas/ps3.15-a.5.1-{edition}.rng")
+    return etree.RelaxNG(etree.parse(str(path)))
+
+
+EDITIONS = ("published", "corrected")
 
 
 def validate(xml: bytes) -> etree._Element:
-    """Parse and validate one audit XML document; raise AssertionError naming the problem."""
+    """Parse one audit XML document and validate it against the XSD beside this file and
+    both editions of the PS3.15 A.5.1 RELAX NG schema; raise AssertionError naming the
+    problem (skips when the shared folder is absent, fails then under CI:
+    ``tests.samples``)."""
     root = etree.fromstring(xml)
     checker = schema()
     assert checker.validate(root), checker.error_log.filter_from_errors()
+    for edition in EDITIONS:
+        grammar = relax_ng(edition)
+        assert grammar.validate(root), (edition, grammar.error_log.filter_from_errors())
     for participant in root.iter("ActiveParticipant"):
         has_id = participant.get("NetworkAccessPointID") is not None
         has_type = participant.get("NetworkAccessPointTypeCode") is not None
@@ -41,13 +54,27 @@ def validate(xml: bytes) -> etree._Element:
     return root
 
 
-def validate_both(xml: bytes) -> etree._Element:
-    """:func:`validate`, then the shared RELAX NG schema (skips when the shared folder is
-    absent, fails then under CI: ``tests.samples``)."""
-    root = validate(xml)
-    checker = relax_ng()
-    assert checker.validate(root), checker.error_log.filter_from_errors()
-    return root
+validate_both = validate
+"""The name earlier tests use: :func:`validate` checks every schema."""
+
+
+def request_id_of(root: etree._Element) -> str | None:
+    """The request id a message carries (its ``XrequestId`` object), or None."""
+    for obj in root.iter("ParticipantObjectIdentification"):
+        if obj.find("ParticipantObjectIDTypeCode").get("csd-code") == "XrequestId":
+            return str(obj.get("ParticipantObjectID"))
+    return None
+
+
+def roles_of(root: etree._Element) -> dict[str, etree._Element]:
+    """The active participants by role code; asserts one Source and one Destination."""
+    out: dict[str, etree._Element] = {}
+    for participant in root.iter("ActiveParticipant"):
+        for role in participant.iter("RoleIDCode"):
+            code = str(role.get("csd-code"))
+            assert code not in out, f"two participants in role {code}"
+            out[code] = participant
+    return out
 
 
 def xml_of(syslog_message: bytes) -> bytes:

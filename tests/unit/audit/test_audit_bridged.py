@@ -107,8 +107,9 @@ def test_a_partial_answer_splits_the_soap_legs_message_by_outcome() -> None:
     assert outcome(transferred) == 4  # a 206 is a minor failure of the RAD-160 answer
 
 
-def test_a_rad160_relayed_over_dicomweb_is_unchanged() -> None:
+def test_a_rad160_relayed_over_dicomweb_has_one_message_per_leg() -> None:
     exchange = bridged("relay", "RAD-160")
     exchange.documents.clear()
     built = list(messages_for(exchange, IDENTITY))
-    assert [label for label, _ in built] == ["instances-transferred"]
+    # the RAD-160 leg asked of the responding gateway, then the one answered
+    assert [label for label, _ in built] == ["instances-accessed", "instances-transferred"]

@@ -295,3 +295,30 @@ def test_append_to_a_closed_journal_fails(tmp_path: Path) -> None:
 def test_cursor_names_are_unique_file_names(tmp_path: Path, names: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="cursor"):
         Journal(tmp_path, cursors=names, max_bytes=1024)
+
+
+def test_cursors_advance_from_the_senders_thread_while_the_owner_appends(tmp_path: Path) -> None:
+    journal = opened(tmp_path, cursors=("arr", "siem"))
+    ends: list[int] = []
+    done = threading.Event()
+
+    def sender() -> None:  # what the senders' thread does: follow the end, confirm
+        confirmed = 0
+        while not done.is_set() or confirmed < len(ends):
+            if confirmed < len(ends):
+                confirmed = len(ends)
+                journal.advance("arr", ends[confirmed - 1])
+                journal.advance("siem", ends[confirmed // 2 - 1] if confirmed > 1 else 0)
+                assert journal.pending_records_of("arr") >= 0
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    for n in range(5000):
+        ends.append(journal.append(b"record %d" % n))
+        assert journal.pending_records >= 0
+    done.set()
+    thread.join()
+    assert journal.cursor("arr") == journal.end
+    assert journal.pending_records_of("arr") == 0
+    assert journal.pending_records == journal.pending_records_of("siem") == 5000 - 2500
+    journal.close()

@@ -29,12 +29,13 @@ from gateway.audit.retrieves import (
 )
 from gateway.audit.service import AuditService
 from gateway.audit.syslog import SyslogHeader, format_message
+from gateway.audit.transfers import instances_accessed
 from gateway.audit.transports import UDP_MAX_PAYLOAD
 from gateway.exchange import DocumentOutcome, Exchange, InstanceSeen, StreamEnd
 from gateway.exchange import Outcome as ExchangeOutcome
 from routing.ids import HomeCommunityId
 from routing.model import Identity
-from tests.unit.audit.auditcheck import settings_for, validate_both
+from tests.unit.audit.auditcheck import request_id_of, settings_for, validate_both
 
 IDENTITY = Identity(
     home_community_id=HomeCommunityId("1.2.3.4.5"),
@@ -139,7 +140,8 @@ def parsed(message: AuditMessage) -> etree._Element:
     assert patients[0].find("ParticipantObjectIDTypeCode").get("csd-code") == "2"
     studies = [o for o in objects if o.get("ParticipantObjectTypeCodeRole") == "3"]
     assert 1 <= len(studies) <= MAX_DOCUMENTS
-    assert len(studies) + 1 == len(objects)
+    assert len(studies) + 2 == len(objects)  # and the patient, and the request
+    assert request_id_of(root)  # the exchange's request id, on every message
     for study in studies:
         assert study.get("ParticipantObjectTypeCode") == "2"
         assert study.find("ParticipantObjectIDTypeCode").get("csd-code") == "110180"
@@ -272,7 +274,7 @@ def test_iig_sending_rad75_accesses_and_answering_rad69_transfers() -> None:
     assert leg_details["Repository Unique Id"] == "1.2.3.9.9.1"
 
 
-def test_documents_from_wado_rs_add_rad107_and_give_no_accessed_event() -> None:
+def test_documents_from_wado_rs_give_the_rad107_leg_its_own_accessed_event() -> None:
     docs = [
         document(1, upstream="pacs"),
         document(2, upstream=None, error="XDSUnknownRepositoryId"),
@@ -283,24 +285,33 @@ def test_documents_from_wado_rs_add_rad107_and_give_no_accessed_event() -> None:
         legs=(("pacs", "RAD-107", "https://pacs.a.example.org/wado-rs/studies/1.2.3.7.1"),),
         patients={docs[0].document_uid: "P1"},
     )
-    assert documents_accessed(exchange, IDENTITY) == []
-    returned, failed = everything(exchange)
-    assert types(returned) == ["RAD-75", "RAD-107"]
-    assert types(failed) == ["RAD-75"]  # nothing of it came from the RAD-107 leg
+    [accessed] = [parsed(m) for m in documents_accessed(exchange, IDENTITY)]
+    assert (event_id(accessed), types(accessed)) == ("110103", ["RAD-107"])
+    source = by_role(accessed)["110153"]
+    assert source.get("UserID") == "https://pacs.a.example.org/wado-rs/"  # no identifiers
+    [(_, details)] = studies(accessed)
+    assert details["ihe:DocumentUniqueId"] == docs[0].document_uid
+    assert details[RAD69_HCID] == OWN
+    accessed_again, returned, failed = everything(exchange)
+    assert types(accessed_again) == ["RAD-107"]
+    assert types(returned) == types(failed) == ["RAD-75"]  # one transaction per message
 
 
-def test_a_dispatch_for_rad160_is_the_instances_transferred_of_today() -> None:
+def test_a_dispatch_for_rad160_is_its_outbound_leg_then_its_inbound_leg() -> None:
     exchange = Exchange(
         request_id="r", method="GET", path="/wado/x", client="192.0.2.1", started_wall=0.0
     )
     exchange.study_uid = "1.2.3"
     exchange.outcome = ExchangeOutcome.COMPLETE
     exchange.status = 200
+    exchange.route_kind = "relay"
     leg = exchange.open_leg("rig-b")
     leg.url = "https://rig.b.example.org/wado/studies/1.2.3"
     assert list(messages_for(exchange, IDENTITY)) == [
-        ("instances-transferred", message) for message in instances_transferred(exchange, IDENTITY)
+        *(("instances-accessed", m) for m in instances_accessed(exchange, IDENTITY)),
+        *(("instances-transferred", m) for m in instances_transferred(exchange, IDENTITY)),
     ]
+    assert len(list(messages_for(exchange, IDENTITY))) == 2
     assert documents_transferred(exchange, IDENTITY) == []
 
 
@@ -529,7 +540,7 @@ def test_whatever_a_peer_writes_gives_valid_messages(
         upstream="ids-a",
     )
     exchange = soap("RAD-75", [odd, document(1)], patients={odd.document_uid: patient})
-    built = list(messages_for(exchange, IDENTITY))
+    built = messages_for(exchange, IDENTITY)
     assert [label for label, _ in built].count("instances-transferred") >= 1
     for _, message in built:
         xml = render(message)

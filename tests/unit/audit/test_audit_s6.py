@@ -1,10 +1,13 @@
-"""The renderer and syslog framing reproduce the spec digest's sample S6 byte for byte."""
+"""The renderer and syslog framing reproduce the spec digest's sample S6 byte for byte, with
+the ParticipantObjectName every object needs under PS3.15 A.5.1 as published (the sample, as
+printed, passes only the corrected edition)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
+from lxml import etree
 
 from gateway.audit import codes
 from gateway.audit.model import (
@@ -22,7 +25,13 @@ from gateway.audit.model import (
 )
 from gateway.audit.render import render
 from gateway.audit.syslog import SyslogHeader, format_message, frame, parse_frame
-from tests.unit.audit.auditcheck import check_instances_transferred, validate, xml_of
+from tests.unit.audit.auditcheck import (
+    check_instances_transferred,
+    relax_ng,
+    schema,
+    validate,
+    xml_of,
+)
 
 S6 = """\
 1975 <85>1 2026-03-16T10:15:30.123Z rig.a.example.org xcwado-gw 4711 IHE+RFC-3881 - [BOM]<?xml version="1.0" encoding="UTF-8"?>
@@ -98,28 +107,56 @@ def s6_message() -> AuditMessage:
     )
 
 
+STUDY_NAME = "  <ParticipantObjectName>1.2.3.4.5.1</ParticipantObjectName>\n"
+PATIENT_NAME = (
+    "  <ParticipantObjectName>PAT-0001^^^&amp;1.2.3.4.9&amp;ISO</ParticipantObjectName>\n"
+)
+
+
 def s6_bytes() -> bytes:
     return S6.replace("[BOM]", "\ufeff").encode("utf-8")
 
 
-def test_s6_is_reproduced_byte_for_byte() -> None:
+def s6_named() -> bytes:
+    """S6 with a ParticipantObjectName after each ParticipantObjectIDTypeCode (the object's
+    ID: no other descriptor is known), and the octet count that follows."""
+    lines = S6.replace("[BOM]", "\ufeff").splitlines(keepends=True)
+    out: list[str] = []
+    for line in lines:
+        out.append(line)
+        if "csd-code=\"110180\"" in line and "ParticipantObjectIDTypeCode" in line:
+            out.append(STUDY_NAME)
+        if "csd-code=\"2\"" in line and "ParticipantObjectIDTypeCode" in line:
+            out.append(PATIENT_NAME)
+    text = "".join(out)
+    body = text.split(" ", 1)[1].encode("utf-8")
+    return b"%d %s" % (len(body), body)
+
+
+def test_s6_is_reproduced_byte_for_byte_with_the_names_the_published_edition_requires() -> None:
     header = SyslogHeader(hostname="rig.a.example.org", app_name="xcwado-gw", procid="4711")
     message = format_message(
         render(s6_message(), pretty=True),
         header=header,
         timestamp=datetime(2026, 3, 16, 10, 15, 30, 123000, tzinfo=UTC),
     )
-    assert frame(message) == s6_bytes()
-    assert len(message) == 1975
+    assert frame(message) == s6_named()
+    assert len(message) == 1975 + len(STUDY_NAME) + len(PATIENT_NAME)
 
 
 @pytest.mark.checklist(57)
-def test_s6_parses_and_validates() -> None:
-    parsed = parse_frame(s6_bytes())
-    assert parsed is not None
-    message, rest = parsed
+def test_s6_as_printed_fails_the_published_edition_and_as_rendered_passes_both() -> None:
+    printed = parse_frame(s6_bytes())
+    assert printed is not None
+    message, rest = printed
     assert rest == b""
-    root = validate(xml_of(message))
+    root = etree.fromstring(xml_of(message))
+    assert schema().validate(root)
+    assert relax_ng("corrected").validate(root)
+    assert not relax_ng("published").validate(root)  # no ParticipantObjectName on an object
+    rendered = parse_frame(s6_named())
+    assert rendered is not None
+    root = validate(xml_of(rendered[0]))  # every edition
     check_instances_transferred(root)
 
 

@@ -7,8 +7,10 @@ import errno
 import logging
 import os
 import struct
+import threading
 import time
 import zlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from gateway.audit.errors import JournalError, RecordError
 from gateway.audit.messages import AlertKind, instances_transferred
 from gateway.audit.record import AuditRecord, decode, encode
 from gateway.audit.render import render
+from gateway.audit.retrieves import messages_for
 from gateway.audit.service import AuditService
 from gateway.audit.settings import AuditSettings, parse_audit_settings
 from gateway.audit.syslog import SyslogHeader, format_message
@@ -84,12 +87,13 @@ async def test_start_observe_alert_stop(tmp_path: Path) -> None:
     service.security_alert(AlertKind.REFUSED_URL, "https://evil.example.net/", "not allowed")
     await service.stop()
     events = events_in(tmp_path / "out" / "audit.log")
-    assert events == ["110100", "110104", "110104", "110113", "110100"]
-    assert registry.get_sample_value("mado_gateway_audit_sent_total", {"destination": "file"}) == 5
+    # per patient: the outbound leg (110103), then the inbound one (110104)
+    assert events == ["110100", "110103", "110103", "110104", "110104", "110113", "110100"]
+    assert registry.get_sample_value("mado_gateway_audit_sent_total", {"destination": "file"}) == 7
     assert registry.get_sample_value("mado_gateway_audit_queue_depth") == 0
     lines = (tmp_path / "out" / "audit.log").read_bytes().splitlines()
-    assert lines[3].startswith(b"<84>1 ")
-    assert all(line.startswith(b"<85>1 ") for i, line in enumerate(lines) if i != 3)
+    assert lines[5].startswith(b"<84>1 ")
+    assert all(line.startswith(b"<85>1 ") for i, line in enumerate(lines) if i != 5)
 
 
 def legacy_journal(directory: Path, frames: list[bytes], committed: int) -> None:
@@ -164,14 +168,14 @@ async def test_a_destination_that_is_down_holds_back_only_its_own_cursor(tmp_pat
         if journal.cursor("up") == journal.end:
             break
         await asyncio.sleep(0.05)
-    assert events_in(tmp_path / "up" / "a.log") == ["110100"] + ["110104"] * 10
+    assert events_in(tmp_path / "up" / "a.log") == ["110100"] + ["110103", "110104"] * 10
     assert journal.cursor("up") == journal.end
     assert journal.cursor("down") == journal.start  # nothing confirmed
-    assert journal.pending_records == journal.pending_records_of("down") == 11
+    assert journal.pending_records == journal.pending_records_of("down") == 21
     depth = "mado_gateway_audit_destination_queue_depth"
     assert registry.get_sample_value(depth, {"destination": "up"}) == 0
-    assert registry.get_sample_value(depth, {"destination": "down"}) == 11
-    assert registry.get_sample_value("mado_gateway_audit_queue_depth") == 11  # the slowest
+    assert registry.get_sample_value(depth, {"destination": "down"}) == 21
+    assert registry.get_sample_value("mado_gateway_audit_queue_depth") == 21  # the slowest
     failures = "mado_gateway_audit_send_failures_total"
     down_failures = registry.get_sample_value(
         failures, {"destination": "down", "reason": "connect"}
@@ -182,8 +186,9 @@ async def test_a_destination_that_is_down_holds_back_only_its_own_cursor(tmp_pat
 
     (tmp_path / "down").unlink()  # the destination comes back
     await service.stop()
-    assert events_in(tmp_path / "down" / "a.log") == ["110100"] + ["110104"] * 10 + ["110100"]
-    assert events_in(tmp_path / "up" / "a.log") == ["110100"] + ["110104"] * 10 + ["110100"]
+    expected = ["110100"] + ["110103", "110104"] * 10 + ["110100"]
+    assert events_in(tmp_path / "down" / "a.log") == expected
+    assert events_in(tmp_path / "up" / "a.log") == expected
 
 
 async def test_the_journal_holds_neutral_records_with_the_request_id(tmp_path: Path) -> None:
@@ -193,19 +198,20 @@ async def test_the_journal_holds_neutral_records_with_the_request_id(tmp_path: P
     service.observe(exchange)
     entries = [decode(r.payload) for r in service.journal.read(0, max_bytes=1 << 20, max_records=9)]
     await service.stop()
-    first, *transferred = entries
+    first, *legs = entries
     assert isinstance(first, AuditRecord)
     assert first.event == "application-activity"
     assert first.request_id is None
-    assert len(transferred) == 2
-    for entry in transferred:
+    expected = list(messages_for(exchange, IDENTITY, host=service.host))
+    assert len(legs) == len(expected) == 4  # two patients, two legs
+    for entry, (event, message) in zip(legs, expected, strict=True):
         assert isinstance(entry, AuditRecord)
         assert (entry.event, entry.request_id, entry.process_id) == (
-            "instances-transferred",
+            event,
             exchange.request_id,
             os.getpid(),
         )
-        assert entry.message in instances_transferred(exchange, IDENTITY)
+        assert entry.message == message
 
 
 async def test_a_journal_written_by_a_newer_release_is_refused_at_start(tmp_path: Path) -> None:
@@ -265,9 +271,9 @@ async def test_journal_write_failure_makes_it_not_ready_and_never_raises(
     with caplog.at_level(logging.ERROR, logger="mado_gateway.audit"):
         service.observe(relayed("1.2.3.9"))
     assert service.ready() == "audit journal not writable: No space left on device"
-    assert (
+    assert (  # both of its messages: the outbound leg's and the inbound leg's
         registry.get_sample_value("mado_gateway_audit_dropped_total", {"reason": "journal-error"})
-        == 1
+        == 2
     )
     assert "audit journal write failed" in caplog.text
     monkeypatch.setattr(service.journal, "append", real_append)
@@ -303,3 +309,62 @@ async def test_a_record_that_cannot_be_decoded_is_skipped_counted_and_logged(
     assert registry.get_sample_value(skipped, {"destination": "a", "reason": "undecodable"}) == 1
     assert "audit record skipped" in caplog.text
     assert service.journal.cursor("a") == service.journal.end  # it did not stop the destination
+
+
+async def test_begin_transferring_is_journalled_once_before_the_first_byte(tmp_path: Path) -> None:
+    service = AuditService(file_destinations(tmp_path, "a"), IDENTITY, registry=CollectorRegistry())
+    await service.start()
+    exchange = relayed("1.2.3.5")
+    first = exchange.legs[0]
+    first.first_byte_s = 0.1  # as Delivery.answered marks it, before telling the sinks
+    service.answered(exchange, first)
+    journalled = service.journal.end
+    second = exchange.open_leg("rig-c")  # a second answered leg (a manifest's next path)
+    second.first_byte_s = 0.2
+    service.answered(exchange, second)
+    assert service.journal.end == journalled  # the exchange has begun already
+    entries = [decode(r.payload) for r in service.journal.read(0, max_bytes=1 << 20, max_records=9)]
+    await service.stop()
+    _, begin = entries
+    assert isinstance(begin, AuditRecord)
+    assert (begin.event, begin.request_id) == ("begin-transferring", exchange.request_id)
+    assert begin.message.event.id.code == "110102"
+
+
+async def test_the_senders_run_on_their_own_thread_not_the_request_loop(tmp_path: Path) -> None:
+    threads: set[int] = set()
+
+    class Recording:
+        """A file-like transport that notes the thread of every call."""
+
+        name = "recording"
+
+        def __init__(self) -> None:
+            self.sent: list[bytes] = []
+
+        async def connect(self) -> None:
+            threads.add(threading.get_ident())
+
+        def peer_closed(self) -> bool:
+            return False
+
+        async def send(self, messages: Sequence[bytes]) -> None:
+            threads.add(threading.get_ident())
+            self.sent.extend(messages)
+
+        def unconfirmed_bytes(self) -> int:
+            return 0
+
+        async def close(self) -> None:
+            threads.add(threading.get_ident())
+
+    transport = Recording()
+    service = AuditService(
+        settings_for(tmp_path), IDENTITY, registry=CollectorRegistry(), transport=transport
+    )
+    await service.start()
+    for n in range(20):
+        service.observe(relayed(f"1.2.3.{n}"))
+    await service.stop()
+    assert len(transport.sent) == 2 + 20 * 2  # start, stop, two legs per exchange
+    assert threads and threading.get_ident() not in threads
