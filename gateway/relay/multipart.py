@@ -20,7 +20,7 @@ import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from routing.media import MediaTypeError, parse_media_type
+from routing.media import MediaType, MediaTypeError, parse_media_type
 
 __all__ = [
     "EPILOGUE_ALLOWANCE",
@@ -30,6 +30,7 @@ __all__ = [
     "PartEnd",
     "PartStart",
     "MultipartSplitter",
+    "boundary_in",
     "boundary_of",
     "closing",
     "delimiter",
@@ -81,9 +82,15 @@ def boundary_of(content_type: str) -> str:
     ``bchars`` or ends in a space.
     """
     try:
-        boundaries = parse_media_type(content_type).values("boundary")
+        media = parse_media_type(content_type)
     except MediaTypeError as exc:
         raise MultipartError("multipart answer with an unreadable Content-Type") from exc
+    return boundary_in(media)
+
+
+def boundary_in(media: MediaType) -> str:
+    """:func:`boundary_of` for a Content-Type already parsed."""
+    boundaries = media.values("boundary")
     if not boundaries:
         raise MultipartError("multipart answer without a boundary parameter")
     if len(boundaries) > 1:

@@ -37,7 +37,7 @@ from aiohttp import web
 from gateway.exchange import Exchange, Leg, Outcome, StreamEnd, Telemetry
 from gateway.relay.bodyend import IdleWatchdog, Interruptible, close_delimited, ended_in_order
 from gateway.relay.headers import response_headers
-from gateway.relay.multipart import CloseCheck, boundary_of
+from gateway.relay.multipart import CloseCheck, boundary_in
 from gateway.relay.partscan import PartScanner
 from gateway.relay.rawcopy import Framing, Progress, RawClient, RawUpstream, relay_raw
 from gateway.relay.takeover import RAW_MIN_LENGTH, SplitHandler
@@ -94,7 +94,7 @@ async def stream_answer(
     content_type = answer.headers.get("Content-Type", "")
     media = media_or_none(content_type)  # open_upstream refused an unreadable one
     if media is not None and media.type == "multipart":
-        boundary = boundary_of(content_type)  # open_upstream refused an answer without one
+        boundary = boundary_in(media)  # open_upstream refused an answer without one
         check = CloseCheck(boundary)
         if rewriter is None and _carries_dicom(media):
             scanner = PartScanner(boundary, exchange.note_instance)

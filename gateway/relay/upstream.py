@@ -89,6 +89,9 @@ def loggable_base(url: str) -> str:
         return "(unreadable URL)"
 
 
+_MAX_KEYS = 1024
+
+
 def _session_key(upstream: Upstream) -> Upstream:
     """What a session depends on: the upstream without the paths of its base URLs.
 
@@ -108,11 +111,18 @@ class UpstreamPool:
         self._retired: set[aiohttp.ClientSession] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._contexts: dict[TlsProfile, ssl.SSLContext] = {}
+        # upstream -> its session key: building one (dataclasses.replace) cost more than the
+        # rest of a lease; bounded, as ad-hoc upstreams (Retrieve URLs) come and go
+        self._keys: dict[Upstream, Upstream] = {}
 
     @contextlib.contextmanager
     def lease(self, upstream: Upstream) -> Iterator[aiohttp.ClientSession]:
         """The session for ``upstream``, held for the duration of one exchange."""
-        key = _session_key(upstream)
+        key = self._keys.get(upstream)
+        if key is None:
+            if len(self._keys) >= _MAX_KEYS:
+                self._keys.clear()
+            key = self._keys[upstream] = _session_key(upstream)
         session = self._sessions.get(key)
         if session is None or session.closed:
             session = self._sessions[key] = self._new_session(key)
