@@ -249,7 +249,8 @@ async def _take_over(
     transport = request.transport
     framing, length = _framing(answer)
     if (
-        rewriter is not None
+        protocol.transport is None  # the upstream connection is already gone
+        or rewriter is not None
         or transport is None
         or transport.get_extra_info("sslcontext") is not None
         or (length is not None and length < RAW_MIN_LENGTH)
