@@ -13,49 +13,40 @@ stream phase's, unchanged:
   away raises ``ConnectionResetError``. The terminating chunk is never written here.
 * Bytes the relay must see — a part's head and the first bytes of its DICOM object (the
   scanner's), the last bytes of a multipart body (the close check's) — are read into one
-  reusable buffer and written with their chunk header in one vectored send. Bytes it need
-  not see — the rest of a part of known length, or any byte of a body nothing checks — are
-  moved with ``splice(2)``: socket to pipe, pipe to socket, never copied to user space.
+  reusable buffer and written with their chunk header in one vectored send
+  (:class:`~gateway.relay.rawio.RawClient`). Bytes it need not see — the rest of a part of
+  known length, or any byte of a body nothing checks — are moved with ``splice(2)``: socket
+  to pipe, pipe to socket, never copied to user space.
 * One read or one splice at a time, each written before the next is read: memory is the
-  buffer (:data:`BUFFER_BYTES`) and the pipe (:data:`PIPE_BYTES`), whatever the body's size,
+  buffer (:data:`BUFFER_BYTES`) and the pipe (1 MiB), whatever the body's size,
   and a slow client slows the upstream down.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
-import fcntl
 import os
-import socket
 from collections.abc import Callable
 
 import aiohttp
 
 from gateway.relay.bodyend import IdleWatchdog
+from gateway.relay.rawio import (
+    HAVE_SPLICE,
+    PIPE_BYTES,
+    SPLICE_FLAGS,
+    RawClient,
+    Readiness,
+    make_pipe,
+)
 
-__all__ = [
-    "BUFFER_BYTES",
-    "PIPE_BYTES",
-    "Framing",
-    "Progress",
-    "RawClient",
-    "RawUpstream",
-    "relay_raw",
-]
+__all__ = ["BUFFER_BYTES", "Framing", "Progress", "RawUpstream", "relay_raw"]
 
 BUFFER_BYTES = 256 * 1024
-PIPE_BYTES = 1024 * 1024
 SPLICE_MIN = 32 * 1024  # fewer unseen bytes than this are read like the others
 SCAN_READ = 32 * 1024  # the most read at once while the scanner looks at every byte
 _MAX_CHUNK_LINE = 4096
-_SPLICE = hasattr(os, "splice")
-_SPLICE_FLAGS = (getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0))
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-# plain ints: socket.MSG_* are IntFlag members, whose "|" costs a Python call per send
-_SEND = int(socket.MSG_NOSIGNAL)
-_SEND_MORE = int(socket.MSG_NOSIGNAL | socket.MSG_MORE)
 
 
 class Framing(enum.Enum):
@@ -74,53 +65,6 @@ class _Chunk(enum.Enum):
 
 def _cut(why: str) -> aiohttp.ClientPayloadError:
     return aiohttp.ClientPayloadError(why)
-
-
-class _Waiter:
-    """Readiness of one descriptor, and the exception the idle watchdog may set on it."""
-
-    __slots__ = ("_exc", "_future", "_loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._future: asyncio.Future[None] | None = None
-        self._exc: BaseException | None = None
-
-    def set_exception(self, exc: BaseException) -> None:
-        self._exc = exc
-        future = self._future
-        if future is not None and not future.done():
-            future.set_exception(exc)
-
-    def check(self) -> None:
-        if self._exc is not None:
-            raise self._exc
-
-    async def readable(self, fd: int) -> None:
-        await self._wait(fd, self._loop.add_reader, self._loop.remove_reader)
-
-    async def writable(self, fd: int) -> None:
-        await self._wait(fd, self._loop.add_writer, self._loop.remove_writer)
-
-    async def _wait(
-        self,
-        fd: int,
-        add: Callable[..., object],
-        remove: Callable[[int], object],
-    ) -> None:
-        self.check()
-        future = self._future = self._loop.create_future()
-        add(fd, _wake, future)
-        try:
-            await future
-        finally:
-            remove(fd)
-            self._future = None
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 class RawUpstream:
@@ -146,7 +90,7 @@ class RawUpstream:
         self._left: int = length or 0 if framing is Framing.LENGTH else 0
         self._chunk = _Chunk.SIZE
         self._eof = False
-        self.waiter = _Waiter(asyncio.get_running_loop())
+        self.waiter = Readiness(asyncio.get_running_loop())
 
     def set_exception(self, exc: BaseException) -> None:
         self.waiter.set_exception(exc)
@@ -169,7 +113,7 @@ class RawUpstream:
 
     def spliceable(self) -> int:
         """How many body bytes :meth:`splice` may move now (0: use :meth:`read`)."""
-        if not _SPLICE or self._start != self._end or self._eof:
+        if not HAVE_SPLICE or self._start != self._end or self._eof:
             return 0
         if self.framing is Framing.CLOSE:
             return PIPE_BYTES
@@ -211,7 +155,7 @@ class RawUpstream:
         while True:
             self.waiter.check()
             try:
-                moved = os.splice(self.fd, pipe, limit, flags=_SPLICE_FLAGS)
+                moved = os.splice(self.fd, pipe, limit, flags=SPLICE_FLAGS)
             except BlockingIOError:
                 await self.waiter.readable(self.fd)
                 continue
@@ -303,69 +247,6 @@ _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _EXTENSION_BYTES = bytes([9, *range(0x20, 0x7F)])
 
 
-class RawClient:
-    """The client's connection (a duplicate of its descriptor), written in chunks.
-
-    Each chunk's closing CRLF is sent with the next chunk's header; :meth:`finish` sends the
-    last one, after which the caller writes the terminating chunk the ordinary way.
-    """
-
-    def __init__(self, fd: int) -> None:
-        """``fd``: the client connection's descriptor (duplicated here, closed by
-        :meth:`close`)."""
-        self._sock = socket.socket(fileno=os.dup(fd))
-        self._sock.setblocking(False)
-        self.fd = self._sock.fileno()
-        self._waiter = _Waiter(asyncio.get_running_loop())
-        self._crlf = b""
-
-    def close(self) -> None:
-        self._sock.close()
-
-    async def chunk(self, data: memoryview) -> None:
-        await self._send([b"%s%x\r\n" % (self._crlf, len(data)), data], _SEND)
-        self._crlf = b"\r\n"
-
-    async def chunk_from(self, pipe: int, size: int) -> None:
-        """A chunk of the ``size`` bytes waiting in ``pipe``."""
-        await self._send([b"%s%x\r\n" % (self._crlf, size)], _SEND_MORE)
-        self._crlf = b"\r\n"
-        while size:
-            try:
-                size -= os.splice(pipe, self.fd, size, flags=_SPLICE_FLAGS)
-            except BlockingIOError:
-                await self._waiter.writable(self.fd)
-            except (BrokenPipeError, ConnectionError) as exc:
-                raise ConnectionResetError("the client went away") from exc
-
-    async def finish(self) -> None:
-        if self._crlf:
-            await self._send([self._crlf], _SEND)
-            self._crlf = b""
-
-    async def _send(self, parts: list[bytes | memoryview], flags: int) -> None:
-        while parts:
-            try:
-                sent = self._sock.sendmsg(parts, [], flags)
-            except BlockingIOError:
-                await self._waiter.writable(self.fd)
-                continue
-            except (BrokenPipeError, ConnectionError) as exc:
-                raise ConnectionResetError("the client went away") from exc
-            while parts and sent >= len(parts[0]):
-                sent -= len(parts[0])
-                parts.pop(0)
-            if parts and sent:
-                parts[0] = memoryview(parts[0])[sent:]
-
-
-def _pipe() -> tuple[int, int]:
-    read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    with contextlib.suppress(OSError):  # a smaller pipe only means more, smaller splices
-        fcntl.fcntl(write, _F_SETPIPE_SZ, PIPE_BYTES)
-    return read, write
-
-
 class Progress:
     """What a copy has done so far, readable after it raised: the bytes sent and the body's
     last bytes as far as they were looked at (for the close-delimiter check)."""
@@ -405,7 +286,7 @@ async def relay_raw(
             unseen = _unseen(upstream, window, skippable)
             if unseen >= SPLICE_MIN:
                 if pipe_r < 0:
-                    pipe_r, pipe_w = _pipe()
+                    pipe_r, pipe_w = make_pipe()
                 moved = await upstream.splice(pipe_w, min(unseen, PIPE_BYTES))
                 if not moved:
                     continue  # a close-delimited body ended: read() says so next

@@ -39,7 +39,8 @@ from gateway.relay.bodyend import IdleWatchdog, Interruptible, close_delimited, 
 from gateway.relay.headers import response_headers
 from gateway.relay.multipart import CloseCheck, boundary_in
 from gateway.relay.partscan import PartScanner
-from gateway.relay.rawcopy import Framing, Progress, RawClient, RawUpstream, relay_raw
+from gateway.relay.rawcopy import Framing, Progress, RawUpstream, relay_raw
+from gateway.relay.rawio import RawClient
 from gateway.relay.takeover import RAW_MIN_LENGTH, SplitHandler
 from gateway.relay.upstream import loggable_base
 from routing.media import MediaType, media_or_none
