@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := orthanc orthanc-dicomweb dicom3tools rsyslog rsyslog-gnutls prometheus curl chromium \
-	podman buildah runc catatonit debootstrap nodejs
+	podman buildah runc catatonit debootstrap nodejs nginx wrk
 # checkov pins dependencies the gateway's own (cachetools, packaging) have outgrown: it gets a
 # virtual environment of its own, inside .venv so that `make clean` removes it.
 CHECKOV := $(VENV)/checkov/bin/checkov
@@ -66,8 +66,11 @@ pytest:
 test-deploy: deps
 	$(PY) -m pytest -q tests/deploy
 
+# The relay benchmark (bench/relay.py): direct Orthanc, nginx default and tuned, one gateway and
+# two, alternating; several minutes. `make bench BENCH_ARGS=--quick` for a short run.
+BENCH_ARGS ?=
 bench: deps
-	$(PY) -m bench.stream
+	$(PY) -m bench.relay $(BENCH_ARGS)
 
 bench-xcai: deps
 	$(PY) -m bench.xcai

@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from typing import Protocol
 
 import aiohttp
 
 from gateway.relay.upstream import UpstreamAnswer
 
-__all__ = ["IdleWatchdog", "UpstreamIdle", "close_delimited", "ended_in_order"]
+__all__ = ["IdleWatchdog", "Interruptible", "UpstreamIdle", "close_delimited", "ended_in_order"]
 
 _BODILESS = frozenset({204, 304})
 
@@ -56,6 +57,12 @@ def ended_in_order(answer: aiohttp.ClientResponse) -> bool:
     return isinstance(protocol.exception(), aiohttp.ServerDisconnectedError)
 
 
+class Interruptible(Protocol):
+    """What the watchdog wakes: aiohttp's ``StreamReader``, or the raw relay's reader."""
+
+    def set_exception(self, exc: BaseException) -> None: ...
+
+
 class IdleWatchdog:
     """Ends the read of ``content`` once the relay has waited ``idle_s`` for the upstream.
 
@@ -72,7 +79,7 @@ class IdleWatchdog:
 
     BUSY = math.inf
 
-    def __init__(self, content: aiohttp.StreamReader, idle_s: float) -> None:
+    def __init__(self, content: Interruptible, idle_s: float) -> None:
         self._loop = asyncio.get_running_loop()
         self._content = content
         self._idle_s = idle_s

@@ -53,6 +53,7 @@ from gateway.relay.headers import request_headers
 from gateway.relay.multipart import MultipartError, boundary_of
 from gateway.relay.redirects import Follower
 from gateway.relay.stream import RewriterFor, stream_answer
+from gateway.relay.takeover import WANT_RAW
 from gateway.relay.tls import tls_failure
 from gateway.relay.upstream import loggable_base
 from routing.errors import RetrieveUrlRefused
@@ -82,23 +83,28 @@ async def forward(
     ``rewriter_for`` is the protocol's say on what, if anything, rewrites the answer's body,
     given the base URL that answered and its Content-Type (None: bytes pass unchanged).
     """
-    async with open_upstream(request, route, exchange, resource=resource, relay=relay) as (
-        base,
-        answer,
-    ):
-        leg = exchange.legs[-1]  # the one open_upstream opened
-        content_type = answer.headers.get("Content-Type", "")
-        rewriter = rewriter_for(base, content_type) if rewriter_for is not None else None
-        return await stream_answer(
-            request,
-            answer,
-            exchange,
-            leg,
-            rewriter,
-            base=base,
-            idle_s=route.upstream.timeouts.read_idle_s,
-            telemetry=relay.telemetry,
-        )
+    # The answer's connection may be held at the end of its head for the pass-through copy
+    # below aiohttp (gateway.relay.takeover); stream_answer takes it or releases it.
+    token = WANT_RAW.set(True)
+    try:
+        async with open_upstream(
+            request, route, exchange, resource=resource, relay=relay
+        ) as (base, answer):
+            leg = exchange.legs[-1]  # the one open_upstream opened
+            content_type = answer.headers.get("Content-Type", "")
+            rewriter = rewriter_for(base, content_type) if rewriter_for is not None else None
+            return await stream_answer(
+                request,
+                answer,
+                exchange,
+                leg,
+                rewriter,
+                base=base,
+                idle_s=route.upstream.timeouts.read_idle_s,
+                telemetry=relay.telemetry,
+            )
+    finally:
+        WANT_RAW.reset(token)
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,11 @@ a three-state machine over the byte stream:
   length the DICOM header gives.
 
 So the cost per chunk is one comparison in skip, or one ``bytes.find`` in search, plus one
-header parse per part. Memory: at most :data:`HEADER_BYTES` and a delimiter's length.
+header parse per part. Memory: at most :data:`HEADER_BYTES` and a delimiter's length. A relay
+that can move bytes without reading them (:mod:`gateway.relay.rawcopy`) asks
+:meth:`PartScanner.skippable` how many it may send unseen and reports them with
+:meth:`PartScanner.pass_over`: only part heads, the first :data:`HEADER_BYTES` of each part
+and what lies between parts need to be read.
 """
 
 from __future__ import annotations
@@ -75,6 +79,18 @@ class PartScanner:
                 self._tail = b""
                 self._capture = bytearray()
                 position = after
+
+    def skippable(self) -> int:
+        """How many of the next bytes the scanner would pass over without looking at them
+        (the rest of a part's body of known length): a relay may send them unseen and say
+        so with :meth:`pass_over`."""
+        return self._skip if self._capture is None and not self._closed else 0
+
+    def pass_over(self, count: int) -> None:
+        """``count`` bytes (at most :meth:`skippable`) went by unseen."""
+        if not 0 <= count <= self.skippable():
+            raise ValueError("passed over more than the scanner would skip")
+        self._skip -= count
 
     def close(self) -> None:
         """The body has ended: read a part still being captured from what arrived."""

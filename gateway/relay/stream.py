@@ -35,10 +35,13 @@ import aiohttp
 from aiohttp import web
 
 from gateway.exchange import Exchange, Leg, Outcome, StreamEnd, Telemetry
-from gateway.relay.bodyend import IdleWatchdog, close_delimited, ended_in_order
+from gateway.relay.bodyend import IdleWatchdog, Interruptible, close_delimited, ended_in_order
 from gateway.relay.headers import response_headers
-from gateway.relay.multipart import CloseCheck, boundary_of
+from gateway.relay.multipart import CloseCheck, boundary_in
 from gateway.relay.partscan import PartScanner
+from gateway.relay.rawcopy import Framing, Progress, RawUpstream, relay_raw
+from gateway.relay.rawio import RawClient
+from gateway.relay.takeover import RAW_MIN_LENGTH, SplitHandler
 from gateway.relay.upstream import loggable_base
 from routing.media import MediaType, media_or_none
 
@@ -92,7 +95,7 @@ async def stream_answer(
     content_type = answer.headers.get("Content-Type", "")
     media = media_or_none(content_type)  # open_upstream refused an unreadable one
     if media is not None and media.type == "multipart":
-        boundary = boundary_of(content_type)  # open_upstream refused an answer without one
+        boundary = boundary_in(media)  # open_upstream refused an answer without one
         check = CloseCheck(boundary)
         if rewriter is None and _carries_dicom(media):
             scanner = PartScanner(boundary, exchange.note_instance)
@@ -100,19 +103,24 @@ async def stream_answer(
     await response.prepare(request)
     exchange.status = answer.status
 
-    progress = _Progress()
-    watch = IdleWatchdog(answer.content, idle_s)
+    progress = Progress(CloseCheck.START)
+    raw = await _take_over(request, response, answer, rewriter)
+    reader: Interruptible = answer.content if raw is None else raw[0]
+    watch = IdleWatchdog(reader, idle_s)
     end, why = StreamEnd.COMPLETE, None
     try:
-        await _copy(
-            answer.content,
-            response.write,
-            progress,
-            rewriter,
-            scanner=scanner,
-            watch=watch,
-            check=check,
-        )
+        if raw is None:
+            await _copy(
+                answer.content,
+                response.write,
+                progress,
+                rewriter,
+                scanner=scanner,
+                watch=watch,
+                check=check,
+            )
+        else:
+            await _copy_raw(raw, progress, scanner=scanner, watch=watch, check=check)
     except ConnectionResetError:  # first: aiohttp's write error is also a ClientError
         end = StreamEnd.CLIENT
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -126,7 +134,7 @@ async def stream_answer(
     if end is StreamEnd.COMPLETE:
         if check is not None and not check.complete(progress.tail):
             end, why = StreamEnd.TRUNCATED, "no close delimiter at the end"
-        elif close_delimited(answer) and not ended_in_order(answer):
+        elif raw is None and close_delimited(answer) and not ended_in_order(answer):
             end, why = StreamEnd.TRUNCATED, "connection not closed in order"
     leg.end, leg.end_s = end, exchange.elapsed()
     if end is not StreamEnd.COMPLETE:
@@ -141,20 +149,40 @@ async def stream_answer(
     return response
 
 
-class _Progress:
-    """What :func:`_copy` has done so far, readable after it raised."""
-
-    __slots__ = ("sent", "tail")
-
-    def __init__(self) -> None:
-        self.sent = 0
-        self.tail = CloseCheck.START  # the body's last bytes, for the close-delimiter check
+async def _copy_raw(
+    raw: tuple[RawUpstream, RawClient, SplitHandler],
+    progress: Progress,
+    *,
+    scanner: PartScanner | None,
+    watch: IdleWatchdog,
+    check: CloseCheck | None,
+) -> None:
+    """:func:`~gateway.relay.rawcopy.relay_raw` with the scanner and the check; both ends'
+    descriptors are closed when it is over, and a chunked body read to its end hands its
+    connection back to the pool."""
+    upstream, client, protocol = raw
+    try:
+        await relay_raw(
+            upstream,
+            client,
+            progress,
+            watch=watch,
+            window=None if check is None else check.window,
+            skippable=None if scanner is None else scanner.skippable,
+            pass_over=None if scanner is None else scanner.pass_over,
+            feed=None if scanner is None else scanner.feed,
+        )
+        if upstream.framing is Framing.CHUNKED:
+            protocol.give_back()
+    finally:
+        upstream.close()
+        client.close()
 
 
 async def _copy(
     content: aiohttp.StreamReader,
     write: Callable[[bytes], Awaitable[None]],
-    progress: _Progress,
+    progress: Progress,
     rewriter: BodyRewriter | None,
     *,
     scanner: PartScanner | None,
@@ -203,6 +231,59 @@ async def _copy(
                 watch.since = clock()
     finally:
         progress.sent, progress.tail = sent, tail
+
+
+async def _take_over(
+    request: web.Request,
+    response: web.StreamResponse,
+    answer: aiohttp.ClientResponse,
+    rewriter: BodyRewriter | None,
+) -> tuple[RawUpstream, RawClient, SplitHandler] | None:
+    """Both ends for :func:`~gateway.relay.rawcopy.relay_raw` when the answer's connection
+    was held for it (:mod:`gateway.relay.takeover`) and the body may be passed through below
+    aiohttp: no rewriter, the client on plain TCP with nothing left to send, a chunked or
+    close-delimited body or one of at least :data:`RAW_MIN_LENGTH` bytes. Otherwise the held
+    answer is released to aiohttp and None returned."""
+    protocol = _protocol(answer)
+    if protocol is None or not protocol.holding:
+        return None
+    transport = request.transport
+    framing, length = _framing(answer)
+    if (
+        protocol.transport is None  # the upstream connection is already gone
+        or rewriter is not None
+        or transport is None
+        or transport.get_extra_info("sslcontext") is not None
+        or (length is not None and length < RAW_MIN_LENGTH)
+    ):
+        protocol.release()
+        return None
+    try:
+        await response.write(b"")  # the status line and headers, which aiohttp holds back
+    except ConnectionResetError:  # the client left: the ordinary copy finds out too
+        protocol.release()
+        return None
+    if transport.is_closing() or transport.get_write_buffer_size():
+        protocol.release()
+        return None
+    held, fd = protocol.take()
+    client = RawClient(transport.get_extra_info("socket").fileno())
+    return RawUpstream(fd, held, framing, length), client, protocol
+
+
+def _protocol(answer: aiohttp.ClientResponse) -> SplitHandler | None:
+    protocol = getattr(answer, "upstream_protocol", None)
+    return protocol if isinstance(protocol, SplitHandler) else None
+
+
+def _framing(answer: aiohttp.ClientResponse) -> tuple[Framing, int | None]:
+    """How the body of ``answer`` ends (RFC 9112 §6.3), and its length when it has one."""
+    codings = answer.headers.get("Transfer-Encoding", "")
+    if codings.rsplit(",", 1)[-1].strip().lower() == "chunked":
+        return Framing.CHUNKED, None
+    if close_delimited(answer):
+        return Framing.CLOSE, None
+    return Framing.LENGTH, int(answer.headers["Content-Length"])
 
 
 def _carries_dicom(media: MediaType) -> bool:

@@ -18,6 +18,9 @@ Client settings common to all sessions, and why:
 * ``response_class=UpstreamAnswer`` — each answer keeps its connection's protocol, so how a
   close-delimited body ended can be told afterwards (:mod:`gateway.relay.bodyend`), and a
   connection that carried an answer without a body (1xx, 204, 304) is never reused.
+* connections whose answers the relay may read below aiohttp (:mod:`gateway.relay.takeover`:
+  ``SplitHandler`` protocols, ``request_class=SplitRequest``); an answer the relay does not
+  take is read the ordinary way.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
 from gateway.relay.addresses import PolicyResolver
+from gateway.relay.takeover import SplitHandler, SplitRequest, install
 from gateway.relay.tls import client_context
 from routing.model import TlsProfile, Upstream
 from routing.urls import parse_url
@@ -61,11 +65,18 @@ class UpstreamAnswer(aiohttp.ClientResponse):
     async def start(self, connection: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
         protocol = self.upstream_protocol = connection.protocol
         answer = await super().start(connection)
+        # A held answer (takeover) is the relay's only when it may pass its body through;
+        # every other is read the ordinary way from here on.
+        if isinstance(protocol, SplitHandler) and protocol.holding and not self._relayable():
+            protocol.release()
         # aiohttp has already pooled the connection of a body-less answer; with no await
         # since, nobody can have taken it, and a closed one is never handed out.
         if protocol is not None and (self.status < 200 or self.status in (204, 304)):
             protocol.close()
         return answer
+
+    def _relayable(self) -> bool:
+        return self.method == "GET" and 200 <= self.status < 300 and self.status != 204
 
 
 def loggable_base(url: str) -> str:
@@ -76,6 +87,9 @@ def loggable_base(url: str) -> str:
         return parsed.origin + parsed.path
     except ValueError:
         return "(unreadable URL)"
+
+
+_MAX_KEYS = 1024
 
 
 def _session_key(upstream: Upstream) -> Upstream:
@@ -97,11 +111,18 @@ class UpstreamPool:
         self._retired: set[aiohttp.ClientSession] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._contexts: dict[TlsProfile, ssl.SSLContext] = {}
+        # upstream -> its session key: building one (dataclasses.replace) cost more than the
+        # rest of a lease; bounded, as ad-hoc upstreams (Retrieve URLs) come and go
+        self._keys: dict[Upstream, Upstream] = {}
 
     @contextlib.contextmanager
     def lease(self, upstream: Upstream) -> Iterator[aiohttp.ClientSession]:
         """The session for ``upstream``, held for the duration of one exchange."""
-        key = _session_key(upstream)
+        key = self._keys.get(upstream)
+        if key is None:
+            if len(self._keys) >= _MAX_KEYS:
+                self._keys.clear()
+            key = self._keys[upstream] = _session_key(upstream)
         session = self._sessions.get(key)
         if session is None or session.closed:
             session = self._sessions[key] = self._new_session(key)
@@ -181,6 +202,7 @@ class UpstreamPool:
             ssl=self._context(upstream.tls),
             resolver=PolicyResolver(upstream.address_policy),
         )
+        install(connector)
         timeout = aiohttp.ClientTimeout(
             total=None,
             sock_connect=upstream.timeouts.connect_s,
@@ -194,6 +216,7 @@ class UpstreamPool:
             headers={"User-Agent": USER_AGENT},
             raise_for_status=False,
             response_class=UpstreamAnswer,
+            request_class=SplitRequest,
         )
 
     def _close_soon(self, session: aiohttp.ClientSession) -> None:
