@@ -1,6 +1,7 @@
-"""design.md §4: nothing below the handler reads application state; telemetry flows one way.
+"""design.md §4: nothing below a handler reads application state; telemetry flows one way.
 
-The relay modules get what they need as parameters from the handler (pool, registry, the
+Every module of the relay and every XCA-I module below its handler (found by listing the
+folders, so a new one is checked too) gets what it needs as parameters from the handler (pool, registry, the
 telemetry to hand records to) and write typed records on the exchange. They never reach the
 application (``request.app``, ``config_dict``), the application keys, the metrics or the
 security events, and never seal an exchange through the middleware.
@@ -14,16 +15,13 @@ from pathlib import Path
 import pytest
 
 GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
-RELAY_MODULES = (
-    "relay/bodyend.py",
-    "exchange.py",
-    "relay/forward.py",
-    "relay/handover.py",
-    "instances.py",
-    "relay/partscan.py",
-    "relay/redirects.py",
-    "relay/stream.py",
+_BELOW_HANDLERS = sorted(
+    str(path.relative_to(GATEWAY))
+    for folder in ("relay", "protocols/xca")
+    for path in (GATEWAY / folder).glob("*.py")
+    if path.name not in {"__init__.py", "handler.py"}  # a handler reads the application
 )
+RELAY_MODULES = ("exchange.py", "instances.py", *_BELOW_HANDLERS)
 # What telemetry flowing the other way would import: application keys, the sinks, the seal.
 FORBIDDEN_IMPORTS = {
     "gateway.keys",
