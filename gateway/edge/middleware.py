@@ -7,8 +7,11 @@ else (design.md §9 rule 5), by the error renderer of the route's protocol
 (:attr:`~gateway.edge.routes.RoutePolicy.errors`: a SOAP Fault on the XCA-I endpoint), or
 as a problem document (RFC 9457). When the request is over — answered, failed,
 aborted or cancelled — the exchange is sealed: it goes to every sink once and one JSON
-access line is logged. A relay seals it itself, just before its last bytes, through the
-telemetry it was handed (:class:`Delivery`).
+access line is logged. A cancelled handler ends ``aborted`` with the error ``client`` (aiohttp
+cancels the handler of a client that went away) or ``shutdown`` (the drain after SIGTERM cut
+it: :mod:`gateway.edge.drain`); each handler is registered with the drain while it runs.
+A relay seals the exchange itself, just before its last bytes, through the telemetry it was
+handed (:class:`Delivery`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from aiohttp.typedefs import Handler, Middleware
 from gateway.edge.routes import ErrorRenderer, RouteTable
 from gateway.errors import problem_for, refusal_for
 from gateway.exchange import Exchange, ExchangeSink, Leg, LegSink, Outcome
-from gateway.keys import EXCHANGE, HOLDER, METRICS, POOL, SECURITY, SINKS
+from gateway.keys import DRAIN, EXCHANGE, HOLDER, METRICS, POOL, SECURITY, SINKS
 from gateway.relay.handover import RELAY, Relay
 from gateway.sinks.logs import REQUEST_ID
 from gateway.sinks.security import SecurityAlerts
@@ -110,12 +113,17 @@ async def _exchange(
     request[RELAY] = Relay(pool=app[POOL], registry=app[HOLDER].registry, telemetry=telemetry)
     metrics = app[METRICS]
     metrics.in_flight.inc()
+    drain = app[DRAIN]
+    task = asyncio.current_task()
+    drain.enter(task)
     try:
         try:
             response = await handler(request)
         except asyncio.CancelledError:
             exchange.outcome = Outcome.ABORTED
-            exchange.error = "client"
+            exchange.error = drain.abort_cause()
+            if drain.expired and request.transport is not None:
+                request.transport.abort()  # a cut, never a clean end of a short answer
             raise
         except Exception as exc:  # the single place where errors become HTTP
             refusal = refusal_for(exc)
@@ -130,6 +138,7 @@ async def _exchange(
             response.headers["X-Request-ID"] = request_id
         return response
     finally:
+        drain.leave(task)
         metrics.in_flight.dec()
         telemetry.seal(exchange)
         REQUEST_ID.reset(token)

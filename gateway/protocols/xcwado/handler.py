@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.errors import InvalidHost
 from gateway.exchange import Exchange
-from gateway.keys import BORDER, EXCHANGE, METRICS, RELAY, SETTINGS
+from gateway.keys import BORDER, EXCHANGE, LIVE, METRICS, RELAY, SETTINGS
 from gateway.protocols.xcwado.authority import public_authority
 from gateway.protocols.xcwado.border import border_for
 from gateway.protocols.xcwado.metadata import metadata_rewriter
@@ -101,7 +101,7 @@ def _public_prefix(request: web.Request, route: Route, rad160: Rad160Request) ->
     the authority it reached us under (:mod:`.authority`). A malformed ``Host`` is
     refused (:class:`InvalidHost`) either way, before anything is sent upstream.
     """
-    settings = request.app[SETTINGS]
+    settings = request.app[LIVE].current  # public_url: SIGHUP may change it
     transport = request.transport
     local = transport.get_extra_info("sockname") if transport is not None else None
     address = (local[0], local[1]) if local else (settings.host, settings.port)
