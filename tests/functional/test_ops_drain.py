@@ -110,18 +110,20 @@ URL = "homeCommunityId/5.6.7.8/RetrieveLocationUID/1.2.3/studies/1.2"
 async def test_a_stream_in_flight_finishes_within_drain_s(tmp_path: Path) -> None:
     async with SlowUpstream(seconds=2.0) as upstream:
         with GatewayProcess(tmp_path, gateway_for(upstream, drain_s=10)) as gateway:
-            async with aiohttp.ClientSession() as session:
-                async with session.get(gateway.endpoint + URL) as answer:
-                    first = await answer.content.readany()
-                    signalled = time.monotonic()
-                    gateway.send_signal(signal.SIGTERM)
-                    await asyncio.sleep(0.2)
-                    # not ready at once (admin listener), and no new connection on the port
-                    code, problem = await status(gateway.admin_url + "/readyz")
-                    assert code == 503 and "draining" in problem["detail"]
-                    with pytest.raises(aiohttp.ClientConnectionError):
-                        await status(gateway.url + "/livez")
-                    rest = await answer.read()  # ends complete, or raises
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(gateway.endpoint + URL) as answer,
+            ):
+                first = await answer.content.readany()
+                signalled = time.monotonic()
+                gateway.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.2)
+                # not ready at once (admin listener), and no new connection on the port
+                code, problem = await status(gateway.admin_url + "/readyz")
+                assert code == 503 and "draining" in problem["detail"]
+                with pytest.raises(aiohttp.ClientConnectionError):
+                    await status(gateway.url + "/livez")
+                rest = await answer.read()  # ends complete, or raises
             assert len(first) + len(rest) == upstream.size
             assert await exit_code(gateway, 10) == 0
             took = time.monotonic() - signalled
@@ -138,13 +140,15 @@ async def test_a_stream_in_flight_finishes_within_drain_s(tmp_path: Path) -> Non
 async def test_a_stream_past_drain_s_is_cut_and_logged_as_shutdown(tmp_path: Path) -> None:
     async with SlowUpstream(seconds=60) as upstream:
         with GatewayProcess(tmp_path, gateway_for(upstream, drain_s=1)) as gateway:
-            async with aiohttp.ClientSession() as session:
-                async with session.get(gateway.endpoint + URL) as answer:
-                    await answer.content.readany()
-                    signalled = time.monotonic()
-                    gateway.send_signal(signal.SIGTERM)
-                    with pytest.raises(aiohttp.ClientPayloadError):
-                        await answer.read()  # cut: never a complete-looking answer
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(gateway.endpoint + URL) as answer,
+            ):
+                await answer.content.readany()
+                signalled = time.monotonic()
+                gateway.send_signal(signal.SIGTERM)
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    await answer.read()  # cut: never a complete-looking answer
             assert await exit_code(gateway, 10) == 0
             took = time.monotonic() - signalled
     assert 1 <= took < 4
