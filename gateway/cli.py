@@ -35,6 +35,7 @@ from gateway.sinks.logs import configure_logging
 from mado.cli import add_commands as add_manifest_commands
 from routing.errors import ConfigError, ConfigProblem
 from routing.model import Config
+from routing.positions import locate
 from routing.reference import document_schema, reference_markdown
 
 __all__ = ["Loaded", "load_all", "main"]
@@ -161,7 +162,10 @@ def _check_one(path: str, user: ServiceUser, workers: int | None) -> dict[str, A
     except ConfigError as exc:
         problems = list(exc.problems)
         return {"file": path, "valid": False, "problems": [_problem(p) for p in problems]}
-    problems = machine_problems(loaded, user=user, workers=workers)
+    problems = [
+        locate(problem, loaded.positions)
+        for problem in machine_problems(loaded, user=user, workers=workers)
+    ]
     server = loaded.server
     report: dict[str, Any] = {
         "file": path,

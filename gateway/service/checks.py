@@ -65,22 +65,27 @@ class ServiceUser:
         return cls(name=name, uid=entry.pw_uid, gids=frozenset(groups))
 
     def may_write(self, folder: Path) -> bool:
-        """Whether this user may create files in the existing ``folder``."""
+        """Whether this user may create files in the existing ``folder``: it may search every
+        folder above it, and write and search the folder itself."""
         try:
-            info = folder.stat()
             read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+            if read_only or not folder.is_dir():
+                return False
+            above = all(self._may(parent.stat(), write=False) for parent in folder.parents)
+            return above and self._may(folder.stat(), write=True)
         except OSError:
             return False
-        if read_only or not stat.S_ISDIR(info.st_mode):
-            return False
+
+    def _may(self, info: os.stat_result, *, write: bool) -> bool:
         if self.uid == 0:
             return True
-        mode = info.st_mode
         if info.st_uid == self.uid:
-            return bool(mode & stat.S_IWUSR and mode & stat.S_IXUSR)
-        if info.st_gid in self.gids:
-            return bool(mode & stat.S_IWGRP and mode & stat.S_IXGRP)
-        return bool(mode & stat.S_IWOTH and mode & stat.S_IXOTH)
+            bits = (stat.S_IWUSR if write else 0) | stat.S_IXUSR
+        elif info.st_gid in self.gids:
+            bits = (stat.S_IWGRP if write else 0) | stat.S_IXGRP
+        else:
+            bits = (stat.S_IWOTH if write else 0) | stat.S_IXOTH
+        return info.st_mode & bits == bits
 
 
 def machine_problems(

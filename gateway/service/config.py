@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +46,7 @@ class Loaded:
     audit: AuditSettings
     path: str = ""
     sha256: str = ""
+    positions: Mapping[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
 
 
 def load_all(path: str) -> Loaded:
@@ -74,6 +75,7 @@ def load_all(path: str) -> Loaded:
         audit=resolve_state(audit, server),
         path=path,
         sha256=file_digest(path),
+        positions=positions,
     )
 
 
