@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -27,6 +28,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.edge.routes import ErrorRenderer, RouteTable
+from gateway.edge.upstreams import shown_base
 from gateway.errors import problem_for, refusal_for
 from gateway.exchange import Exchange, ExchangeSink, Leg, LegSink, Outcome
 from gateway.keys import DRAIN, EXCHANGE, HOLDER, METRICS, POOL, SECURITY, SINKS
@@ -173,7 +175,16 @@ def problem_response(exc: BaseException, exchange: Exchange) -> web.Response:
 
 
 def _access_line(exchange: Exchange) -> None:
+    """The one line per request that answers, alone: who (address, certificate subject),
+    what (transaction, path, community, location, study/series/instance, instances and
+    bytes), when (``started`` and the line's own time), from where (the upstream, the base
+    URL that answered and every attempt's outcome), how long (``ttfb_s``, ``duration_s``)
+    and how it ended (``status``, ``outcome``, ``error``)."""
     leg = exchange.leg
+    answered = next(
+        (a for leg_ in reversed(exchange.legs) for a in reversed(leg_.attempts) if a.status),
+        None,
+    )
     log.info(
         "exchange",
         extra={
@@ -182,17 +193,36 @@ def _access_line(exchange: Exchange) -> None:
             "status": exchange.status,
             "outcome": exchange.outcome.value,
             "route": exchange.route_kind,
+            "transaction": exchange.transaction,
+            "home_community_id": exchange.home_community_id,
+            "retrieve_location_uid": exchange.retrieve_location_uid,
+            "study": exchange.study_uid,
+            "series": exchange.series_uid,
+            "instance": exchange.instance_uid,
             "upstream": leg.upstream if leg is not None else None,
             "upstream_status": leg.status if leg is not None else None,
+            "base_url": shown_base(answered.base_url) if answered is not None else None,
             "attempts": sum(len(leg.attempts) for leg in exchange.legs),
+            "failures": [
+                f"{leg_.upstream} {shown_base(a.base_url)}: {a.failure.value}"
+                for leg_ in exchange.legs
+                for a in leg_.attempts
+                if a.failure is not None
+            ],
             "bytes": exchange.bytes_sent,
             "instances": len(exchange.instances),
+            "started": _iso(exchange.started_wall),
             "ttfb_s": exchange.first_byte_s,
             "duration_s": exchange.duration_s,
             "error": exchange.error,
             "client": exchange.client,
+            "client_subject": exchange.client_subject,
         },
     )
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
 def _request_id(offered: str | None) -> str:

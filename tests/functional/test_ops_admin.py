@@ -107,4 +107,27 @@ async def test_the_admin_listener_shows_what_is_loaded_and_what_happened(tmp_pat
             assert (alive["status"], alive["end"]) == (200, "complete")
             assert rows[("peer", f"http://127.0.0.1:{up.port}/ok/")]["at"] is None
             assert alive["request_id"] == dead["request_id"]
-            assert any(line for line in gateway.log().splitlines() if alive["request_id"] in line)
+            access = next(
+                json.loads(line)
+                for line in gateway.log().splitlines()
+                if alive["request_id"] in line and '"msg":"exchange"' in line
+            )
+            assert access["base_url"] == alive["base_url"]
+            assert access["failures"] == ["pacs http://127.0.0.1:9/dead/: connect"]
+            assert (access["study"], access["retrieve_location_uid"]) == ("1.2", "1.2.3")
+
+    # one start line: where, as what, with what, from which file (item 5)
+    started = [
+        json.loads(line) for line in gateway.log().splitlines() if '"gateway started"' in line
+    ]
+    assert len(started) == 1
+    line = started[0]
+    assert line["listen"] == f"http://127.0.0.1:{gateway.port}/wado/"
+    assert line["admin"] == f"http://127.0.0.1:{gateway.admin_port}"
+    assert line["roles"] == ["initiating", "responding"]
+    assert (line["communities"], line["sources"], line["upstreams"], line["workers"]) == (1, 1, 2, 1)
+    assert line["config"] == str(gateway.config_file.resolve())
+    assert line["config_sha256"] == digest
+    assert len(line["commit"]) == 40 or line["commit"] == "unknown"
+    stopped = [line for line in gateway.log().splitlines() if '"gateway stopped"' in line]
+    assert len(stopped) == 1
