@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import signal
@@ -187,6 +188,7 @@ class _Process:
         self.site: web.BaseSite | None = None
         self.failed_at: str | None = None
         self.stops = 0
+        self.tls_stamp = _tls_stamp(loaded.server)
         self.stopped = asyncio.Event()
         self.hurry = asyncio.Event()
 
@@ -347,6 +349,10 @@ class _Process:
         reopened = self.audit.reopen_files()
         holder.swap(Registry(new.config))
         applied = app[LIVE].apply(self.overrides.apply(new.server))
+        renewed = self._renew_tls(app[LIVE].current)
+        done = list(applied.applied)
+        if renewed and "server.tls" not in done:
+            done.append("server.tls")
         audit_now = self.audit.settings
         audit_new = for_worker(new.audit, self.slot.index if self.several and self.slot else 0)
         restart = list(applied.restart)
@@ -358,7 +364,7 @@ class _Process:
             extra={
                 "generation": holder.generation,
                 "config_sha256": new.sha256,
-                "applied": ["routing", *applied.applied],
+                "applied": ["routing", *done],
                 "needs_restart": restart,
                 "audit_files_reopened": reopened,
             },
@@ -367,17 +373,39 @@ class _Process:
     def _settings_changed(self, settings: ServerSettings, applied: Applied) -> None:
         if "server.log_level" in applied.applied:
             logging.getLogger().setLevel(settings.log_level)
-        if "server.tls" in applied.applied and settings.tls is not None:
-            site = self.site
-            if isinstance(site, TlsSite):
-                try:
-                    site.use_context(_tls_context(settings))
-                except (ssl.SSLError, OSError, ValueError) as exc:
-                    log.error("new TLS certificate not loaded; the old one stays", exc_info=exc)
-                else:
-                    log.info(
-                        "TLS certificate reloaded", extra={"cert_file": settings.tls.cert_file}
-                    )
+
+    def _renew_tls(self, settings: ServerSettings) -> bool:
+        """A new TLS context when the TLS settings or the content of their files changed
+        (a certificate renewed in place); True when it is in use from now on."""
+        site = self.site
+        if settings.tls is None or not isinstance(site, TlsSite):
+            return False
+        stamp = _tls_stamp(settings)
+        if stamp == self.tls_stamp:
+            return False
+        try:
+            site.use_context(_tls_context(settings))
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            log.error("new TLS certificate not loaded; the old one stays", exc_info=exc)
+            return False
+        self.tls_stamp = stamp
+        log.info("TLS certificate reloaded", extra={"cert_file": settings.tls.cert_file})
+        return True
+
+
+def _tls_stamp(settings: ServerSettings) -> str:
+    """The TLS settings and the digest of their files' bytes, to tell a renewal."""
+    tls = settings.tls
+    if tls is None:
+        return ""
+    digest = hashlib.sha256(repr(tls).encode())
+    for path in (tls.cert_file, tls.key_file, tls.client_ca_file):
+        if path is not None:
+            try:
+                digest.update(Path(path).read_bytes())
+            except OSError:
+                digest.update(b"unreadable")
+    return digest.hexdigest()
 
 
 def _tls_context(settings: ServerSettings) -> ssl.SSLContext:
