@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -235,7 +236,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"cannot start: {fixed}", file=sys.stderr)
         return 1
     try:
-        state = claim_state(settings.state_path, loaded.audit)
+        own = settings.state_directory is not None or "STATE_DIRECTORY" in os.environ
+        state = claim_state(settings.state_path, loaded.audit, own=own)
     except StateError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1

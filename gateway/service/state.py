@@ -10,8 +10,9 @@
       upstreams/                  the workers' last upstream outcomes (cleared at start)
 
 Everything the process creates is private to its user: the umask is set to 077 before
-anything is written (files 0600, directories 0700), and an audit file found readable by
-others — it holds patient names and identifiers — is made 0600 at start, with a log line.
+anything is written (files 0600, directories 0700), a configured state directory is made 0700
+when it is this user's (not the working directory, the default), and an audit file found readable by others — it holds patient names and
+identifiers — is made 0600 at start, with a log line.
 
 One gateway per state directory: a second one started with the same directory stops at
 once with a message naming the first one's pid, instead of colliding with it in the journal.
@@ -63,14 +64,19 @@ class State:
         return folder
 
 
-def claim_state(path: Path, audit: AuditSettings) -> State:
+def claim_state(path: Path, audit: AuditSettings, *, own: bool = True) -> State:
     """Make ``path`` (0700), take its lock, tighten the audit files. Sets the umask to 077.
+    ``own``: the folder is the gateway's alone (configured, not the working directory by
+    default), so it is made 0700 when it is not.
 
     Raises :class:`StateError` when it cannot be made or another gateway holds it.
     """
     os.umask(0o077)
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.stat()
+        if own and stat.S_IMODE(info.st_mode) & 0o077 and info.st_uid == os.geteuid():
+            path.chmod(0o700)
         fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise StateError(
