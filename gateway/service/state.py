@@ -10,9 +10,10 @@
       upstreams/                  the workers' last upstream outcomes (cleared at start)
 
 Everything the process creates is private to its user: the umask is set to 077 before
-anything is written (files 0600, directories 0700), a configured state directory is made 0700
-when it is this user's (not the working directory, the default), and an audit file found readable by others — it holds patient names and
-identifiers — is made 0600 at start, with a log line.
+anything is written (files 0600, directories 0700); a configured state directory is made
+0700 when it is this user's (not the working directory, the default); an audit file found
+readable by others — it holds patient names and identifiers — is made 0600 at start, with
+a log line.
 
 One gateway per state directory: a second one started with the same directory stops at
 once with a message naming the first one's pid, instead of colliding with it in the journal.

@@ -65,7 +65,8 @@ async def test_state_is_private_claimed_once_and_the_audit_file_rotates(tmp_path
             second["server"]["admin"] = {"port": free_port()}
             second_file = tmp_path / "second.yaml"
             second_file.write_text(yaml.safe_dump(second))
-            refused = subprocess.run(
+            refused = await asyncio.to_thread(
+                subprocess.run,
                 [sys.executable, "-m", "gateway", "serve", "--config", str(second_file)],
                 capture_output=True,
                 text=True,
