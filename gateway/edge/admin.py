@@ -44,6 +44,7 @@ from gateway.edge.reload import LiveSettings, RegistryHolder
 from gateway.edge.upstreams import UpstreamOutcomes, merged, shown_base
 from gateway.keys import HOLDER, READINESS
 from routing.credentials import Credential, Secret
+from routing.declare import settings_of
 
 __all__ = ["AdminView", "admin_app", "plain"]
 
@@ -170,7 +171,8 @@ def _json(document: object) -> web.Response:
 
 
 def plain(value: object) -> Any:
-    """``value`` as JSON values: dataclasses by their fields, mappings with text keys, sets
+    """``value`` as JSON values: dataclasses by their fields (a declared field under its key
+    in the file: ``self``, ``type``), mappings with text keys, sets
     sorted, enums by value; a :class:`Secret` (and so every credential's) as ``<redacted>``,
     credentials in URLs removed."""
     if value is None or isinstance(value, bool | int | float):
@@ -191,8 +193,9 @@ def plain(value: object) -> Any:
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network | Path):
         return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        keys = {field.name: key for key, field, _ in settings_of(type(value))}  # as in a file
         return {
-            field.name: plain(getattr(value, field.name))
+            keys.get(field.name, field.name): plain(getattr(value, field.name))
             for field in dataclasses.fields(value)
             if not field.name.startswith("_")
         }

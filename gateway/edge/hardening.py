@@ -57,7 +57,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway.edge.cors import is_preflight, preflight
 from gateway.edge.reload import LiveSettings
-from gateway.edge.routes import MANIFEST_PATH, RoutePolicy, RouteTable
+from gateway.edge.routes import ADMIN_ROUTE, MANIFEST_PATH, RoutePolicy, RouteTable
 from gateway.errors import (
     BodyNotAllowed,
     BodyTooLarge,
@@ -188,8 +188,13 @@ def hardening_middleware(live: LiveSettings, metrics: Metrics, routes: RouteTabl
 
     @web.middleware
     async def hardening(request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = routes.policy_for(request.path)
+        served = routes.route_for(request.path)
+        route = served.policy if served is not None else ADMIN_ROUTE
         settings = live.current
+        if served is not None and request.method not in (*route.methods, "OPTIONS"):
+            # before any size check: a method the route does not take is a 405, whatever
+            # the request carries (RFC 9110 §15.5.6)
+            raise web.HTTPMethodNotAllowed(request.method, route.methods)
         try:
             _check_sizes(request, route, settings.limits)
             if route.chunked_answer and request.version < (1, 1):

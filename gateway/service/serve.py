@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -58,7 +60,7 @@ __all__ = ["Overrides", "WorkerSlot", "serve_process", "start_fields"]
 
 log = logging.getLogger("mado_gateway")
 
-OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
+OPENAPI = Path(__file__).resolve().parent.parent / "openapi.yaml"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,8 +265,8 @@ class _Process:
 
         def openapi() -> bytes | None:
             try:
-                return OPENAPI.read_bytes()
-            except OSError:
+                return orjson.dumps(yaml.safe_load(OPENAPI.read_text(encoding="utf-8")))
+            except (OSError, yaml.YAMLError):
                 return None
 
         return AdminView(
