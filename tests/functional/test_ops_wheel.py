@@ -25,7 +25,7 @@ def test_a_wheel_installs_and_names_its_commit(tmp_path: Path) -> None:
     run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(REPO))
     (wheel,) = tmp_path.glob("mado_gateway-*.whl")
     target = tmp_path / "installed"
-    run(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel))  # noqa: E501
+    run(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel))
     assert (target / "gateway" / "openapi.yaml").is_file()
     # the installed copy, not this checkout: no git beside it, the stamp says the commit
     shown = run(
