@@ -78,7 +78,7 @@ def schemathesis(
         ],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=report.parent,  # its cache (.schemathesis/) goes there, not into the checkout
         timeout=180,
         check=False,
     )
