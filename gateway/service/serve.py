@@ -190,6 +190,7 @@ class _Process:
         self.site: web.BaseSite | None = None
         self.failed_at: str | None = None
         self.stops = 0
+        self.drained: dict[str, object] = {}
         self.tls_stamp = _tls_stamp(loaded.server)
         self.stopped = asyncio.Event()
         self.hurry = asyncio.Event()
@@ -333,7 +334,7 @@ class _Process:
     def _exited(self) -> None:
         log.info(
             "worker stopped" if self.several else "gateway stopped",
-            extra={**getattr(self, "drained", {}), "pid": os.getpid()},
+            extra={**self.drained, "pid": os.getpid()},
         )
 
     # -- SIGHUP ------------------------------------------------------------------------------
