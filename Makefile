@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := orthanc orthanc-dicomweb dicom3tools rsyslog rsyslog-gnutls prometheus curl chromium \
-	podman buildah runc catatonit debootstrap nodejs nginx wrk
+	podman buildah runc catatonit debootstrap nodejs nginx wrk systemd
 # checkov pins dependencies the gateway's own (cachetools, packaging) have outgrown: it gets a
 # virtual environment of its own, inside .venv so that `make clean` removes it.
 CHECKOV := $(VENV)/checkov/bin/checkov

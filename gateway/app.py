@@ -6,19 +6,20 @@ Request path: :mod:`gateway.edge.middleware`
 (RAD-69 / RAD-75 over SOAP)
 → :mod:`routing.registry` → :mod:`gateway.relay.forward`
 → sinks (:mod:`gateway.sinks.metrics`, audit).
+
+The public application serves the protocols and ``/livez``, ``/readyz``; the admin listener
+(:mod:`gateway.edge.admin`, built by :mod:`gateway.service.serve`) serves ``/metrics`` and
+the admin views. How a process is started, drained and reloaded: :mod:`gateway.service`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from gateway import __version__
 from gateway.audit.events import AuditSecurityEvents
@@ -29,9 +30,10 @@ from gateway.consumer.parsing import manifest_reader_context
 from gateway.directory import Directory, DirectoryMetrics
 from gateway.edge import health
 from gateway.edge.cors import cors_on_prepare
+from gateway.edge.drain import Drain
 from gateway.edge.hardening import hardening_middleware, parser_limits
 from gateway.edge.middleware import exchange_middleware, request_id_on_prepare
-from gateway.edge.reload import RegistryHolder
+from gateway.edge.reload import LiveSettings, RegistryHolder
 from gateway.edge.routes import (
     ADMIN_ROUTE,
     MANIFEST_PATH,
@@ -42,13 +44,17 @@ from gateway.edge.routes import (
     RoutePolicy,
     RouteTable,
 )
+from gateway.edge.upstreams import UpstreamOutcomes
 from gateway.exchange import ExchangeSink, LegSink
 from gateway.keys import (
     DIRECTORY,
+    DRAIN,
     HOLDER,
     LEG_SINKS,
+    LIVE,
     MANIFEST_CACHE,
     METRICS,
+    OUTCOMES,
     POOL,
     READINESS,
     SECURITY,
@@ -63,6 +69,7 @@ from gateway.protocols.xca.spool import Spool
 from gateway.protocols.xcwado import handler as xcwado
 from gateway.protocols.xcwado.answer_headers import hide_source_on_prepare
 from gateway.relay.upstream import UpstreamPool
+from gateway.service.version import commit
 from gateway.settings import ServerSettings
 from gateway.sinks.metrics import Metrics
 from gateway.sinks.security import CountedSecurityEvents, SecurityEvents
@@ -79,30 +86,37 @@ def create_app(
     *,
     metrics_registry: CollectorRegistry | None = None,
     extra_sinks: Sequence[ExchangeSink] = (),
-    handle_signals: bool = False,
     security_events: SecurityEvents | None = None,
     audit: AuditService | None = None,
+    worker: int = 0,
 ) -> web.Application:
     """The gateway application.
 
-    ``handle_signals`` installs the SIGHUP reload handler; ``security_events`` receives
-    security alerts (default: a log line each). ``audit``, when given, is started before the
-    first request and stopped after the last: it receives every exchange, every security
-    event and every rejected reload, and its journal is a readiness check.
+    ``security_events`` receives security alerts (default: a log line each). ``audit``,
+    when given, is started before the first request and stopped after the last: it receives
+    every exchange, every security event and every rejected reload, and its journal is a
+    readiness check. ``worker`` numbers this process among the workers (its upstream table).
+    Reloads (SIGHUP) and the drain (SIGTERM) are driven by :mod:`gateway.service.serve`
+    through ``app[HOLDER]``, ``app[LIVE]`` and ``app[DRAIN]``.
     """
     if audit is not None and security_events is None:
         security_events = AuditSecurityEvents(audit)
-    metrics = Metrics(metrics_registry or CollectorRegistry(), version=__version__)
+    metrics = Metrics(
+        metrics_registry or CollectorRegistry(), version=__version__, commit=commit()
+    )
     security = CountedSecurityEvents(metrics.security_events, security_events)
     routes = route_table(settings, metrics)
+    live = LiveSettings(settings)
+    drain = Drain()
+    outcomes = UpstreamOutcomes(holder.registry, worker=worker)
     app = web.Application(
         middlewares=[
             exchange_middleware(routes),
-            hardening_middleware(settings, metrics, routes),
+            hardening_middleware(live, metrics, routes),
         ],
         handler_args=parser_limits(settings.limits),
     )
-    app.on_response_prepare.append(cors_on_prepare(settings.cors))
+    app.on_response_prepare.append(cors_on_prepare(lambda: live.current.cors))
     app.on_response_prepare.append(hide_source_on_prepare)
     app.on_response_prepare.append(request_id_on_prepare)
     pool = UpstreamPool(read_bufsize=settings.read_buffer_bytes)
@@ -114,6 +128,7 @@ def create_app(
         if ok:
             metrics.known_upstreams(registry.config.upstreams)
             pool.retain(registry.config.upstreams.values())
+            outcomes.configured(registry)
 
     holder.subscribe(reloaded)
     if audit is not None:
@@ -121,14 +136,18 @@ def create_app(
     metrics.known_upstreams(holder.registry.config.upstreams)
 
     app[SETTINGS] = settings
+    app[LIVE] = live
+    app[DRAIN] = drain
+    app[OUTCOMES] = outcomes
     app[HOLDER] = holder
     app[METRICS] = metrics
     app[POOL] = pool
     app[DIRECTORY] = Directory(pool=pool, metrics=DirectoryMetrics(metrics.registry))
-    app[SINKS] = [metrics, *extra_sinks, *([audit] if audit is not None else [])]
+    sinks: list[ExchangeSink] = [metrics, outcomes, *extra_sinks]
+    app[SINKS] = [*sinks, audit] if audit is not None else sinks
     leg_sinks: list[LegSink] = [audit] if audit is not None else []
     app[LEG_SINKS] = leg_sinks
-    app[READINESS] = [audit.ready] if audit is not None else []
+    app[READINESS] = [drain.ready, *([audit.ready] if audit is not None else [])]
     app[SECURITY] = security
 
     def cache_event(event: CacheEvent) -> None:
@@ -143,8 +162,6 @@ def create_app(
     if audit is not None:
         app.cleanup_ctx.append(_audit_lifecycle(audit))  # first: Application Start precedes all
     app.cleanup_ctx.append(_upstream_pool)
-    if handle_signals:
-        app.cleanup_ctx.append(_sighup_reload)
     return app
 
 
@@ -159,11 +176,7 @@ def route_table(settings: ServerSettings, metrics: Metrics) -> RouteTable:
             Route(path=settings.xca.path, handler=xca.retrieve, policy=xca_route(settings)),
             Route(path="/livez", handler=health.livez, policy=ADMIN_ROUTE),
             Route(path="/readyz", handler=health.readyz, policy=ADMIN_ROUTE),
-            Route(
-                path="/metrics",
-                handler=make_aiohttp_handler(metrics.registry),
-                policy=ADMIN_ROUTE,
-            ),
+            Route(path="/metrics", handler=health.metrics_elsewhere, policy=ADMIN_ROUTE),
         ]
     )
 
@@ -226,16 +239,3 @@ async def _upstream_pool(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[DIRECTORY].close()
     await app[POOL].close()
-
-
-async def _sighup_reload(app: web.Application) -> AsyncIterator[None]:
-    loop = asyncio.get_running_loop()
-    holder = app[HOLDER]
-
-    def on_sighup() -> None:
-        log.info("SIGHUP received: reloading configuration", extra={"path": str(holder.path)})
-        holder.reload()
-
-    loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    yield
-    loop.remove_signal_handler(signal.SIGHUP)

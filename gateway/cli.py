@@ -2,59 +2,47 @@
 
 ::
 
-    mado-gateway serve --config FILE [--host H] [--port P]
-    mado-gateway check-config FILE [FILE …]
+    mado-gateway serve --config FILE [--host H] [--port P] [--workers N]
+    mado-gateway check-config FILE [FILE …] [--format text|json] [--user NAME] [--workers N]
     mado-gateway config-schema [--format json|markdown]
     mado-gateway manifest validate|convert|create …     (mado.cli)
     mado-gateway fetch MANIFEST --out DIR …              (gateway.consumer.cli)
 
+``--version`` (on the command and every subcommand) prints the version and the commit.
 Every failure is a message on standard error and a non-zero exit status, never a traceback:
-1 for a configuration with problems, 2 for a usage error.
+1 for a configuration with problems, 2 for a usage error. How ``serve`` runs, reloads and
+stops: :mod:`gateway.service`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import functools
 import json
-import signal
-import ssl
+import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from pathlib import Path
+from typing import Any
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry
-
-from gateway import __version__
-from gateway.app import create_app
-from gateway.audit.errors import JournalError
-from gateway.audit.service import AuditService
-from gateway.audit.settings import AuditSettings, parse_audit_settings
 from gateway.consumer.cli import add_commands as add_fetch_commands
-from gateway.edge.reload import RegistryHolder
-from gateway.edge.tlsaccept import HandshakeFailures, TlsSite
-from gateway.keys import SECURITY
-from gateway.relay.tls import server_context
-from gateway.settings import ServerSettings, parse_server_settings
+from gateway.service.checks import ServiceUser, machine_problems
+from gateway.service.config import SECTIONS, Loaded, load_all, summary
+from gateway.service.serve import Overrides, WorkerSlot, serve_process, start_fields
+from gateway.service.state import StateError, claim_state
+from gateway.service.version import version_line
+from gateway.service.workers import supervise
 from gateway.sinks.logs import configure_logging
 from mado.cli import add_commands as add_manifest_commands
 from routing.errors import ConfigError, ConfigProblem
-from routing.fields import load_document
-from routing.loader import parse_config
 from routing.model import Config
+from routing.positions import locate
 from routing.reference import document_schema, reference_markdown
-from routing.registry import Registry
 
-__all__ = ["main"]
+__all__ = ["Loaded", "load_all", "main"]
 
 Command = Callable[[argparse.Namespace], int]
-T = TypeVar("T")
-
-SECTIONS: dict[str, type] = {"server": ServerSettings, "audit": AuditSettings}
-"""The sections of a configuration file that gateway packages own, beside the routing ones."""
+log = logging.getLogger("mado_gateway")
 
 _TITLE = "mado-gateway configuration"
 _INTRO = """\
@@ -87,21 +75,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+class _Version(argparse.Action):
+    """``--version``: the version and the commit, computed only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and the commit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(version_line())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mado-gateway", description="Cross-community imaging gateway (XC-WADO, MADO)."
+        prog="mado-gateway", description="Cross-community imaging gateway (XC-WADO, XCA-I, MADO)."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", "-c", required=True, help="configuration file (YAML or JSON)")
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        help="worker processes sharing the port (overrides server.workers; default: cores)",
+    )
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser("check-config", help="validate configuration files")
     check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument(
+        "--user", help="the user the service runs as, for the folder checks (default: you)"
+    )
+    check.add_argument("--workers", type=_positive, help="check for this many workers")
     check.set_defaults(run=_check_config)
 
     schema = commands.add_parser(
@@ -113,58 +121,93 @@ def _parser() -> argparse.ArgumentParser:
 
     add_manifest_commands(commands)
     add_fetch_commands(commands)
+    _add_version(parser)
     return parser
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Loaded:
-    """Everything one configuration file configures."""
+def _add_version(parser: argparse.ArgumentParser) -> None:
+    """``--version`` on ``parser`` and on every subcommand below it."""
+    parser.add_argument("--version", action=_Version)
+    for action in parser._actions:  # argparse keeps its subcommands only there
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_version(sub)
 
-    config: Config
-    server: ServerSettings
-    audit: AuditSettings
 
-
-def load_all(path: str) -> Loaded:
-    """Every section of one file; :class:`ConfigError` lists every problem of all of them."""
-    document = load_document(path)
-    problems: list[ConfigProblem] = []
-
-    def read(parse: Callable[..., T]) -> T | None:
-        try:
-            return parse(document, source=path)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            return None
-
-    config = read(functools.partial(parse_config, foreign_sections=SECTIONS.keys()))
-    server = read(parse_server_settings)
-    audit = read(parse_audit_settings)
-    if problems or config is None or server is None or audit is None:
-        raise ConfigError(problems, path)
-    return Loaded(config=config, server=server, audit=audit)
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    status = 0
-    for path in args.files:
-        try:
-            loaded = load_all(path)
-        except ConfigError as exc:
-            print(f"{path}: INVALID, {len(exc.problems)} problem(s)", file=sys.stderr)
-            for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
-            status = 1
-            continue
-        config = loaded.config
-        print(
-            f"{path}: OK — community {config.identity.home_community_id}, "
-            f"{len(config.upstreams)} upstream(s), {len(config.communities)} remote "
-            f"community(ies), {len(config.sources)} source(s), "
-            f"{len(config.location_aliases)} location alias(es), endpoint "
-            f"{loaded.server.base_path}, audit to {loaded.audit.transport.value}"
-        )
-    return status
+    try:
+        user = ServiceUser.named(args.user) if args.user else ServiceUser.current()
+    except KeyError:
+        print(f"check-config: no user {args.user!r} on this machine", file=sys.stderr)
+        return 2
+    reports = [_check_one(path, user, args.workers) for path in args.files]
+    if args.format == "json":
+        print(json.dumps({"files": reports}, indent=2))
+    else:
+        for report in reports:
+            _print_report(report)
+    return 0 if all(report["valid"] for report in reports) else 1
+
+
+def _check_one(path: str, user: ServiceUser, workers: int | None) -> dict[str, Any]:
+    problems: list[ConfigProblem]
+    try:
+        loaded = load_all(path)
+    except ConfigError as exc:
+        problems = list(exc.problems)
+        return {"file": path, "valid": False, "problems": [_problem(p) for p in problems]}
+    problems = [
+        locate(problem, loaded.positions)
+        for problem in machine_problems(loaded, user=user, workers=workers)
+    ]
+    server = loaded.server
+    report: dict[str, Any] = {
+        "file": path,
+        "valid": not problems,
+        "problems": [_problem(p) for p in problems],
+        "summary": {
+            **summary(loaded),
+            "endpoint": server.base_path,
+            "audit": [f"{d.name}:{d.transport.value}" for d in loaded.audit.destinations],
+            "workers": workers or server.worker_count,
+            "sha256": loaded.sha256,
+        },
+    }
+    return report
+
+
+def _problem(problem: ConfigProblem) -> dict[str, Any]:
+    return {
+        "path": problem.path,
+        "reason": problem.reason,
+        "line": problem.line,
+        "column": problem.column,
+    }
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    path = report["file"]
+    if not report["valid"]:
+        print(f"{path}: INVALID, {len(report['problems'])} problem(s)", file=sys.stderr)
+        for item in report["problems"]:
+            problem = ConfigProblem(**item)
+            print(f"  {problem.located(path)}", file=sys.stderr)
+        return
+    facts = report["summary"]
+    print(
+        f"{path}: OK — community {facts['home_community_id']}, {facts['upstreams']} "
+        f"upstream(s), {facts['communities']} remote community(ies), {facts['sources']} "
+        f"source(s), {facts['location_aliases']} location alias(es), endpoint "
+        f"{facts['endpoint']}, audit to {', '.join(facts['audit'])}, "
+        f"{facts['workers']} worker(s), sha256 {facts['sha256'][:12]}"
+    )
 
 
 def _config_schema(args: argparse.Namespace) -> int:
@@ -181,70 +224,54 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         loaded = load_all(args.config)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        print(f"{args.config}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem.located(args.config)}", file=sys.stderr)
         return 1
-    settings = loaded.server
-    if args.host:
-        settings = replace(settings, host=args.host)
-    if args.port is not None:
-        settings = replace(settings, port=args.port)
+    overrides = Overrides(host=args.host, port=args.port, workers=args.workers)
+    settings = overrides.apply(loaded.server)
+    count = settings.worker_count
+    if count > 1 and (settings.port == 0 or (settings.admin.enabled and settings.admin.port == 0)):
+        fixed = "several workers need fixed ports (server.port, server.admin.port)"
+        print(f"cannot start: {fixed}", file=sys.stderr)
+        return 1
+    try:
+        own = settings.state_directory is not None or "STATE_DIRECTORY" in os.environ
+        state = claim_state(settings.state_path, loaded.audit, own=own)
+    except StateError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    if count == 1:
+        return serve_process(loaded, overrides, state)
     configure_logging(settings.log_level)
-    holder = RegistryHolder(
-        Registry(loaded.config), args.config, load=lambda path: load_all(path).config
-    )
-    metrics_registry = CollectorRegistry()
-    audit = AuditService(loaded.audit, loaded.config.identity, registry=metrics_registry)
-    app = create_app(
-        settings, holder, metrics_registry=metrics_registry, audit=audit, handle_signals=True
-    )
-    try:
-        asyncio.run(_serve_until_stopped(app, settings, metrics_registry))
-    except JournalError as exc:  # the gateway does not serve without an audit trail
-        print(f"cannot start: audit journal unusable: {exc}", file=sys.stderr)
-        return 1
-    except ssl.SSLError as exc:
-        print(f"cannot start: TLS material unusable: {exc.reason or exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        where = f"{settings.host}:{settings.port}"
-        print(f"cannot start on {where}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    return 0
+    state.fresh(state.metrics)
+    state.fresh(state.upstreams)
+    _warn_orphan_journals(loaded, count)
+
+    def run_worker(index: int, ready_fd: int) -> int:
+        try:
+            current = load_all(args.config)  # a restarted worker reads the file as it is now
+        except ConfigError:
+            current = loaded
+        slot = WorkerSlot(index=index, count=count, ready_fd=ready_fd)
+        return serve_process(current, overrides, state, slot)
+
+    def started() -> None:
+        log.info("gateway started", extra=start_fields(loaded, settings, count))
+
+    status = supervise(count, run_worker, metrics_folder=state.metrics, started=started)
+    log.info("gateway stopped", extra={"status": status})
+    return status
 
 
-async def _serve_until_stopped(
-    app: web.Application, settings: ServerSettings, registry: CollectorRegistry
-) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully (in-flight requests finish,
-    the audit trail records Application Stop). HTTPS goes through :class:`TlsSite`, so that
-    failed handshakes are alerted (checklist item 53)."""
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-    await runner.setup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        site: web.BaseSite
-        if settings.tls is None:
-            site = web.TCPSite(runner, settings.host, settings.port)
-        else:
-            site = TlsSite(
-                runner,
-                settings.host,
-                settings.port,
-                ssl_context=server_context(
-                    cert_file=settings.tls.cert_file,
-                    key_file=settings.tls.key_file,
-                    client_ca_file=settings.tls.client_ca_file,
-                    require_client_cert=settings.tls.require_client_cert,
-                ),
-                failures=HandshakeFailures(app[SECURITY], registry, settings.tls),
-                handshake_timeout_s=settings.tls.handshake_timeout_s,
+def _warn_orphan_journals(loaded: Loaded, count: int) -> None:
+    """Journals of workers beyond ``count`` (a gateway once run with more) are sent by nobody:
+    say so, so that the operator starts enough workers to empty them."""
+    first = Path(loaded.audit.journal.directory)
+    for folder in sorted(first.parent.glob(f"{first.name}-*")):
+        suffix = folder.name[len(first.name) + 1 :]
+        if suffix.isdigit() and int(suffix) >= count and any(folder.glob("*.seg")):
+            log.warning(
+                "an audit journal no worker sends from: start with more workers to empty it",
+                extra={"journal": str(folder), "needs_workers": int(suffix) + 1},
             )
-        await site.start()
-        await stop.wait()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        await runner.cleanup()

@@ -456,7 +456,11 @@ def problem_for(exc: BaseException) -> Problem:
             return _problem(400, "invalid-manifest", str(exc))
         case web.HTTPException():
             slug = _phrase(exc.status).lower().replace(" ", "-")
-            return _problem(exc.status, slug, f"{exc.status} {_phrase(exc.status)}")
+            allow = exc.headers.get("Allow")  # a 405 names what is allowed (RFC 9110 §15.5.6)
+            headers = (("Allow", allow),) if allow is not None else ()
+            return _problem(
+                exc.status, slug, f"{exc.status} {_phrase(exc.status)}", headers=headers
+            )
         case _:
             return _problem(
                 500, "internal-error", "an internal error occurred; see the gateway log"

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway.directory import Directory
-from gateway.edge.reload import RegistryHolder
+from gateway.edge.drain import Drain
+from gateway.edge.reload import LiveSettings, RegistryHolder
+from gateway.edge.upstreams import UpstreamOutcomes
 from gateway.exchange import Exchange, ExchangeSink, LegSink
 from gateway.manifestcache import ManifestCache
 from gateway.protocols.xca.spool import Spool
@@ -25,12 +27,15 @@ if TYPE_CHECKING:  # the reader module imports these keys
 __all__ = [
     "BORDER",
     "DIRECTORY",
+    "DRAIN",
     "EXCHANGE",
     "HOLDER",
     "LEG_SINKS",
+    "LIVE",
     "MANIFEST_CACHE",
     "MANIFEST_READER",
     "METRICS",
+    "OUTCOMES",
     "POOL",
     "READINESS",
     "RELAY",
@@ -40,7 +45,10 @@ __all__ = [
     "SPOOL",
 ]
 
-SETTINGS = web.AppKey("settings", ServerSettings)
+SETTINGS = web.AppKey("settings", ServerSettings)  # as started: the fields fixed until a restart
+LIVE = web.AppKey("live_settings", LiveSettings)  # in force: .current, what SIGHUP may change
+DRAIN = web.AppKey("drain", Drain)  # SIGTERM: readiness, requests in flight, their abort cause
+OUTCOMES = web.AppKey("upstream_outcomes", UpstreamOutcomes)  # for /admin/upstreams
 HOLDER = web.AppKey("registry_holder", RegistryHolder)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("upstream_pool", UpstreamPool)

@@ -37,7 +37,9 @@ from routing.kinds import (
 from routing.urls import base_url, origin
 
 __all__ = [
+    "ADMIN_PATHS",
     "ANY_TRANSFER_SYNTAXES",
+    "AdminListener",
     "CorsPolicy",
     "PEER_RATE_LIMIT",
     "RESERVED_PATHS",
@@ -213,7 +215,19 @@ def _path(example: str) -> Text:
 
 RESERVED_PATHS = ("/mado/retrieve", "/livez", "/readyz", "/metrics")
 """The fixed paths of the route table (:func:`gateway.app.route_table`), which the XCA-I
-endpoint may not take."""
+endpoint may not take (``/metrics`` is the admin listener's, and stays out of the public
+port's way too)."""
+
+ADMIN_PATHS = (
+    "/metrics",
+    "/livez",
+    "/readyz",
+    "/admin/routes",
+    "/admin/config",
+    "/admin/upstreams",
+    "/openapi.json",
+)
+"""What the admin listener serves (:mod:`gateway.edge.admin`)."""
 
 SPOOL_FOLDER = "mado-gateway-spool"
 """The spool's folder under the system's temporary directory when none is configured."""
@@ -354,6 +368,28 @@ class ManifestCacheSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AdminListener:
+    """The admin listener: ``/metrics``, ``/admin/routes``, ``/admin/config``,
+    ``/admin/upstreams``, ``/livez`` and ``/readyz`` on an address of their own (loopback by
+    default), so that a partner community reaching the public port sees none of them. With
+    several workers every worker listens on it (SO_REUSEPORT) and any of them answers for all.
+    """
+
+    enabled: bool = setting(Flag(), "Open the admin listener.", default=True)
+    host: str = setting(
+        Text(label="address"),
+        "Its listen address (keep it loopback or private).",
+        default="127.0.0.1",
+    )
+    port: int = setting(Integer(minimum=0, maximum=65535), "Its listen port.", default=8081)
+
+
+def _state_default() -> str:
+    """systemd's ``StateDirectory=`` when set, else the working directory."""
+    return os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSettings:
     """Where and how the gateway serves.
 
@@ -365,6 +401,27 @@ class ServerSettings:
 
     host: str = setting(Text(label="address"), "Listen address.", default="127.0.0.1")
     port: int = setting(Integer(minimum=0, maximum=65535), "Listen port.", default=8080)
+    workers: int | None = setting(
+        Integer(minimum=1, maximum=256),
+        "Worker processes sharing the port (SO_REUSEPORT); `serve --workers` overrides it.",
+        default=None,
+        shown="the number of CPU cores",
+    )
+    drain_s: float = setting(
+        Number(exclusive=False),
+        "Seconds in-flight requests have to finish after SIGTERM before they are aborted.",
+        default=30.0,
+    )
+    state_directory: str | None = setting(
+        Text(label="directory"),
+        "Where the process keeps its state (audit journal and file, metrics of the workers, "
+        "last upstream outcomes); relative audit paths are relative to it.",
+        default=None,
+        shown="`$STATE_DIRECTORY` (systemd), else the working directory",
+    )
+    admin: AdminListener = setting(
+        Section(AdminListener), "The admin listener.", factory=AdminListener
+    )
     base_path: str = setting(
         _path("/wado"),
         "The XC-WADO endpoint path: {base_path}/homeCommunityId/….",
@@ -405,10 +462,33 @@ class ServerSettings:
         factory=ManifestCacheSettings,
     )
 
+    @property
+    def state_path(self) -> Path:
+        """The state directory, its default resolved."""
+        return Path(self.state_directory or _state_default())
+
+    @property
+    def worker_count(self) -> int:
+        """``workers``, its default (the CPU cores this process may use) resolved."""
+        if self.workers is not None:
+            return self.workers
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
+
     def finish(self, report: Report) -> ServerSettings:
         """A peer gateway must be a client this gateway can identify and admits; the XCA-I
-        endpoint must be a path no other route takes."""
+        endpoint must be a path no other route takes; the admin listener must not share the
+        public port."""
         self._check_peers(report)
+        admin = self.admin
+        if admin.enabled and admin.port == self.port and admin.port != 0:
+            report.problem("admin.port", f"is the public port ({self.port}): choose another")
+        if self.workers is not None and self.workers > 1:
+            if self.port == 0:
+                report.problem("port", "must be a fixed port with several workers")
+            if admin.enabled and admin.port == 0:
+                report.problem("admin.port", "must be a fixed port with several workers")
         endpoint = self.xca.path
         if endpoint == self.base_path or endpoint.startswith(self.base_path + "/"):
             report.problem("xca.path", f"must not be base_path ({self.base_path}) or below it")

@@ -162,6 +162,12 @@ class GatewayProcess(PeerProcess):
         server = config.setdefault("server", {})
         self.port: int = server.setdefault("port", free_port())
         self.base_path: str = server.get("base_path", "/wado")
+        # One worker unless the test asks for more; its own state directory and admin port,
+        # so that two gateways of one test never share either.
+        server.setdefault("workers", 1)
+        server.setdefault("state_directory", str(folder / f"{name}-state"))
+        admin = server.setdefault("admin", {})
+        self.admin_port: int = admin.setdefault("port", free_port())
         # The audit trail of this process lives in its own folder unless the test says where.
         self.audit_folder = folder / f"{name}-audit"
         config.setdefault(
@@ -178,6 +184,11 @@ class GatewayProcess(PeerProcess):
     def url(self) -> str:
         scheme = "https" if self.config.get("server", {}).get("tls") else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The admin listener: ``/metrics``, ``/admin/…`` (always plain HTTP)."""
+        return f"http://127.0.0.1:{self.admin_port}"
 
     @property
     def endpoint(self) -> str:
@@ -224,7 +235,7 @@ class GatewayProcess(PeerProcess):
 
     def metric(self, name: str) -> float | None:
         """One sample from ``/metrics`` (``name`` with its labels as exposed), or None."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as answer:
+        with urllib.request.urlopen(self.admin_url + "/metrics", timeout=10) as answer:
             for line in answer.read().decode().splitlines():
                 if line.startswith(name + " "):
                     return float(line.rsplit(" ", 1)[1])

@@ -61,13 +61,21 @@ class InvalidRequestPath(RoutingError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigProblem:
-    """One problem in a configuration document: where (``a.b[2].c``) and why."""
+    """One problem in a configuration document: where (``a.b[2].c``) and why; ``line`` and
+    ``column`` (from 1) when the file's text locates it (:mod:`routing.positions`)."""
 
     path: str
     reason: str
+    line: int | None = None
+    column: int | None = None
 
     def __str__(self) -> str:
         return f"{self.path or '<document>'}: {self.reason}"
+
+    def located(self, source: str) -> str:
+        """``source:line:column: path: reason`` (the position left out when unknown)."""
+        where = source if self.line is None else f"{source}:{self.line}:{self.column or 1}"
+        return f"{where}: {self}"
 
 
 class ConfigError(RoutingError):

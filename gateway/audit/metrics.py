@@ -56,11 +56,13 @@ class AuditMetrics:
             f"{_PREFIX}_queue_depth",
             "Audit messages journalled and not yet confirmed by the slowest destination.",
             registry=registry,
+            multiprocess_mode="livesum",  # workers: serve --workers
         )
         self.queue_bytes = Gauge(
             f"{_PREFIX}_queue_bytes",
             "Journal bytes not yet confirmed by the slowest destination (the cap applies).",
             registry=registry,
+            multiprocess_mode="livesum",  # workers: serve --workers
         )
         self.journaled = Counter(
             f"{_PREFIX}_journaled",
@@ -78,6 +80,7 @@ class AuditMetrics:
             f"{_PREFIX}_journal_full",
             "1 while the journal is at its cap and new audit messages are dropped.",
             registry=registry,
+            multiprocess_mode="livemax",  # workers: serve --workers
         )
         self.journal_syncs = Counter(
             f"{_PREFIX}_journal_syncs",
@@ -114,18 +117,21 @@ class AuditMetrics:
             "1 while the destination's sender holds a connection.",
             ("destination",),
             registry=registry,
+            multiprocess_mode="livemin",  # workers: serve --workers
         )
         self.destination_queue_depth = Gauge(
             f"{_PREFIX}_destination_queue_depth",
             "Audit messages journalled and not yet confirmed by the destination.",
             ("destination",),
             registry=registry,
+            multiprocess_mode="livesum",  # workers: serve --workers
         )
         self.destination_queue_bytes = Gauge(
             f"{_PREFIX}_destination_queue_bytes",
             "Journal bytes not yet confirmed by the destination.",
             ("destination",),
             registry=registry,
+            multiprocess_mode="livesum",  # workers: serve --workers
         )
         for event in EVENTS:
             self.journaled.labels(event)

@@ -298,6 +298,17 @@ class AuditService:
             self._group_commit = None
         await asyncio.to_thread(self.journal.close)
 
+    def reopen_files(self) -> int:
+        """Have every file destination reopen its file before its next write (SIGHUP, after
+        logrotate moved it); returns how many were told."""
+        told = 0
+        for sender in self._senders:
+            reopen = getattr(sender.transport, "reopen", None)
+            if callable(reopen):
+                reopen()
+                told += 1
+        return told
+
     def ready(self) -> str | None:
         """None when audit messages can be journalled, else a short reason."""
         if not self.journal.is_open:

@@ -29,7 +29,8 @@ destination named after its transport::
 A section uses one form or the other, never both. With no ``audit`` section the gateway
 audits to a local file (destination ``file``), so it runs without an Audit Record Repository.
 TLS is always mutual (PS3.15 A.6 requires node authentication), so its CA, certificate and
-key are required. Relative paths are relative to the working directory.
+key are required. Relative paths are relative to the state directory
+(``server.state_directory``, :mod:`gateway.service.config`).
 """
 
 from __future__ import annotations

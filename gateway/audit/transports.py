@@ -233,7 +233,8 @@ class FileTransport:
     """Messages appended to a local file, one per line (the XML has no raw line break).
 
     Writes run in a worker thread and are flushed and ``fsync``-ed before a batch counts as
-    sent. The file is reopened when it was moved or deleted (log rotation).
+    sent. The file is reopened when it was moved or deleted (log rotation), and on the write
+    after :meth:`reopen` (SIGHUP).
     """
 
     name = "file"
@@ -241,6 +242,11 @@ class FileTransport:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._file: IO[bytes] | None = None
+        self._reopen = False
+
+    def reopen(self) -> None:
+        """Close and open the file again before the next write (logrotate's postrotate)."""
+        self._reopen = True
 
     async def connect(self) -> None:
         await self.close()
@@ -280,7 +286,8 @@ class FileTransport:
             rotated = os.stat(self.path).st_ino != os.fstat(handle.fileno()).st_ino
         except FileNotFoundError:
             rotated = True
-        if rotated:
+        if rotated or self._reopen:
+            self._reopen = False
             handle.close()
             handle = self._file = self._open()
         handle.write(data)

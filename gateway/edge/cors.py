@@ -94,16 +94,17 @@ def preflight(request: web.Request, route: RoutePolicy, cors: CorsPolicy) -> web
 
 
 def cors_on_prepare(
-    cors: CorsPolicy,
+    cors: Callable[[], CorsPolicy],
 ) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
-    """An ``on_response_prepare`` handler adding CORS headers for an allowed ``Origin``."""
+    """An ``on_response_prepare`` handler adding CORS headers for an allowed ``Origin``,
+    under the policy ``cors()`` gives at that moment (a reload may change it)."""
     exposed = ", ".join(EXPOSED_HEADERS)
 
     async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
         origin = request.headers.get("Origin")
         if "Access-Control-Allow-Origin" in response.headers:
             return  # a preflight answer, already complete
-        if origin is None or not origin_allowed(origin, cors):
+        if origin is None or not origin_allowed(origin, cors()):
             return
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = exposed

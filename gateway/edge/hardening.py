@@ -27,6 +27,13 @@ one, else its address. Two rate classes: a client whose subject is listed under
 ``server.peer_gateways`` (an initiating gateway speaking for a whole community) has its own
 bucket and stream count under the peer limits; every other client, the per-client ones.
 
+The settings are read per request from :class:`~gateway.edge.reload.LiveSettings`, so a
+reload (SIGHUP) changes limits, CORS and rate limits for the next request; a changed rate
+limit starts with fresh buckets and stream counts. Limits and stream caps are per process:
+with ``--workers N`` each worker keeps its own buckets, and the kernel spreads a client's
+connections over the workers, so a client with many connections may get up to N times the
+configured rate (a client on one connection, as a viewer usually is, gets exactly it).
+
 Requests beyond aiohttp's own parser limits (set to twice ours by :func:`parser_limits`)
 never reach any middleware: aiohttp answers those with a bare 400 and closes the connection.
 
@@ -49,7 +56,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.edge.cors import is_preflight, preflight
-from gateway.edge.routes import MANIFEST_PATH, RoutePolicy, RouteTable
+from gateway.edge.reload import LiveSettings
+from gateway.edge.routes import ADMIN_ROUTE, MANIFEST_PATH, RoutePolicy, RouteTable
 from gateway.errors import (
     BodyNotAllowed,
     BodyTooLarge,
@@ -62,7 +70,7 @@ from gateway.errors import (
     TooManyStreams,
     UriTooLong,
 )
-from gateway.keys import EXCHANGE, SETTINGS
+from gateway.keys import EXCHANGE, LIVE
 from gateway.relay.tls import peer_subject, subject_allowed
 from gateway.settings import InboundLimits, RateLimit, ServerSettings
 from gateway.sinks.metrics import Metrics
@@ -159,18 +167,34 @@ class ClientLimiter:
                 del self.streams[client]
 
 
-def hardening_middleware(
-    settings: ServerSettings, metrics: Metrics, routes: RouteTable
-) -> Middleware:
+class _Limiters:
+    """The two rate classes under the settings in force; new buckets when a policy changes."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, ClientLimiter] = {}
+
+    def get(self, kind: str, policy: RateLimit) -> ClientLimiter:
+        limiter = self._made.get(kind)
+        if limiter is None or limiter.policy != policy:
+            limiter = self._made[kind] = ClientLimiter.create(policy)
+        return limiter
+
+
+def hardening_middleware(live: LiveSettings, metrics: Metrics, routes: RouteTable) -> Middleware:
     """The middleware described in the module docstring, for one application whose routes
-    are ``routes``: each request is checked under the policy of the route serving its path."""
-    per_client = ClientLimiter.create(settings.rate_limit)
-    per_peer = ClientLimiter.create(settings.peer_gateways.rate_limit)
-    peers = settings.peer_gateways.subjects
+    are ``routes``: each request is checked under the policy of the route serving its path,
+    with the settings ``live`` holds when it arrives."""
+    limiters = _Limiters()
 
     @web.middleware
     async def hardening(request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = routes.policy_for(request.path)
+        served = routes.route_for(request.path)
+        route = served.policy if served is not None else ADMIN_ROUTE
+        settings = live.current
+        if served is not None and request.method not in (*route.methods, "OPTIONS"):
+            # before any size check: a method the route does not take is a 405, whatever
+            # the request carries (RFC 9110 §15.5.6)
+            raise web.HTTPMethodNotAllowed(request.method, route.methods)
         try:
             _check_sizes(request, route, settings.limits)
             if route.chunked_answer and request.version < (1, 1):
@@ -180,7 +204,11 @@ def hardening_middleware(
             if not route.limited:
                 return await handler(request)
             client, subject = _client(request, settings)
-            limiter = per_peer if peers and subject_allowed(subject, peers) else per_client
+            peers = settings.peer_gateways.subjects
+            if peers and subject_allowed(subject, peers):
+                limiter = limiters.get("peer", settings.peer_gateways.rate_limit)
+            else:
+                limiter = limiters.get("client", settings.rate_limit)
             limiter.admit(client)
             with limiter.stream(client):
                 return await handler(request)
@@ -197,7 +225,8 @@ async def read_manifest(request: web.Request) -> bytearray:
     Raises :class:`BodyTooLarge` (413, through the hardening middleware) as soon as more than
     ``server.limits.max_manifest_bytes`` have arrived: a chunked body is never read past it.
     """
-    return await read_limited(request.content, request.app[SETTINGS].limits.max_manifest_bytes)
+    limit = request.app[LIVE].current.limits.max_manifest_bytes
+    return await read_limited(request.content, limit)
 
 
 def body_limit(route: RoutePolicy, limits: InboundLimits) -> int:

@@ -7,8 +7,11 @@ else (design.md §9 rule 5), by the error renderer of the route's protocol
 (:attr:`~gateway.edge.routes.RoutePolicy.errors`: a SOAP Fault on the XCA-I endpoint), or
 as a problem document (RFC 9457). When the request is over — answered, failed,
 aborted or cancelled — the exchange is sealed: it goes to every sink once and one JSON
-access line is logged. A relay seals it itself, just before its last bytes, through the
-telemetry it was handed (:class:`Delivery`).
+access line is logged. A cancelled handler ends ``aborted`` with the error ``client`` (aiohttp
+cancels the handler of a client that went away) or ``shutdown`` (the drain after SIGTERM cut
+it: :mod:`gateway.edge.drain`); each handler is registered with the drain while it runs.
+A relay seals the exchange itself, just before its last bytes, through the telemetry it was
+handed (:class:`Delivery`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -24,9 +28,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.edge.routes import ErrorRenderer, RouteTable
+from gateway.edge.upstreams import shown_base
 from gateway.errors import problem_for, refusal_for
 from gateway.exchange import Exchange, ExchangeSink, Leg, LegSink, Outcome
-from gateway.keys import EXCHANGE, HOLDER, LEG_SINKS, METRICS, POOL, SECURITY, SINKS
+from gateway.keys import DRAIN, EXCHANGE, HOLDER, LEG_SINKS, METRICS, POOL, SECURITY, SINKS
 from gateway.relay.handover import RELAY, Relay
 from gateway.sinks.logs import REQUEST_ID
 from gateway.sinks.security import SecurityAlerts
@@ -117,12 +122,17 @@ async def _exchange(
     request[RELAY] = Relay(pool=app[POOL], registry=app[HOLDER].registry, telemetry=telemetry)
     metrics = app[METRICS]
     metrics.in_flight.inc()
+    drain = app[DRAIN]
+    task = asyncio.current_task()
+    drain.enter(task)
     try:
         try:
             response = await handler(request)
         except asyncio.CancelledError:
             exchange.outcome = Outcome.ABORTED
-            exchange.error = "client"
+            exchange.error = drain.abort_cause()
+            if drain.expired and request.transport is not None:
+                request.transport.abort()  # a cut, never a clean end of a short answer
             raise
         except Exception as exc:  # the single place where errors become HTTP
             refusal = refusal_for(exc)
@@ -137,6 +147,7 @@ async def _exchange(
             response.headers["X-Request-ID"] = request_id
         return response
     finally:
+        drain.leave(task)
         metrics.in_flight.dec()
         telemetry.seal(exchange)
         REQUEST_ID.reset(token)
@@ -171,7 +182,16 @@ def problem_response(exc: BaseException, exchange: Exchange) -> web.Response:
 
 
 def _access_line(exchange: Exchange) -> None:
+    """The one line per request that answers, alone: who (address, certificate subject),
+    what (transaction, path, community, location, study/series/instance, instances and
+    bytes), when (``started`` and the line's own time), from where (the upstream, the base
+    URL that answered and every attempt's outcome), how long (``ttfb_s``, ``duration_s``)
+    and how it ended (``status``, ``outcome``, ``error``)."""
     leg = exchange.leg
+    answered = next(
+        (a for leg_ in reversed(exchange.legs) for a in reversed(leg_.attempts) if a.status),
+        None,
+    )
     log.info(
         "exchange",
         extra={
@@ -180,18 +200,37 @@ def _access_line(exchange: Exchange) -> None:
             "status": exchange.status,
             "outcome": exchange.outcome.value,
             "route": exchange.route_kind,
+            "transaction": exchange.transaction,
+            "home_community_id": exchange.home_community_id,
+            "retrieve_location_uid": exchange.retrieve_location_uid,
+            "study": exchange.study_uid,
+            "series": exchange.series_uid,
+            "instance": exchange.instance_uid,
             "upstream": leg.upstream if leg is not None else None,
             "upstream_status": leg.status if leg is not None else None,
+            "base_url": shown_base(answered.base_url) if answered is not None else None,
             "attempts": sum(len(leg.attempts) for leg in exchange.legs),
+            "failures": [
+                f"{leg_.upstream} {shown_base(a.base_url)}: {a.failure.value}"
+                for leg_ in exchange.legs
+                for a in leg_.attempts
+                if a.failure is not None
+            ],
             "bytes": exchange.bytes_sent,
             "instances": len(exchange.instances),
+            "started": _iso(exchange.started_wall),
             "ttfb_s": exchange.first_byte_s,
             "duration_s": exchange.duration_s,
             "error": exchange.error,
             "client": exchange.client,
+            "client_subject": exchange.client_subject,
             "exchange_id": exchange.exchange_id,
         },
     )
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
 def _offered_id(offered: str | None) -> str | None:

@@ -139,6 +139,10 @@ class RouteTable:
         if len(set(paths)) != len(paths):
             raise ValueError(f"two routes share a path: {sorted(paths)}")
 
+    def route_for(self, path: str) -> Route | None:
+        """The route that serves ``path``, or None."""
+        return next((route for route in self.routes if route.serves(path)), None)
+
     def policy_for(self, path: str) -> RoutePolicy:
         """The policy of the route that serves ``path`` (the request's decoded path)."""
         for route in self.routes:

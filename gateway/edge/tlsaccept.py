@@ -189,11 +189,14 @@ class TlsSite(web.BaseSite):
         failures: HandshakeFailures,
         handshake_timeout_s: float = 60.0,
         backlog: int = 128,
+        reuse_port: bool = False,
     ) -> None:
+        """``reuse_port``: SO_REUSEPORT, so that several worker processes share the port."""
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._tls = ssl_context
         self._host = host
         self._port = port
+        self._reuse_port = reuse_port
         self._failures = failures
         self._timeout = handshake_timeout_s
         self._handshakes: set[asyncio.Task[None]] = set()
@@ -206,8 +209,17 @@ class TlsSite(web.BaseSite):
         await super().start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._accepted, self._host, self._port, backlog=self._backlog
+            self._accepted,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_port=self._reuse_port or None,
         )
+
+    def use_context(self, ssl_context: ssl.SSLContext) -> None:
+        """Shake hands with ``ssl_context`` from the next connection on (a renewed
+        certificate, SIGHUP); connections already open keep theirs."""
+        self._tls = ssl_context
 
     async def stop(self) -> None:
         for task in list(self._handshakes):

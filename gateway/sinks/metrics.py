@@ -9,23 +9,44 @@ unbounded). Known label combinations are created at start so a dashboard sees ze
 class, errors by reason, redirects by outcome, address refusals, bytes, time to first byte —
 is derived from the sealed exchange's legs (:mod:`gateway.exchange`); the relay counts
 nothing itself.
+
+Several worker processes (``serve --workers N``) write their values to files in one folder
+(prometheus-client's multiprocess mode, :func:`enable_multiprocess`) and the admin listener
+adds them up (:func:`exposition`): counters and histograms are summed over every process that
+ever ran since the start; each gauge says how (``multiprocess_mode``: requests in flight are
+summed over the live workers, the last reload's success is the lowest of them). Build
+information is a gauge (an ``Info`` has no multiprocess form).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.exchange import Exchange, Leg, Outcome, StreamEnd
 
 __all__ = [
+    "ABORT_CAUSES",
     "INBOUND_REFUSALS",
     "LOOKUP_RESULTS",
     "MANIFEST_CACHE_EVENTS",
     "REDIRECT_OUTCOMES",
     "UPSTREAM_ERROR_REASONS",
     "Metrics",
+    "enable_multiprocess",
+    "exposition",
 ]
 
 _PREFIX = "mado_gateway"
@@ -79,6 +100,10 @@ INBOUND_REFUSALS = (
 )
 MANIFEST_CACHE_EVENTS = ("hit", "miss", "stored", "too-large")
 """The values of :class:`gateway.manifestcache.CacheEvent` (a test keeps them equal)."""
+
+ABORT_CAUSES = ("client", "upstream", "shutdown")
+"""Why a response was aborted after its first byte: the client left, the upstream's body
+broke, or the drain after SIGTERM ran out of time (:mod:`gateway.edge.drain`)."""
 _UPSTREAM_ENDS = frozenset({StreamEnd.TRUNCATED, StreamEnd.STALLED})  # the upstream's fault
 ROUTE_KINDS = (
     "relay",
@@ -95,7 +120,9 @@ ROUTE_KINDS = (
 class Metrics:
     """Every metric the gateway exports; one instance per process, created at start."""
 
-    def __init__(self, registry: CollectorRegistry, *, version: str) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, version: str, commit: str = "unknown"
+    ) -> None:
         self.registry = registry
         self.requests = Counter(
             f"{_PREFIX}_requests",
@@ -137,7 +164,7 @@ class Metrics:
         )
         self.stream_aborts = Counter(
             f"{_PREFIX}_stream_aborts",
-            "Responses aborted after the first byte, by cause (upstream or client).",
+            "Responses aborted after the first byte, by cause (client, upstream, shutdown).",
             ("route", "cause"),
             registry=registry,
         )
@@ -145,6 +172,7 @@ class Metrics:
             f"{_PREFIX}_in_flight_requests",
             "Requests being served now.",
             registry=registry,
+            multiprocess_mode="livesum",
         )
         self.lookups = Counter(
             f"{_PREFIX}_routing_lookups",
@@ -162,6 +190,7 @@ class Metrics:
             f"{_PREFIX}_registry_last_reload_successful",
             "1 if the last configuration (re)load succeeded, 0 if the gateway kept an older one.",
             registry=registry,
+            multiprocess_mode="livemin",
         )
         self.redirects = Counter(
             f"{_PREFIX}_redirects",
@@ -193,10 +222,16 @@ class Metrics:
             ("event",),
             registry=registry,
         )
-        self.build = Info(f"{_PREFIX}_build", "Gateway version.", registry=registry)
+        self.build = Gauge(
+            f"{_PREFIX}_build_info",
+            "Always 1: the gateway's version and the commit it was built from.",
+            ("version", "commit"),
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         for reason in INBOUND_REFUSALS:
             self.inbound_refusals.labels(reason)
-        self.build.info({"version": version})
+        self.build.labels(version, commit).set(1)
         for result in LOOKUP_RESULTS:
             self.lookups.labels(result)
         for event in MANIFEST_CACHE_EVENTS:
@@ -233,7 +268,7 @@ class Metrics:
             self.relayed_bytes.labels(route, exchange.legs[-1].upstream).inc(unclaimed)
         if exchange.outcome is Outcome.ABORTED:
             cause = exchange.error or "unknown"
-            self.stream_aborts.labels(route, cause if cause == "client" else "upstream").inc()
+            self.stream_aborts.labels(route, cause if cause in ABORT_CAUSES else "upstream").inc()
 
     def _leg(self, route: str, leg: Leg) -> None:
         upstream = leg.upstream
@@ -260,3 +295,20 @@ def _status_class(status: int | None) -> str:
     if status is None or not 100 <= status < 600:
         return "other"
     return f"{status // 100}xx"
+
+
+def enable_multiprocess(folder: Path) -> None:
+    """Make every metric created from now on in this process write to ``folder`` (one file
+    per process and kind), where :func:`exposition` adds them up. Called in a worker process
+    before its metrics exist."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def exposition(registry: CollectorRegistry, folder: Path | None) -> tuple[bytes, str]:
+    """The text exposition of ``registry``, or of every process's files in ``folder``."""
+    if folder is None:
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    combined = CollectorRegistry()
+    MultiProcessCollector(combined, path=str(folder))  # type: ignore[no-untyped-call]
+    return generate_latest(combined), CONTENT_TYPE_LATEST

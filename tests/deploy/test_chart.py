@@ -302,7 +302,9 @@ def test_service_monitor_matches_the_operator_crd(
         monitor = one(render(values), "ServiceMonitor")
         errors = [error.message for error in servicemonitor_schema.iter_errors(monitor)]
         assert errors == []
-    assert monitor["spec"]["endpoints"][0]["scheme"] == "https"
+    # the admin listener (plain HTTP, its own port), even when the public port is HTTPS
+    assert monitor["spec"]["endpoints"][0]["scheme"] == "http"
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     assert of_kind(render(), "ServiceMonitor") == []  # only behind its value
     broken = copy.deepcopy(monitor)
     broken["spec"]["endpoints"][0]["intervall"] = "30s"

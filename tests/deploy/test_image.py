@@ -79,6 +79,8 @@ def test_read_only_container_serves_a_retrieval_from_orthanc(
     port = free_port()
     config = container_config(orthanc, port)
     config["server"]["base_path"] = "/wado-rs"
+    admin_port = free_port()  # /metrics is on the admin listener, not the public port
+    config["server"]["admin"] = {"port": admin_port}
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     config_file.chmod(0o644)
@@ -134,7 +136,8 @@ def test_read_only_container_serves_a_retrieval_from_orthanc(
             what="no audit journal on the volume",
         )
         assert (audit / "audit" / "audit.log").exists()
-        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as answer:
+        admin = f"http://127.0.0.1:{admin_port}"
+        with urllib.request.urlopen(f"{admin}/metrics", timeout=10) as answer:
             assert b"mado_gateway_audit_journaled_total" in answer.read()
     finally:
         podman.attempt("rm", "--force", "--time", "10", name)

@@ -89,7 +89,7 @@ def fetch_json(url: str) -> Any:
 
 
 def metric(gateway: GatewayProcess, name: str) -> float:
-    with urllib.request.urlopen(gateway.url + "/metrics", timeout=10) as answer:
+    with urllib.request.urlopen(gateway.admin_url + "/metrics", timeout=10) as answer:
         for line in answer.read().decode().splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])
@@ -177,7 +177,8 @@ def test_health_endpoints_and_metric_hygiene(tmp_path: Path) -> None:
         status_of(
             f"{gateway.endpoint}homeCommunityId/5.6.7.8/RetrieveLocationUID/1.2.3/studies/{study}"
         )
-        with urllib.request.urlopen(gateway.url + "/metrics") as answer:
+        assert status_of(gateway.url + "/metrics") == 404  # only on the admin listener
+        with urllib.request.urlopen(gateway.admin_url + "/metrics") as answer:
             text = answer.read().decode()
         assert 'mado_gateway_routing_lookups_total{result="source"} 1.0' in text
         assert 'mado_gateway_upstream_errors_total{reason="connect",upstream="src"} 1.0' in text

@@ -26,7 +26,7 @@ def test_prometheus_scrapes_the_gateway_metrics(
         url = f"{gateway.endpoint}homeCommunityId/5.6.7.8/RetrieveLocationUID/1.2.3/studies/{study.study_uid}"
         with urllib.request.urlopen(url, timeout=60) as answer:
             size = len(answer.read())
-        with PrometheusServer(tmp_path / "prom", [f"127.0.0.1:{gateway.port}"]) as prometheus:
+        with PrometheusServer(tmp_path / "prom", [f"127.0.0.1:{gateway.admin_port}"]) as prometheus:
             deadline = time.monotonic() + 30
             while not prometheus.query('up{job="mado-gateway"} == 1'):
                 assert time.monotonic() < deadline, "Prometheus never scraped the gateway"

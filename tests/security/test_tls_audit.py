@@ -112,9 +112,8 @@ def refused(url: str) -> dict[str, Any]:
 
 
 def metric(gateway: GatewayProcess, reason: str) -> float | None:
-    context = gateway.client_ssl
-    url = gateway.url + "/metrics"
-    with urllib.request.urlopen(url, timeout=10, context=context) as answer:
+    url = gateway.admin_url + "/metrics"  # the admin listener: plain HTTP on loopback
+    with urllib.request.urlopen(url, timeout=10) as answer:
         for line in answer.read().decode().splitlines():
             if line.startswith(f'mado_gateway_inbound_tls_failures_total{{reason="{reason}"}} '):
                 return float(line.rsplit(" ", 1)[1])

@@ -73,6 +73,12 @@ address and port, TLS file paths, the journal directory on its volume).
 {{- $server := get $config "server" | default dict }}
 {{- $_ := set $server "host" "0.0.0.0" }}
 {{- $_ := set $server "port" (int .Values.containerPort) }}
+{{- /* The admin listener (metrics, admin views) on its own port, for Prometheus in the
+cluster; one worker per pod unless the configuration says otherwise (replicas scale). */}}
+{{- $_ := set $server "admin" (dict "host" "0.0.0.0" "port" (int .Values.metrics.port)) }}
+{{- if not (hasKey $server "workers") }}
+{{- $_ := set $server "workers" 1 }}
+{{- end }}
 {{- if .Values.tls.enabled }}
 {{- $tls := get $server "tls" | default dict }}
 {{- $_ := set $tls "cert_file" "/etc/mado-gateway/tls/tls.crt" }}

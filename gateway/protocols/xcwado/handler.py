@@ -21,6 +21,7 @@ from gateway.keys import (
     BORDER,
     DIRECTORY,
     EXCHANGE,
+    LIVE,
     MANIFEST_CACHE,
     METRICS,
     RELAY,
@@ -128,7 +129,7 @@ def _public_prefix(request: web.Request, route: Route, rad160: Rad160Request) ->
     the authority it reached us under (:mod:`.authority`). A malformed ``Host`` is
     refused (:class:`InvalidHost`) either way, before anything is sent upstream.
     """
-    settings = request.app[SETTINGS]
+    settings = request.app[LIVE].current  # public_url: SIGHUP may change it
     transport = request.transport
     local = transport.get_extra_info("sockname") if transport is not None else None
     address = (local[0], local[1]) if local else (settings.host, settings.port)
