@@ -25,7 +25,7 @@ FROM scratch AS wheels
 
 FROM ${BASE_IMAGE} AS build
 COPY --from=wheels . /wheels/
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml hatch_build.py README.md /src/
 COPY routing /src/routing
 COPY mado /src/mado
 COPY gateway /src/gateway
