@@ -5,9 +5,8 @@ The published MADO samples (IHE RAD.MADO implementation guide sources, CC BY 4.0
 to redistribute. They are read from ``$MADO_SAMPLES_DIR`` when set, else from
 ``../shared/samples`` beside the clone; other shared files from ``$MADO_SHARED_DIR``, else
 ``../shared``. A test that needs one calls :func:`kos_sample`, :func:`fhir_sample` or
-:func:`shared_file`: when the file is absent the test is skipped with a message that says
-where to put it — or fails, when ``MADO_REQUIRE_SAMPLES=1`` (CI sets it, so nothing is
-silently skipped there). This is the suite's one skip.
+:func:`shared_file`: when the file is absent the test fails with a message that says where
+to put it. Nothing in the suite skips.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import pytest
 __all__ = [
     "FHIR_SAMPLE_NAME",
     "KOS_SAMPLE_NAME",
-    "REQUIRE_ENV",
     "SAMPLES",
     "SAMPLES_ENV",
     "SHARED",
@@ -32,7 +30,6 @@ __all__ = [
 
 SAMPLES_ENV = "MADO_SAMPLES_DIR"
 SHARED_ENV = "MADO_SHARED_DIR"
-REQUIRE_ENV = "MADO_REQUIRE_SAMPLES"
 KOS_SAMPLE_NAME = "MADO_KOS_A.dcm"
 FHIR_SAMPLE_NAME = "mado-1.2.250.1.59.40211.22756022.2.1.101-bundle.json"
 
@@ -42,13 +39,11 @@ SAMPLES = Path(os.environ.get(SAMPLES_ENV) or SHARED / "samples")
 
 
 def _present(path: Path, where: str) -> Path:
-    """``path`` when it is a file; else skip saying ``where`` to put it (fail under CI)."""
+    """``path`` when it is a file; else the test fails saying ``where`` to put it. Never a
+    skip: a test that cannot read what it checks has checked nothing."""
     if path.is_file():
         return path
-    message = f"{path} is absent: {where}"
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    pytest.fail(f"{path} is absent: {where}", pytrace=False)
 
 
 def _sample(name: str) -> Path:

@@ -1,6 +1,6 @@
 """The IHE sample manifests are read from outside the repository (``../shared/samples`` or
-``MADO_SAMPLES_DIR``); where they are absent the tests that need them skip and say where to put
-them, and with ``MADO_REQUIRE_SAMPLES=1`` (CI) they fail instead."""
+``MADO_SAMPLES_DIR``); where they are absent the tests that need them fail and say where to put
+them (never a skip)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ def _probe(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         "print(s.SAMPLES)\n"
         "try:\n"
         "    print(s.kos_sample())\n"
-        "except pytest.skip.Exception as e:\n"
-        "    print('SKIP', e.msg)\n"
         "except pytest.fail.Exception as e:\n"
         "    print('FAIL', e.msg)\n"
     )
@@ -45,18 +43,12 @@ def test_default_location_is_shared_samples_beside_the_clone() -> None:
     assert Path(out[0]) == REPO.parent / "shared" / "samples"
 
 
-def test_absent_samples_skip_naming_the_variable_and_the_path(tmp_path: Path) -> None:
+def test_absent_samples_fail_naming_the_variable_and_the_path(tmp_path: Path) -> None:
     out = _probe({"MADO_SAMPLES_DIR": str(tmp_path)}).stdout
     assert out.splitlines()[0] == str(tmp_path)
-    assert "SKIP" in out
-    assert "MADO_SAMPLES_DIR" in out
-    assert str(tmp_path / "MADO_KOS_A.dcm") in out
-
-
-def test_absent_samples_fail_when_ci_requires_them(tmp_path: Path) -> None:
-    out = _probe({"MADO_SAMPLES_DIR": str(tmp_path), "MADO_REQUIRE_SAMPLES": "1"}).stdout
     assert "FAIL" in out
     assert "MADO_SAMPLES_DIR" in out
+    assert str(tmp_path / "MADO_KOS_A.dcm") in out
 
 
 def test_present_samples_are_found(tmp_path: Path) -> None:
