@@ -21,10 +21,6 @@ from __future__ import annotations
 
 import shutil
 import ssl
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
@@ -169,28 +165,14 @@ http {{
         command = [find_nginx(), "-p", str(self.folder), "-c", str(config_file)]
         self.spawn([*command, "-g", "daemon off;"], log_file=self.folder / "stderr.log")
         try:
+            context = None
             if self.variant == "origin":
-                _wait_tls(f"{self.url}/ping", self._tls.ca if self._tls else None, self.alive)
-            else:
-                wait_http(f"{self.url}/ping", alive=self.alive)
+                ca = str(self._tls.ca) if self._tls else None
+                context = ssl.create_default_context(cafile=ca)
+            wait_http(f"{self.url}/ping", alive=self.alive, context=context)
         except Exception as exc:
             self.stop()
             log = (self.folder / "stderr.log").read_text(errors="replace")
             raise RuntimeError(f"nginx {self.variant} did not start:\n{log}") from exc
         return self
 
-
-def _wait_tls(url: str, ca: Path | None, alive: Callable[[], bool], timeout_s: float = 20) -> None:
-    context = ssl.create_default_context(cafile=str(ca) if ca else None)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"nginx died before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=context) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError):
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout_s} s")

@@ -12,7 +12,6 @@ import os
 import signal
 import ssl
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -213,10 +212,7 @@ class GatewayProcess(PeerProcess):
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         try:
-            if self.url.startswith("https:"):
-                _wait_https(f"{self.url}/readyz", self.client_ssl, self.alive)
-            else:
-                wait_http(f"{self.url}/readyz", alive=self.alive)
+            wait_http(f"{self.url}/readyz", alive=self.alive, context=self.client_ssl)
         except Exception as exc:
             self.stop()
             raise RuntimeError(f"{self.name} did not start:\n{self.log()}") from exc
@@ -244,20 +240,3 @@ class GatewayProcess(PeerProcess):
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
-
-def _wait_https(
-    url: str, context: ssl.SSLContext | None, alive: Any, timeout_s: float = 20
-) -> None:
-    """Poll an HTTPS ``/readyz`` until it answers 200 (``wait_http`` for TLS listeners)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"process died before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=context) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError):
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout_s} s")

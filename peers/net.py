@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -25,9 +26,10 @@ def wait_http(
     timeout_s: float = 20.0,
     alive: object = None,
     headers: Mapping[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> None:
-    """Poll ``url`` (with ``headers``) until it answers 200; raise ``TimeoutError`` (or the
-    process's death)."""
+    """Poll ``url`` (with ``headers``; over TLS verified by ``context`` for an https URL)
+    until it answers 200; raise ``TimeoutError`` (or the process's death)."""
     deadline = time.monotonic() + timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -35,10 +37,10 @@ def wait_http(
             raise RuntimeError(f"process died before {url} answered")
         try:
             request = urllib.request.Request(url, headers=dict(headers or {}))
-            with urllib.request.urlopen(request, timeout=2) as answer:
+            with urllib.request.urlopen(request, timeout=2, context=context) as answer:
                 if answer.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError) as exc:
             last = exc
         time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout_s} s ({last})")
