@@ -110,9 +110,15 @@ def type_swapped(draw: st.DrawFn, original: bytes) -> bytes:
         try:
             for key in path[:-1]:
                 parent = parent[key]
-            parent[path[-1]] = draw(JSON_VALUES)
         except (KeyError, IndexError, TypeError):
             continue  # an earlier swap removed this path
+        # An earlier swap may have put an object where a list was (or the reverse): a list
+        # index is no object member name, so the path is gone too.
+        key = path[-1]
+        member = isinstance(parent, dict) and isinstance(key, str)
+        item = isinstance(parent, list) and isinstance(key, int) and key < len(parent)
+        if member or item:
+            parent[key] = draw(JSON_VALUES)
     return orjson.dumps(document)
 
 
