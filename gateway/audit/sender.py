@@ -48,7 +48,7 @@ from gateway.audit.destinations import Renderer
 from gateway.audit.errors import JournalError, RecordError, TransportError
 from gateway.audit.journal import Journal, Record
 from gateway.audit.metrics import DestinationMetrics
-from gateway.audit.record import decode
+from gateway.audit.record import AuditRecord, LegacyFrame, decode
 from gateway.audit.transports import Transport
 
 __all__ = ["Sender"]
@@ -56,6 +56,10 @@ __all__ = ["Sender"]
 log = logging.getLogger("mado_gateway.audit.sender")
 
 _SLICE = 16  # records rendered between two yields to the loop: about 1.5 ms
+
+
+def _decode_payload(record: Record) -> AuditRecord | LegacyFrame:
+    return decode(record.payload)
 
 
 @dataclass(slots=True)
@@ -92,10 +96,13 @@ class Sender:
         batch_bytes: int = 1024 * 1024,
         linger_s: float = 0.0,
         on_commit: Callable[[], None] | None = None,
+        decode: Callable[[Record], AuditRecord | LegacyFrame] | None = None,
     ) -> None:
         """``executor`` runs journal reads (None: the loop's default one); ``linger_s`` is
         the least time between two batches unless a whole batch is waiting (records then
-        travel in fewer, larger batches); ``on_commit`` is called after the cursor moved."""
+        travel in fewer, larger batches); ``on_commit`` is called after the cursor moved;
+        ``decode`` gives a read record's value (None: decode its bytes; the audit service
+        passes :meth:`~gateway.audit.recent.RecentRecords.decode`)."""
         self.journal = journal
         self.name = name
         self.transport = transport
@@ -109,6 +116,7 @@ class Sender:
         self.batch_bytes = batch_bytes
         self.linger_s = linger_s
         self.on_commit = on_commit
+        self._decode = decode or _decode_payload
         self._last_batch = 0.0
         self._reader = journal.reader()
         self._send_offset = journal.cursor(name)
@@ -236,7 +244,7 @@ class Sender:
             if index and not index % _SLICE:
                 await asyncio.sleep(0)
             try:
-                payload = self.render(decode(record.payload))
+                payload = self.render(self._decode(record))
             except RecordError as exc:
                 self._skip(skipped, "undecodable", record.start, str(exc))
                 continue

@@ -61,6 +61,7 @@ from gateway.audit.journal import Journal
 from gateway.audit.messages import AlertKind
 from gateway.audit.metrics import AuditMetrics, DestinationMetrics
 from gateway.audit.model import AuditMessage
+from gateway.audit.recent import RecentRecords
 from gateway.audit.record import AuditRecord, check_version, encode
 from gateway.audit.retrieves import messages_for
 from gateway.audit.sender import Sender
@@ -107,6 +108,7 @@ class AuditService:
         self.host = settings.syslog.hostname or socket.gethostname()
         """The gateway's network access point in its messages (its machine name)."""
         self._renderer = syslog_renderer(settings.syslog, self.host)
+        self._recent = RecentRecords()
         self._senders: list[Sender] = []
         self._gauges: dict[str, DestinationMetrics] = {}
         self._send_loop: SendLoop | None = None
@@ -193,6 +195,7 @@ class AuditService:
         release included: :class:`~gateway.audit.errors.RecordError`); ``OSError`` or
         ``ssl.SSLError`` when the TLS material cannot be loaded.
         """
+        self._recent.clear()
         await asyncio.to_thread(self.journal.open)
         self._loop = asyncio.get_running_loop()
         self._pid = os.getpid()
@@ -227,6 +230,7 @@ class AuditService:
                     settle_s=settle_time(destination),
                     linger_s=LINGER_S,
                     on_commit=self._committed_elsewhere,
+                    decode=self._recent.decode,
                 )
                 for destination, transport in zip(
                     self.settings.destinations, transports, strict=True
@@ -342,22 +346,21 @@ class AuditService:
         request_id: str | None = None,
     ) -> bool:
         """Encode and journal one message; True when it is in the journal."""
+        record = AuditRecord(
+            event=event,
+            recorded_at=datetime.now(UTC),
+            process_id=self._pid,
+            request_id=request_id,
+            message=message,
+        )
         try:
-            payload = encode(
-                AuditRecord(
-                    event=event,
-                    recorded_at=datetime.now(UTC),
-                    process_id=self._pid,
-                    request_id=request_id,
-                    message=message,
-                )
-            )
+            payload = encode(record)
         except Exception:
             log.exception("audit message could not be encoded")
             self.metrics.dropped.labels("build-error").inc()
             return False
         try:
-            self.journal.append(payload, reserved=reserved)
+            end = self.journal.append(payload, reserved=reserved)
         except JournalFull:
             self.metrics.dropped.labels("journal-full").inc()
             self._dropped_while_full += 1
@@ -373,6 +376,7 @@ class AuditService:
                 )
             self._write_error = os.strerror(exc.errno) if exc.errno else str(exc)
             return False
+        self._recent.note(end, record)
         if self._write_error is not None:
             log.info("audit journal writable again")
             self._write_error = None
