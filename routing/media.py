@@ -22,6 +22,7 @@ value quoted when it is not a token, so ``parse_media_type(str(m)) == m``.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -71,6 +72,9 @@ class MediaType:
         )
 
 
+# Every request and every answer has a few of these headers and they repeat (an upstream's
+# Content-Type, a viewer's Accept): read each text once. Bounded, and the value is frozen.
+@functools.lru_cache(maxsize=256)
 def parse_media_type(text: str) -> MediaType:
     """The media type ``text`` spells (module docstring). Raises :class:`MediaTypeError`."""
     head = _ESSENCE.match(text)

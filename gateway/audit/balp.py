@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC
 from typing import Any
 
 from gateway.audit import codes
@@ -43,6 +42,7 @@ from gateway.audit.model import (
     ParticipantObject,
 )
 from gateway.audit.record import AuditRecord, LegacyFrame
+from gateway.audit.render import format_datetime
 
 __all__ = ["BALP_PROFILES", "audit_event", "render_fhir"]
 
@@ -130,8 +130,7 @@ def _profile(message: AuditMessage) -> str | None:
 
 
 def _instant(record: AuditRecord) -> str:
-    at = record.message.event.at.astimezone(UTC)
-    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    return format_datetime(record.message.event.at)
 
 
 def _coding(code: Code) -> dict[str, str]:

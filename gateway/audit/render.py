@@ -60,8 +60,8 @@ def format_datetime(moment: datetime) -> str:
     """``xs:dateTime`` in UTC with milliseconds, e.g. ``2026-03-16T10:15:30.120Z``."""
     if moment.tzinfo is None:
         raise ValueError("audit times must be timezone-aware")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat of a UTC time always ends "+00:00"; several times cheaper than strftime.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _message(message: AuditMessage) -> Iterator[_Line]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 import uuid
 from collections.abc import Sequence
 
@@ -33,7 +32,7 @@ from gateway.errors import problem_for, refusal_for
 from gateway.exchange import Exchange, ExchangeSink, Leg, LegSink, Outcome
 from gateway.keys import DRAIN, EXCHANGE, HOLDER, LEG_SINKS, METRICS, POOL, SECURITY, SINKS
 from gateway.relay.handover import RELAY, Relay
-from gateway.sinks.logs import REQUEST_ID
+from gateway.sinks.logs import REQUEST_ID, utc_stamp
 from gateway.sinks.security import SecurityAlerts
 
 __all__ = ["Delivery", "exchange_middleware", "problem_response", "request_id_on_prepare", "seal"]
@@ -218,7 +217,7 @@ def _access_line(exchange: Exchange) -> None:
             ],
             "bytes": exchange.bytes_sent,
             "instances": len(exchange.instances),
-            "started": _iso(exchange.started_wall),
+            "started": utc_stamp(exchange.started_wall),
             "ttfb_s": exchange.first_byte_s,
             "duration_s": exchange.duration_s,
             "error": exchange.error,
@@ -227,10 +226,6 @@ def _access_line(exchange: Exchange) -> None:
             "exchange_id": exchange.exchange_id,
         },
     )
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
 def _offered_id(offered: str | None) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import time
@@ -46,6 +47,7 @@ class LastOutcome:
     request_id: str
 
 
+@functools.lru_cache(maxsize=256)  # called per leg with one of a few configured base URLs
 def shown_base(url: str) -> str:
     """A base URL as an operator may see it: origin and path, never credentials or a query."""
     try:

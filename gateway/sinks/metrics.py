@@ -20,9 +20,11 @@ information is a gauge (an ``Info`` has no multiprocess form).
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -239,6 +241,14 @@ class Metrics:
         for result in ("success", "failure"):
             self.reloads.labels(result)
         self.reload_ok.set(1)
+        # The children a finished exchange touches, remembered per label values: labels()
+        # hashes and checks its arguments on every call, several times per request, and
+        # these label sets are bounded (design §7), so the cache is too.
+        self._requests = _remembered(self.requests)
+        self._duration = _remembered(self.request_duration)
+        self._first_byte = _remembered(self.time_to_first_byte)
+        self._upstream_requests = _remembered(self.upstream_requests)
+        self._relayed = _remembered(self.relayed_bytes)
 
     def known_upstreams(self, names: Iterable[str]) -> None:
         """Create the per-upstream series for a (re)loaded configuration."""
@@ -251,16 +261,16 @@ class Metrics:
     def observe(self, exchange: Exchange) -> None:
         """The metrics sink: count one finished exchange and each of its legs."""
         route = exchange.route_kind
-        self.requests.labels(route, exchange.resource, str(exchange.status)).inc()
+        self._requests(route, exchange.resource, str(exchange.status)).inc()
         if exchange.duration_s is not None:
-            self.request_duration.labels(route, exchange.resource).observe(exchange.duration_s)
+            self._duration(route, exchange.resource).observe(exchange.duration_s)
         if not exchange.legs:
             return
         for leg in exchange.legs:
             self._leg(route, leg)
         if exchange.first_byte_s is not None:
             first = next((leg for leg in exchange.legs if leg.answered), exchange.legs[-1])
-            self.time_to_first_byte.labels(route, first.upstream).observe(exchange.first_byte_s)
+            self._first_byte(route, first.upstream).observe(exchange.first_byte_s)
         # Body bytes a handler counted on the exchange without a leg's count (a re-framing
         # handler) go to the leg that was relaying last.
         unclaimed = exchange.bytes_sent - sum(leg.bytes for leg in exchange.legs)
@@ -277,7 +287,7 @@ class Metrics:
                 self.upstream_requests.labels(upstream, "error").inc()
                 self.upstream_errors.labels(upstream, attempt.failure.value).inc()
             else:
-                self.upstream_requests.labels(upstream, _status_class(attempt.status)).inc()
+                self._upstream_requests(upstream, _status_class(attempt.status)).inc()
         end = leg.end
         if end is not None and end in _UPSTREAM_ENDS:
             self.upstream_errors.labels(upstream, end.value).inc()
@@ -287,7 +297,15 @@ class Metrics:
             if refusal.address_class is not None:
                 self.address_refusals.labels(upstream, refusal.address_class).inc()
         if leg.bytes:
-            self.relayed_bytes.labels(route, upstream).inc(leg.bytes)
+            self._relayed(route, upstream).inc(leg.bytes)
+
+
+_M = TypeVar("_M", Counter, Histogram)
+
+
+def _remembered(metric: _M) -> Callable[..., _M]:
+    """``metric.labels``, answering each combination of label values from memory."""
+    return functools.lru_cache(maxsize=1024)(metric.labels)
 
 
 def _status_class(status: int | None) -> str:

@@ -28,6 +28,7 @@ Pure: no I/O, no aiohttp.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class SourceBase:
         return f"{self.scheme}://{self.authority}{self.path}"
 
 
+@functools.lru_cache(maxsize=256)  # per request, with one of a few configured base URLs
 def parse_base(url: str) -> SourceBase:
     """The normal form of an absolute http(s) base URL; ``ValueError`` if it is not one."""
     normal = _normalise(urlsplit(url))
