@@ -77,7 +77,7 @@ __all__ = ["AuditService"]
 log = logging.getLogger("mado_gateway.audit")
 
 _RESUME_FRACTION = 0.9
-LINGER_S = 0.05
+LINGER_S = 0.2
 """How long the senders let appends accumulate before a batch (:mod:`gateway.audit.sendloop`):
 the delay an audit message may add before it leaves, for far fewer GIL handovers."""
 
