@@ -37,6 +37,8 @@ def fetch(url: str) -> tuple[str, bytes, float]:
 
 _EVENTS = {
     b'<EventID csd-code="110100"': "Application Activity",
+    b'<EventID csd-code="110102"': "Begin Transferring DICOM Instances",
+    b'<EventID csd-code="110103"': "DICOM Instances Accessed",
     b'<EventID csd-code="110104"': "DICOM Instances Transferred",
     b'<EventID csd-code="110113"': "Security Alert",
 }
