@@ -47,6 +47,7 @@ from gateway.edge.reload import Applied, RegistryHolder
 from gateway.edge.tlsaccept import HandshakeFailures, TlsSite
 from gateway.keys import DRAIN, HOLDER, LIVE, METRICS, OUTCOMES, READINESS, SECURITY
 from gateway.relay.tls import server_context
+from gateway.service.allocator import limit_arenas
 from gateway.service.config import Loaded, for_worker, load_all, summary
 from gateway.service.state import State
 from gateway.service.version import commit
@@ -92,6 +93,7 @@ def serve_process(
 ) -> int:
     """Serve until stopped (module docstring); the exit status: 0, or 1 when the process
     could not start (the reason on standard error)."""
+    limit_arenas()  # before any thread of this process starts (module docstring)
     settings = overrides.apply(loaded.server)
     several = slot is not None and slot.count > 1
     index = slot.index if slot is not None else 0
