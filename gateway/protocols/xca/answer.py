@@ -78,7 +78,9 @@ async def send_answer(
     await response.prepare(request)
     out = _Out(response, exchange)
     try:
-        await out.write(writer.root(envelope))
+        await out.write(writer.root_head(envelope))
+        await out.write(envelope)
+        del envelope  # about 1 MB for 2,000 documents: not held while the parts stream
         for content_id, data in inline:
             await out.write(writer.part_head(content_id))
             await out.write(data)

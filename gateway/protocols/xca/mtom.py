@@ -399,6 +399,11 @@ class MtomWriter:
     def root(self, envelope: bytes) -> bytes:
         """The opening delimiter, the root part's headers and ``envelope``. Raises
         ValueError when the envelope holds ``--boundary`` (it would end the part)."""
+        return self.root_head(envelope) + envelope
+
+    def root_head(self, envelope: bytes) -> bytes:
+        """:meth:`root` without the envelope, for a writer that sends the envelope as it is
+        (an answer's envelope for 2,000 documents is about 1 MB: not copied once more)."""
         if b"--" + self.boundary.encode("ascii") in envelope:
             raise ValueError("the envelope contains the MTOM boundary")
         headers = {
@@ -407,7 +412,7 @@ class MtomWriter:
             "Content-ID": f"<{self.root_id}>",
         }
         # The first delimiter needs no CRLF before it (RFC 2046 §5.1.1): send none.
-        return part_head(self.boundary, headers)[2:] + envelope
+        return part_head(self.boundary, headers)[2:]
 
     def part_head(self, content_id: str, content_type: str = "application/dicom") -> bytes:
         """The delimiter and headers opening a binary part; its bytes follow unchanged."""
