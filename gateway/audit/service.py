@@ -376,7 +376,7 @@ class AuditService:
                 )
             self._write_error = os.strerror(exc.errno) if exc.errno else str(exc)
             return False
-        self._recent.note(end, record)
+        self._recent.note(end, record, len(payload))
         if self._write_error is not None:
             log.info("audit journal writable again")
             self._write_error = None

@@ -25,7 +25,7 @@ def journalled(record: AuditRecord, end: int) -> Record:
 def test_a_noted_record_renders_as_the_journalled_bytes_would(record: AuditRecord) -> None:
     recent = RecentRecords()
     read = journalled(record, 4096)
-    recent.note(read.end, record)
+    recent.note(read.end, record, len(read.payload))
     from_memory = recent.decode(read)
     from_bytes = decode(read.payload)
     assert from_memory is record
@@ -38,9 +38,9 @@ def test_a_noted_record_renders_as_the_journalled_bytes_would(record: AuditRecor
 def test_a_record_not_noted_or_let_go_is_decoded_from_its_bytes(
     first: AuditRecord, second: AuditRecord
 ) -> None:
-    recent = RecentRecords(capacity=1)
-    recent.note(100, first)
-    recent.note(200, second)  # the capacity lets the first go
+    recent = RecentRecords(max_bytes=10)
+    recent.note(100, first, 6)
+    recent.note(200, second, 6)  # over the limit: the first is let go
     assert recent.decode(journalled(first, 100)) == first
     assert recent.decode(journalled(first, 100)) is not first
     assert recent.decode(journalled(second, 200)) is second
@@ -49,19 +49,34 @@ def test_a_record_not_noted_or_let_go_is_decoded_from_its_bytes(
 
 @settings(max_examples=5, deadline=None)
 @given(records)
-def test_memory_is_bounded_and_cleared(record: AuditRecord) -> None:
-    recent = RecentRecords(capacity=3)
+def test_memory_is_bounded_by_encoded_size_and_cleared(record: AuditRecord) -> None:
+    recent = RecentRecords(max_bytes=300)
     for end in range(10):
-        recent.note(end, record)
-    assert len(recent) == 3
+        recent.note(end, record, 100)
+    assert (len(recent), recent.bytes) == (3, 300)
     assert [recent.decode(journalled(record, end)) is record for end in range(10)] == [
         False
     ] * 7 + [True] * 3
+    recent.note(10, record, 250)  # a large record lets the three older ones go
+    assert (len(recent), recent.bytes) == (1, 250)
     recent.clear()
-    assert len(recent) == 0
+    assert (len(recent), recent.bytes) == (0, 0)
 
 
 def test_a_legacy_frame_passes_through() -> None:
     frame = b"<85>1 2026-03-16T10:15:30.120Z host app 1 IHE+RFC-3881 - x"
     got = RecentRecords().decode(Record(start=0, end=len(frame) + 8, payload=frame))
     assert got == LegacyFrame(frame)
+
+
+@settings(max_examples=5, deadline=None)
+@given(records)
+def test_a_record_larger_than_the_largest_kept_is_decoded_from_its_bytes(
+    record: AuditRecord,
+) -> None:
+    recent = RecentRecords(largest=100)
+    recent.note(1, record, 101)
+    recent.note(2, record, 100)
+    assert (len(recent), recent.bytes) == (1, 100)
+    assert recent.decode(journalled(record, 1)) is not record
+    assert recent.decode(journalled(record, 2)) is record
