@@ -93,7 +93,7 @@ class Sender:
         backoff_max_s: float = 30.0,
         settle_s: float = 0.0,
         batch_records: int = 256,
-        batch_bytes: int = 1024 * 1024,
+        batch_bytes: int = 256 * 1024,
         linger_s: float = 0.0,
         on_commit: Callable[[], None] | None = None,
         decode: Callable[[Record], AuditRecord | LegacyFrame] | None = None,
