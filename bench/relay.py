@@ -51,7 +51,6 @@ from bench.measure import MB, bulk, small
 from bench.nginx import NginxProxy, TlsFiles
 from bench.report import report
 from bench.sources import (
-    BenchOrthanc,
     Certificates,
     StoredStudy,
     certificates,
@@ -60,6 +59,7 @@ from bench.sources import (
 )
 from peers.gateway import REPO, GatewayProcess, gateway_config
 from peers.net import free_port
+from peers.orthanc import OrthancServer
 
 __all__ = ["PROBES", "Target", "main"]
 
@@ -162,7 +162,7 @@ def _setup(
     static_process, static_base = start_static(parts=instances)
     try:
         with contextlib.ExitStack() as stack:
-            orthanc = stack.enter_context(BenchOrthanc(tmp / "orthanc"))
+            orthanc = stack.enter_context(OrthancServer(tmp / "orthanc", name="bench"))
             t0 = time.monotonic()
             study = store_study(orthanc, instances)
             print(f"stored {instances} instances ({study.bytes / MB:.0f} MB) in Orthanc "
@@ -212,7 +212,7 @@ def _xc(gateway: GatewayProcess, rluid: str, path: str) -> str:
 
 
 def _direct(
-    orthanc: BenchOrthanc, orthanc_tls: str, static_url: str, study: StoredStudy
+    orthanc: OrthancServer, orthanc_tls: str, static_url: str, study: StoredStudy
 ) -> Target:
     return Target(
         name="direct",
@@ -273,7 +273,7 @@ def _chain(initiating: GatewayProcess, responding: GatewayProcess, study: Stored
     )
 
 
-def _responding(orthanc: BenchOrthanc, static_url: str) -> dict[str, Any]:
+def _responding(orthanc: OrthancServer, static_url: str) -> dict[str, Any]:
     config = gateway_config(
         home_community_id=HOME,
         port=free_port(),

@@ -15,25 +15,21 @@ one at a time.
 from __future__ import annotations
 
 import http.client
-import json
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
 
 import trustme
 
 from peers.gateway import REPO
 from peers.net import free_port, wait_http
-from peers.orthanc import find_orthanc
-from peers.process import PeerProcess
+from peers.orthanc import OrthancServer
 from peers.studies import SyntheticStudy, make_study
 
 __all__ = [
-    "BenchOrthanc",
     "Certificates",
     "Instance",
     "StoredStudy",
@@ -98,62 +94,12 @@ def certificates(folder: Path) -> Certificates:
     return files
 
 
-class BenchOrthanc(PeerProcess):
-    """Orthanc with DICOMweb on loopback, storage and index in ``folder``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.storage = folder / "storage"
-        self.port = free_port()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def dicomweb_url(self) -> str:
-        return f"{self.url}/dicom-web/"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def __enter__(self) -> Self:
-        binary, plugin = find_orthanc()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.storage.mkdir(parents=True, exist_ok=True)
-        config = {
-            "Name": "bench",
-            "StorageDirectory": str(self.storage),
-            "IndexDirectory": str(self.storage),
-            "HttpPort": self.port,
-            "DicomServerEnabled": False,
-            "RemoteAccessAllowed": False,
-            "HttpCompressionEnabled": False,
-            "StorageCompression": False,
-            "Plugins": [plugin],
-            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
-        }
-        config_file = self.folder / "orthanc.json"
-        config_file.write_text(json.dumps(config, indent=2))
-        self.spawn(
-            [binary, str(config_file)], log_file=self.folder / "orthanc.log", cwd=self.folder
-        )
-        try:
-            wait_http(f"{self.url}/system", alive=self.alive)
-        except Exception:
-            self.stop()
-            raise
-        return self
-
-
 def _numbered(uid: bytes, prefix: bytes, n: int) -> bytes:
     """A UID as long as ``uid``: ``prefix`` then ``n`` zero-padded (a same-length swap)."""
     return prefix + b"%0*d" % (len(uid) - len(prefix), n)
 
 
-def store_study(orthanc: BenchOrthanc, instances: int) -> StoredStudy:
+def store_study(orthanc: OrthancServer, instances: int) -> StoredStudy:
     """Store a study of ``instances`` CT instances of 0.5 MiB, and a one-instance study of
     about 2.6 kB, into ``orthanc`` (HTTP)."""
     big = make_study(seed="bench-big", series_count=1, instances_per_series=1, rows=512, columns=512)

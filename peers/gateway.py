@@ -194,11 +194,6 @@ class GatewayProcess(PeerProcess):
         """The XC-WADO endpoint, ending in ``/``."""
         return f"{self.url}{self.base_path}/"
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
     def write_config(self, config: dict[str, Any] | None = None) -> None:
         self.config_file.write_text(yaml.safe_dump(config or self.config, sort_keys=False))
 

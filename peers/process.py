@@ -33,6 +33,12 @@ class PeerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The running process's id (a benchmark reads its CPU time)."""
+        assert self.process is not None
+        return self.process.pid
+
     def stop(self, timeout_s: float = 10) -> None:
         """SIGTERM, then SIGKILL if it has not ended within ``timeout_s``."""
         process, self.process = self.process, None
