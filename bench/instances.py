@@ -27,7 +27,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.stream import Sampler, curl
+from bench.measure import Sampler
+from bench.stream import curl
 from peers.gateway import REPO, GatewayProcess, gateway_config
 from peers.net import free_port, wait_http
 from peers.studies import make_study
@@ -169,7 +170,7 @@ def run(gateway: GatewayProcess, instances: int) -> dict[str, object]:
     rows = {}
     for count in (instances // 10, instances):
         baseline = process.memory_info().rss
-        with Sampler(gateway.pid, interval_s=0.01) as sampler:
+        with Sampler([gateway.pid], interval_s=0.01) as sampler:
             row = curl(url(count))
         after = process.memory_info().rss
         rows[str(count)] = {

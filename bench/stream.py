@@ -20,40 +20,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import psutil
 
+from bench.measure import Sampler
 from peers.gateway import REPO, GatewayProcess, gateway_config
 from peers.net import free_port, wait_http
 
 MB = 1_000_000
-
-
-class Sampler:
-    """Peak RSS of one process, sampled from a thread."""
-
-    def __init__(self, pid: int, *, interval_s: float = 0.02) -> None:
-        self.process = psutil.Process(pid)
-        self.interval_s = interval_s
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval_s)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def start_source(parts: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -161,7 +137,7 @@ def run(gateway: GatewayProcess, big_base: str, runs: int) -> dict[str, object]:
     memory = {}
     for label, rluid in (("100MiB", "1.2.2"), ("1GiB", "1.2.1")):
         baseline = psutil.Process(gateway.pid).memory_info().rss
-        with Sampler(gateway.pid) as sampler:
+        with Sampler([gateway.pid]) as sampler:
             slow = curl(through[rluid], limit_bytes_per_s=quarter)
         memory[label] = {"baseline_rss_mb": baseline / MB, "peak_rss_mb": sampler.peak / MB, **slow}
     return {

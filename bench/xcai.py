@@ -38,7 +38,7 @@ from typing import Any
 
 import psutil
 
-from bench.stream import Sampler
+from bench.measure import Sampler
 from bench.xcaisource import EXPLICIT_LE, Catalogue, start_source
 from gateway.protocols.xca.envelope import build_request, parse_response
 from gateway.protocols.xca.model import (
@@ -295,8 +295,8 @@ def _measured(  # noqa: PLR0917 - one call site, in order
     a, b = gateways
     before = {p.name: psutil.Process(p.pid).memory_info().rss for p in (a, b)}
     with (
-        Sampler(a.pid) as rss_a,
-        Sampler(b.pid) as rss_b,
+        Sampler([a.pid]) as rss_a,
+        Sampler([b.pid]) as rss_b,
         SpoolSampler(a.pid, folder / "a-spool") as spool_a,
         SpoolSampler(b.pid, folder / "b-spool") as spool_b,
     ):
