@@ -43,7 +43,6 @@ upstream); after it, the connection is aborted.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 
@@ -63,9 +62,9 @@ from gateway.consumer.reading import body_chunks
 from gateway.consumer.urls import Target, instance_urls, urls_for
 from gateway.edge.hardening import read_manifest
 from gateway.errors import GatewayError, UpstreamStatus
-from gateway.exchange import Exchange, Leg, Outcome
+from gateway.exchange import Exchange, Leg
 from gateway.keys import EXCHANGE, MANIFEST_CACHE, MANIFEST_READER, RELAY, SPOOL
-from gateway.protocols.xca.fromweb import abort
+from gateway.protocols.xca.fromweb import abort, complete
 from gateway.protocols.xca.reframe import multipart_type
 from gateway.protocols.xca.results import PartFailed
 from gateway.relay.dicomheader import read_identity
@@ -77,7 +76,6 @@ from gateway.relay.multipart import (
     PartEnd,
     PartStart,
     boundary_of,
-    closing,
     part_head,
 )
 from mado.errors import SelectionError
@@ -261,12 +259,7 @@ async def _stream(
             raise
         abort(request, exchange, exc)
         return response
-    # Complete: record it before the closing delimiter lets the client see the end.
-    exchange.outcome = Outcome.COMPLETE
-    relay.telemetry.seal(exchange)
-    with contextlib.suppress(ConnectionResetError):  # the client left before the end
-        await response.write(closing(boundary))
-        await response.write_eof()
+    await complete(response, exchange, relay.telemetry, boundary)
     return response
 
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # annotations only: the registry behind the plan is no busine
     from gateway.protocols.xca.plan import Group, Refused
     from routing.ids import HomeCommunityId
 
-__all__ = ["Consolidated", "consolidate"]
+__all__ = ["Consolidated", "consolidate", "outcome_of"]
 
 _DICOM = "application/dicom"
 _SILENT = "the source answered neither the document nor an error for it"
@@ -159,18 +159,24 @@ def _outcomes(
                 code = refusals[key]
             else:
                 code = _code_for(document, group_errors.get(upstream or "", ()))
-        outcomes.append(
-            DocumentOutcome(
-                study_uid=document.study_uid,
-                series_uid=document.series_uid,
-                document_uid=document.document_uid,
-                repository_id=document.repository_id,
-                home_community_id=document.home_community_id,
-                error_code=code,
-                upstream=upstream,
-            )
-        )
+        outcomes.append(outcome_of(document, error_code=code, upstream=upstream))
     return tuple(outcomes)
+
+
+def outcome_of(
+    document: DocumentRequest, *, error_code: str | None, upstream: str | None
+) -> DocumentOutcome:
+    """The exchange's record of one requested document: returned (``error_code`` None) or
+    not, and which upstream answered for it."""
+    return DocumentOutcome(
+        study_uid=document.study_uid,
+        series_uid=document.series_uid,
+        document_uid=document.document_uid,
+        repository_id=document.repository_id,
+        home_community_id=document.home_community_id,
+        error_code=error_code,
+        upstream=upstream,
+    )
 
 
 def _code_for(document: DocumentRequest, errors: Sequence[RegistryError]) -> str:

@@ -49,9 +49,10 @@ from gateway.errors import (
     NoInstanceAccepted,
     ResourceNotBridgeable,
 )
-from gateway.exchange import DocumentOutcome, Exchange, Leg, Outcome
+from gateway.exchange import Exchange, Leg, Outcome, Telemetry
 from gateway.manifestcache import ManifestCache
 from gateway.protocols.xca import client
+from gateway.protocols.xca.consolidate import outcome_of
 from gateway.protocols.xca.fetching import Fetching
 from gateway.protocols.xca.model import (
     DocumentRequest,
@@ -80,7 +81,7 @@ from routing.registry import Route
 from routing.upstream import Protocol as UpstreamProtocol
 from routing.upstream import Upstream
 
-__all__ = ["Sent", "abort", "bridge", "carrier_for", "group_for", "send"]
+__all__ = ["Sent", "abort", "bridge", "carrier_for", "complete", "group_for", "send"]
 
 log = logging.getLogger("mado_gateway.bridge")
 
@@ -243,13 +244,20 @@ async def _answer(
         log.exception("bridged answer failed after its first byte")
         abort(request, exchange, exc)
         return response
-    # Complete: recorded (audit journal included) before the closing delimiter.
+    await complete(response, exchange, relay.telemetry, boundary)
+    return response
+
+
+async def complete(
+    response: web.StreamResponse, exchange: Exchange, telemetry: Telemetry, boundary: str
+) -> None:
+    """End a whole multipart answer: the exchange is sealed (the audit journal included)
+    before the closing delimiter lets the client see that it is complete (design.md §4)."""
     exchange.outcome = Outcome.COMPLETE
-    relay.telemetry.seal(exchange)
+    telemetry.seal(exchange)
     with contextlib.suppress(ConnectionResetError):  # the client left before the end
         await response.write(closing(boundary))
         await response.write_eof()
-    return response
 
 
 def abort(request: web.Request, exchange: Exchange, exc: BaseException) -> None:
@@ -296,13 +304,5 @@ def _record(
                 (e.code for e in errors if document.document_uid in e.context), fallback
             )
         exchange.documents.append(
-            DocumentOutcome(
-                study_uid=document.study_uid,
-                series_uid=document.series_uid,
-                document_uid=document.document_uid,
-                repository_id=document.repository_id,
-                home_community_id=document.home_community_id,
-                error_code=code,
-                upstream=group.upstream.name,
-            )
+            outcome_of(document, error_code=code, upstream=group.upstream.name)
         )
