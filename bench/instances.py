@@ -21,16 +21,16 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
 from bench.measure import Sampler
+from bench.sources import start_server
 from bench.stream import curl
 from peers.gateway import REPO, GatewayProcess, gateway_config
-from peers.net import free_port, wait_http
+from peers.net import free_port
 from peers.studies import make_study
 
 MB = 1_000_000
@@ -110,17 +110,7 @@ def start_source(size: int, per_series: int) -> tuple[subprocess.Popen[bytes], s
     port = free_port()
     command = [sys.executable, "-m", "bench.instances", "--serve", str(port)]
     command += ["--instance-bytes", str(size), "--per-series", str(per_series)]
-    process = subprocess.Popen(command, cwd=REPO)
-    base = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            wait_http(base + "studies/1", timeout_s=0.5)
-            return process, base
-        except (TimeoutError, RuntimeError):
-            if time.monotonic() > deadline:
-                process.terminate()
-                raise
+    return start_server(command, port, "studies/1", timeout_s=10)
 
 
 def main() -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.client
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ __all__ = [
     "Instance",
     "StoredStudy",
     "certificates",
+    "start_server",
     "start_static",
     "store_study",
 ]
@@ -152,20 +152,28 @@ def _post(port: int, body: bytes) -> None:
         connection.close()
 
 
-def start_static(parts: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_static(parts: int, *, side: int = 512) -> tuple[subprocess.Popen[bytes], str]:
     """The static source (:mod:`peers.faults` in its own process): ``parts`` CT instances of
-    0.5 MiB in one multipart answer with a Content-Length, parts without one; returns the
-    process and the base URL whose ``big/studies/…`` answers it."""
+    ``side`` x ``side`` pixels (512: 0.5 MiB) in one multipart answer with a Content-Length,
+    parts without one; returns the process and the base URL whose ``big/studies/…`` answers
+    it."""
     port = free_port()
-    command = [sys.executable, "-m", "peers.faults", "--port", str(port), "--side", "512"]
-    process = subprocess.Popen([*command, "--parts", str(parts)], cwd=REPO)
+    command = [sys.executable, "-m", "peers.faults", "--port", str(port), "--side", str(side)]
+    return start_server([*command, "--parts", str(parts)], port, "big/studies/1.2")
+
+
+def start_server(
+    command: list[str], port: int, ready_path: str, *, timeout_s: float = 20.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``command``, a server on 127.0.0.1:``port``, in its own process once ``ready_path``
+    answers 200: (the process, its base URL ending in ``/``). Raises as
+    :func:`peers.net.wait_http` does (the process stopped first, not left behind)."""
+    process = subprocess.Popen(command, cwd=REPO)
     base = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            wait_http(base + "big/studies/1.2", timeout_s=0.5)
-            return process, base
-        except (TimeoutError, RuntimeError):
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.terminate()
-                raise
+    try:
+        wait_http(base + ready_path, timeout_s=timeout_s, alive=lambda: process.poll() is None)
+    except BaseException:
+        process.terminate()
+        process.wait()
+        raise
+    return process, base

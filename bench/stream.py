@@ -20,45 +20,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import psutil
 
 from bench.measure import Sampler
+from bench.sources import start_static
 from peers.gateway import REPO, GatewayProcess, gateway_config
-from peers.net import free_port, wait_http
+from peers.net import free_port
 
 MB = 1_000_000
-
-
-def start_source(parts: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "peers.faults",
-            "--port",
-            str(port),
-            "--side",
-            "512",
-            "--parts",
-            str(parts),
-        ],
-        cwd=REPO,
-    )
-    base = f"http://127.0.0.1:{port}/"
-    # any path answers once the server listens; /ping/ is a 404, which is fine
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            wait_http(base + "big/studies/1.2", timeout_s=0.5)
-            break
-        except (TimeoutError, RuntimeError):
-            if time.monotonic() > deadline:
-                raise
-    return process, base
 
 
 def curl(url: str, limit_bytes_per_s: int | None = None) -> dict[str, float]:
@@ -85,8 +56,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "stream.json")
     args = parser.parse_args()
 
-    big_source, big_base = start_source(parts=2048)  # 1 GiB of parts
-    small_source, small_base = start_source(parts=200)  # 100 MiB
+    big_source, big_base = start_static(parts=2048)  # 1 GiB of parts
+    small_source, small_base = start_static(parts=200)  # 100 MiB
     try:
         with tempfile.TemporaryDirectory() as folder:
             config = gateway_config(

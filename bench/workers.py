@@ -15,28 +15,18 @@ import argparse
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from peers.gateway import REPO, GatewayProcess, gateway_config
-from peers.net import free_port, wait_http
+from bench.sources import start_static
+from peers.gateway import GatewayProcess, gateway_config
+from peers.net import free_port
 
 OWN = "1.2.3.4"
 LOCATION = "1.2.3.4.5"
 _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
-
-
-def start_source() -> tuple[subprocess.Popen[bytes], str]:
-    """The static source: one 32 x 32 CT instance (2.6 kB) per answer."""
-    port = free_port()
-    command = [sys.executable, "-m", "peers.faults", "--port", str(port), "--side", "32"]
-    process = subprocess.Popen([*command, "--parts", "1"], cwd=REPO)
-    base = f"http://127.0.0.1:{port}/"
-    wait_http(base + "big/studies/1.2", timeout_s=20)
-    return process, base
 
 
 def rate(base: str, workers: int, seconds: int) -> float:
@@ -72,7 +62,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args()
-    source, base = start_source()
+    source, base = start_static(parts=1, side=32)  # one 2.6 kB CT instance per answer
     rates: dict[int, list[float]] = {1: [], 2: []}
     try:
         for _ in range(args.rounds):

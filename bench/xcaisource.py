@@ -13,11 +13,10 @@ import argparse
 import asyncio
 import subprocess
 import sys
-import time
 
-from peers.gateway import REPO
+from bench.sources import start_server
 from peers.instancesource import EXPLICIT_LE, Catalogue, serve
-from peers.net import free_port, wait_http
+from peers.net import free_port
 
 __all__ = ["EXPLICIT_LE", "Catalogue", "start_source"]
 
@@ -27,19 +26,9 @@ def start_source(size: int, per_series: int) -> tuple[subprocess.Popen[bytes], s
     port = free_port()
     command = [sys.executable, "-m", "bench.xcaisource", str(port)]
     command += ["--instance-bytes", str(size), "--per-series", str(per_series)]
-    process = subprocess.Popen(command, cwd=REPO)
-    base = f"http://127.0.0.1:{port}/"
     first = Catalogue(size, per_series).document(0)
-    probe = f"{base}studies/{first.study_uid}/series/{first.series_uid}/instances/{first.sop_uid}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            wait_http(probe, timeout_s=0.5)
-            return process, base
-        except (TimeoutError, RuntimeError):
-            if time.monotonic() > deadline:
-                process.terminate()
-                raise
+    probe = f"studies/{first.study_uid}/series/{first.series_uid}/instances/{first.sop_uid}"
+    return start_server(command, port, probe)
 
 
 def main() -> int:
