@@ -50,7 +50,7 @@ from gateway.errors import (
 from gateway.exchange import Attempt, Exchange, Failure, Leg, Refusal, RefusalKind
 from gateway.relay.handover import Relay
 from gateway.relay.headers import request_headers
-from gateway.relay.multipart import MultipartError, boundary_of
+from gateway.relay.multipart import MultipartError, boundary_in
 from gateway.relay.redirects import Follower
 from gateway.relay.stream import RewriterFor, stream_answer
 from gateway.relay.takeover import WANT_RAW
@@ -267,7 +267,7 @@ def _refusal(upstream: str, answer: aiohttp.ClientResponse) -> GatewayError | No
         return UpstreamProtocol(upstream, "a Content-Type that cannot be read")
     if media.type == "multipart":
         try:
-            boundary_of(content_type)
+            boundary_in(media)
         except MultipartError:
             return UpstreamProtocol(upstream, "a multipart body without a usable boundary")
     return None
