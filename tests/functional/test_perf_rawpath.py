@@ -16,8 +16,9 @@ the exchange without harm to the next one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -194,25 +195,11 @@ def _pool_upstream(url: str) -> Upstream:
     ],
 )
 async def test_an_answer_held_at_its_head_reads_the_same_when_released(pieces: list[bytes]) -> None:
-    async with _Scripted(pieces) as url:
-        pool = UpstreamPool(read_bufsize=65536)
-        upstream = _pool_upstream(url)
-        try:
-            with pool.lease(upstream) as session:
-                token = WANT_RAW.set(True)
-                try:
-                    answer = await session.get(url + "x")
-                finally:
-                    WANT_RAW.reset(token)
-                async with answer:
-                    protocol = answer.connection.protocol if answer.connection else None
-                    assert isinstance(protocol, SplitHandler)
-                    assert protocol.holding
-                    assert answer.status == 200
-                    protocol.release()
-                    assert await answer.read() == b"hello world"
-        finally:
-            await pool.close()
+    async with _Scripted(pieces) as url, _relay_get(url) as (answer, protocol):
+        assert protocol.holding
+        assert answer.status == 200
+        protocol.release()
+        assert await answer.read() == b"hello world"
 
 
 @pytest.mark.parametrize(
@@ -225,19 +212,26 @@ async def test_an_answer_held_at_its_head_reads_the_same_when_released(pieces: l
     ],
 )
 async def test_an_answer_not_to_take_over_is_never_held(pieces: list[bytes]) -> None:
-    async with _Scripted(pieces) as url:
-        pool = UpstreamPool(read_bufsize=65536)
-        try:
-            with pool.lease(_pool_upstream(url)) as session:
-                token = WANT_RAW.set(True)
-                try:
-                    answer = await session.get(url + "x")
-                finally:
-                    WANT_RAW.reset(token)
-                async with answer:
-                    protocol = answer.connection.protocol if answer.connection else None
-                    assert isinstance(protocol, SplitHandler)
-                    assert not protocol.holding
-                    assert await answer.read() == b"not found"  # no release needed
-        finally:
-            await pool.close()
+    async with _Scripted(pieces) as url, _relay_get(url) as (answer, protocol):
+        assert not protocol.holding
+        assert await answer.read() == b"not found"  # no release needed
+
+
+@contextlib.asynccontextmanager
+async def _relay_get(url: str) -> AsyncIterator[tuple[aiohttp.ClientResponse, SplitHandler]]:
+    """GET ``url`` + ``x`` from a pool as the relay asks (``WANT_RAW`` set): the open answer
+    and the protocol that read its head."""
+    pool = UpstreamPool(read_bufsize=65536)
+    try:
+        with pool.lease(_pool_upstream(url)) as session:
+            token = WANT_RAW.set(True)
+            try:
+                answer = await session.get(url + "x")
+            finally:
+                WANT_RAW.reset(token)
+            async with answer:
+                protocol = answer.connection.protocol if answer.connection else None
+                assert isinstance(protocol, SplitHandler)
+                yield answer, protocol
+    finally:
+        await pool.close()
