@@ -288,18 +288,23 @@ def test_without_a_manifest_a_study_is_the_documented_problem(world: World) -> N
         assert json.loads(body)["type"] == "urn:mado-gateway:problem:not-bridgeable"
 
 
+def post_kos(gateway: GatewayProcess, manifest: Path) -> tuple[int, str, bytes]:
+    """POST /mado/retrieve of a KOS ``manifest`` at ``gateway``, for community C."""
+    return post_manifest(
+        gateway.url,
+        manifest.read_bytes(),
+        query=f"homeCommunityId={COMMUNITY_C}",
+        headers={"Content-Type": "application/dicom"},
+    )
+
+
 @pytest.mark.xcai(32, 34)
 def test_a_posted_manifest_streams_the_study_and_then_lists_it_for_rad160(world: World) -> None:
     made = study(world.orthanc, "xcai-fromweb-post", series=2, each=3)
     manifest = manifest_of(made, world.folder, "post")
     hits = world.a.metric('mado_gateway_manifest_cache_events_total{event="hit"}') or 0.0
     # POST /mado/retrieve at A: bridged natively, one RAD-75, one multipart answer
-    status, content_type, body = post_manifest(
-        world.a.url,
-        manifest.read_bytes(),
-        query=f"homeCommunityId={COMMUNITY_C}",
-        headers={"Content-Type": "application/dicom"},
-    )
+    status, content_type, body = post_kos(world.a, manifest)
     assert status == 200
     parts = split_multipart(body, content_type)
     assert sorted(sha(p.body) for p in parts) == sorted(sha(i.part10) for i in made.instances)
@@ -324,12 +329,7 @@ def test_a_posted_manifest_streams_the_study_and_then_lists_it_for_rad160(world:
 def test_a_listed_instance_the_community_lacks_makes_a_206_with_a_warning(world: World) -> None:
     made = study(world.orthanc, "xcai-fromweb-partial", series=1, each=3, upload=2)
     manifest = manifest_of(made, world.folder, "partial")
-    status, content_type, body = post_manifest(
-        world.a.url,
-        manifest.read_bytes(),
-        query=f"homeCommunityId={COMMUNITY_C}",
-        headers={"Content-Type": "application/dicom"},
-    )
+    status, content_type, body = post_kos(world.a, manifest)
     assert status == 200  # a manifest retrieval takes what comes (MADO X.1.1.2)
     assert len(split_multipart(body, content_type)) == 2
     series = made.series_uids[0]
@@ -364,12 +364,7 @@ def test_fetch_retrieves_every_instance_instance_by_instance(world: World, tmp_p
 def test_post_at_the_initiating_gateway_asks_instance_by_instance(world: World) -> None:
     made = study(world.orthanc, "xcai-fromweb-post-b", series=1, each=3)
     manifest = manifest_of(made, world.folder, "post-b")
-    status, content_type, body = post_manifest(
-        world.b.url,
-        manifest.read_bytes(),
-        query=f"homeCommunityId={COMMUNITY_C}",
-        headers={"Content-Type": "application/dicom"},
-    )
+    status, content_type, body = post_kos(world.b, manifest)
     assert status == 200
     parts = split_multipart(body, content_type)
     assert sorted(p.body for p in parts) == sorted(i.part10 for i in made.instances)
