@@ -3,15 +3,17 @@ read what was stored — one helper each, shared by every manifest test module."
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from mado.model import Manifest
 from tests.functional.chain import COMMUNITY_A, Chain
 
-__all__ = ["fetch", "post_manifest", "received", "through"]
+__all__ = ["fetch", "post_manifest", "received", "strip_key_image_flags", "through"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,3 +65,18 @@ def post_manifest(
 def received(out: Path) -> dict[str, bytes]:
     """The Part 10 files ``fetch`` stored in ``out``, by SOP Instance UID."""
     return {p.stem: p.read_bytes() for p in out.rglob("*.dcm")}
+
+
+def strip_key_image_flags(manifest: Manifest) -> Manifest:
+    """``manifest`` as a Content Creator writes it that did not read the Key Image Notes:
+    no key-image flags, so a key-image retrieval must read the notes themselves."""
+    series = tuple(
+        dataclasses.replace(
+            s,
+            instances=tuple(
+                dataclasses.replace(i, flagged_by=(), key_description=None) for i in s.instances
+            ),
+        )
+        for s in manifest.series
+    )
+    return dataclasses.replace(manifest, series=series)

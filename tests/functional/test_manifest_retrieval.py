@@ -16,14 +16,13 @@ import pytest
 
 from mado.create import SeriesLocation, build_manifest, datasets_from_metadata
 from mado.load import write_path
-from mado.model import Manifest
 from peers.gateway import REPO
 from peers.multipart import split_multipart
 from peers.orthanc import OrthancServer
 from peers.studies import SyntheticInstance, SyntheticStudy, make_key_image_note, make_study
 from routing.ids import Oid
 from tests.functional.chain import COMMUNITY_A, RLUID, Chain
-from tests.functional.manifests import fetch, post_manifest
+from tests.functional.manifests import fetch, post_manifest, strip_key_image_flags
 from tests.functional.manifests import received as stored
 
 
@@ -33,19 +32,6 @@ class Case:
     note: SyntheticInstance
     flagged: list[SyntheticInstance]
     manifest: Path  # KOS manifest WITHOUT key-image flags
-
-
-def strip_key_image_flags(manifest: Manifest) -> Manifest:
-    series = tuple(
-        dataclasses.replace(
-            s,
-            instances=tuple(
-                dataclasses.replace(i, flagged_by=(), key_description=None) for i in s.instances
-            ),
-        )
-        for s in manifest.series
-    )
-    return dataclasses.replace(manifest, series=series)
 
 
 @pytest.fixture(scope="module")

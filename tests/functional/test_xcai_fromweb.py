@@ -40,9 +40,15 @@ from peers.gateway import (
 from peers.multipart import split_multipart
 from peers.net import free_port
 from peers.orthanc import OrthancServer
-from peers.studies import SyntheticInstance, SyntheticStudy, compress_rle, make_study
+from peers.studies import (
+    SyntheticInstance,
+    SyntheticStudy,
+    compress_rle,
+    make_key_image_note,
+    make_study,
+)
 from routing.ids import Oid
-from tests.functional.manifests import fetch, post_manifest, received
+from tests.functional.manifests import fetch, post_manifest, received, strip_key_image_flags
 
 COMMUNITY_A = "urn:oid:1.3.6.1.4.1.21367.13.80.1"
 COMMUNITY_B = "urn:oid:1.3.6.1.4.1.21367.13.80.2"
@@ -338,6 +344,32 @@ def test_a_listed_instance_the_community_lacks_makes_a_206_with_a_warning(world:
     assert headers["warning"].startswith("299 ")
     parts = split_multipart(body, headers["content-type"])
     assert sorted(p.body for p in parts) == sorted(i.part10 for i in made.instances[:2])
+
+
+@pytest.mark.xcai(32)
+def test_key_images_of_a_posted_manifest_come_from_notes_read_over_rad75(world: World) -> None:
+    made = study(world.orthanc, "xcai-fromweb-kin", series=2, each=3)
+    flagged = [made.instances[1], made.instances[4]]
+    note = make_key_image_note(made, flagged, seed="xcai-fromweb-kin")
+    world.orthanc.upload_all([note.part10])
+    datasets = [
+        pydicom.dcmread(io.BytesIO(i.part10), stop_before_pixels=True)
+        for i in (*made.instances, note)
+    ]
+    manifest = build_manifest(datasets, SeriesLocation(retrieve_location_uid=Oid(RLUID_C)))
+    assert manifest.has_key_image_flags  # the Content Creator read the note …
+    path = world.folder / "kin.dcm"
+    write_path(strip_key_image_flags(manifest), path, "kos")  # … this manifest does not say so
+    # A reads the Key Object series over RAD-75 (C speaks only XCA-I), then the key images
+    status, content_type, body = post_manifest(
+        world.a.url,
+        path.read_bytes(),
+        query=f"homeCommunityId={COMMUNITY_C}&selection=key-images",
+        headers={"Content-Type": "application/dicom"},
+    )
+    assert status == 200
+    parts = split_multipart(body, content_type)
+    assert sorted(sha(p.body) for p in parts) == sorted(sha(i.part10) for i in flagged)
 
 
 # -- mado-gateway fetch and POST /mado/retrieve at the initiating gateway ----------------------
