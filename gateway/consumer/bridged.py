@@ -80,7 +80,6 @@ async def bridged_objects(
     """The Key Object series objects whose upstream speaks SOAP: one RAD-75/RAD-69
     for the instances the manifest lists, each returned document read whole (they are
     small; past ``limit`` bytes in all the retrieval is refused)."""
-    exchange = request[EXCHANGE]
     rad160 = rad160_of(step.paths[0])
     settings = request.app[SETTINGS].xca
     documents = documents_for(
@@ -91,14 +90,7 @@ async def bridged_objects(
     objects: list[bytes] = []
     total = 0
     with request.app[SPOOL].request() as budget:
-        fetching = Fetching(
-            request=request,
-            relay=request[RELAY],
-            exchange=exchange,
-            settings=settings,
-            budget=budget,
-            transfer_syntaxes=tuple(settings.any_transfer_syntaxes),
-        )
+        fetching = _fetching(request, budget, tuple(settings.any_transfer_syntaxes))
         sent = await send(fetching, group_for(route.upstream, rad160, documents))
         try:
             if sent.failed:
@@ -154,13 +146,8 @@ async def bridged(
     documents = documents_for(rad160, listed)
     if documents is None:  # a series the manifest lists no instance of
         return
-    fetching = Fetching(
-        request=request,
-        relay=request[RELAY],
-        exchange=exchange,
-        settings=settings,
-        budget=budget,
-        transfer_syntaxes=_transfer_syntaxes(accept, settings.any_transfer_syntaxes),
+    fetching = _fetching(
+        request, budget, _transfer_syntaxes(accept, settings.any_transfer_syntaxes)
     )
     sent = await send(fetching, group_for(route.upstream, rad160, documents))
     try:
@@ -193,3 +180,17 @@ def _transfer_syntaxes(accept: str, any_syntax: Sequence[str]) -> tuple[str, ...
     when it names a transfer syntax, else ``transfer-syntax=*``, which stands for every
     configured syntax: the objects as stored)."""
     return transfer_syntaxes([accept], any_syntax=any_syntax) or tuple(any_syntax)
+
+
+def _fetching(
+    request: web.Request, budget: SpoolBudget, transfer_syntaxes: tuple[str, ...]
+) -> Fetching:
+    """What one SOAP retrieval of this request needs (its relay, exchange, XCA-I settings)."""
+    return Fetching(
+        request=request,
+        relay=request[RELAY],
+        exchange=request[EXCHANGE],
+        settings=request.app[SETTINGS].xca,
+        budget=budget,
+        transfer_syntaxes=transfer_syntaxes,
+    )
